@@ -1,1 +1,308 @@
-//! TODO
+//! Run metrics (pure): ATCT, wait and run distributions, per-host utilisation RU_h, RU, LBD,
+//! makespan, LB ratio, throughput and consistent-hash hit rate. Real runs and the simulator
+//! feed the same [`compute`].
+//!
+//! Times are seconds from the run's start.
+
+/// One attempt that ran on a host (successful or not): it kept a slot busy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Attempt {
+    pub host: usize,
+    pub started: f64,
+    pub finished: f64,
+}
+
+/// A task's life as a whole.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TaskTimes {
+    pub submitted: f64,
+    /// First launch.
+    pub started: f64,
+    /// End of the final attempt.
+    pub finished: f64,
+    /// Run time of the final attempt.
+    pub run: f64,
+    /// Host of the final attempt.
+    pub host: usize,
+    pub succeeded: bool,
+    /// Consistent-hash: whether it ran on its key's first-choice host.
+    pub hit: Option<bool>,
+}
+
+/// A host's capacity over the run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Capacity {
+    pub slots: u32,
+    /// Relative speed (weight).
+    pub speed: f64,
+}
+
+/// Mean and order statistics of a sample.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Summary {
+    pub mean: f64,
+    pub p50: f64,
+    pub p95: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostStats {
+    pub tasks: usize,
+    pub failed: usize,
+    /// Busy slot-seconds.
+    pub busy: f64,
+    pub ru: f64,
+    pub run: Summary,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    pub tasks: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    /// Mean task completion time (finished − submitted).
+    pub atct: f64,
+    pub wait: Summary,
+    pub run: Summary,
+    pub makespan: f64,
+    pub ru: f64,
+    pub lbd: f64,
+    pub lb_ratio: f64,
+    pub throughput: f64,
+    pub hit_rate: Option<f64>,
+    pub hosts: Vec<HostStats>,
+}
+
+/// Computes every metric. `capacity` has one entry per host; hosts with zero slots (never
+/// reachable) are left out of RU and LBD.
+pub fn compute(tasks: &[TaskTimes], attempts: &[Attempt], capacity: &[Capacity]) -> Stats {
+    let makespan = makespan(tasks);
+    let mut hosts = per_host(tasks, attempts, capacity, makespan);
+    let usable: Vec<&HostStats> = hosts
+        .iter()
+        .zip(capacity)
+        .filter(|(_, c)| c.slots > 0)
+        .map(|(h, _)| h)
+        .collect();
+    let ru = mean(usable.iter().map(|h| h.ru));
+    let lbd = mean(usable.iter().map(|h| (h.ru - ru).abs()));
+    let hits: Vec<bool> = tasks.iter().filter_map(|t| t.hit).collect();
+    let stats = Stats {
+        tasks: tasks.len(),
+        succeeded: tasks.iter().filter(|t| t.succeeded).count(),
+        failed: tasks.iter().filter(|t| !t.succeeded).count(),
+        atct: mean(tasks.iter().map(|t| t.finished - t.submitted)),
+        wait: summarize(tasks.iter().map(|t| t.started - t.submitted).collect()),
+        run: summarize(tasks.iter().map(|t| t.run).collect()),
+        makespan,
+        ru,
+        lbd,
+        lb_ratio: lb_ratio(tasks, capacity, makespan),
+        throughput: if makespan > 0.0 {
+            tasks.len() as f64 / makespan
+        } else {
+            0.0
+        },
+        hit_rate: (!hits.is_empty())
+            .then(|| hits.iter().filter(|&&h| h).count() as f64 / hits.len() as f64),
+        hosts: Vec::new(),
+    };
+    Stats {
+        hosts: std::mem::take(&mut hosts),
+        ..stats
+    }
+}
+
+fn makespan(tasks: &[TaskTimes]) -> f64 {
+    let first = tasks
+        .iter()
+        .map(|t| t.submitted)
+        .fold(f64::INFINITY, f64::min);
+    let last = tasks
+        .iter()
+        .map(|t| t.finished)
+        .fold(f64::NEG_INFINITY, f64::max);
+    if tasks.is_empty() {
+        0.0
+    } else {
+        (last - first).max(0.0)
+    }
+}
+
+fn per_host(
+    tasks: &[TaskTimes],
+    attempts: &[Attempt],
+    capacity: &[Capacity],
+    makespan: f64,
+) -> Vec<HostStats> {
+    let mut hosts = vec![HostStats::default(); capacity.len()];
+    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); capacity.len()];
+    for a in attempts {
+        if let Some(h) = hosts.get_mut(a.host) {
+            h.busy += (a.finished - a.started).max(0.0);
+        }
+    }
+    for t in tasks {
+        if let Some(h) = hosts.get_mut(t.host) {
+            h.tasks += 1;
+            h.failed += usize::from(!t.succeeded);
+            runs[t.host].push(t.run);
+        }
+    }
+    for ((h, c), r) in hosts.iter_mut().zip(capacity).zip(runs) {
+        let available = f64::from(c.slots) * makespan;
+        h.ru = if available > 0.0 {
+            (h.busy / available).min(1.0)
+        } else {
+            0.0
+        };
+        h.run = summarize(r);
+    }
+    hosts
+}
+
+/// makespan / max(longest task on the fastest host, total work / total capacity).
+fn lb_ratio(tasks: &[TaskTimes], capacity: &[Capacity], makespan: f64) -> f64 {
+    let speed = |h: usize| capacity.get(h).map_or(1.0, |c| c.speed);
+    let fastest = capacity
+        .iter()
+        .filter(|c| c.slots > 0)
+        .map(|c| c.speed)
+        .fold(0.0, f64::max);
+    let total_capacity: f64 = capacity.iter().map(|c| f64::from(c.slots) * c.speed).sum();
+    if fastest <= 0.0 || total_capacity <= 0.0 {
+        return 0.0;
+    }
+    // Work in nominal seconds: time on the host times the host's speed.
+    let work: Vec<f64> = tasks.iter().map(|t| t.run * speed(t.host)).collect();
+    let longest = work.iter().copied().fold(0.0, f64::max) / fastest;
+    let bound = longest.max(work.iter().sum::<f64>() / total_capacity);
+    if bound > 0.0 { makespan / bound } else { 0.0 }
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 { 0.0 } else { sum / n as f64 }
+}
+
+/// Nearest-rank percentiles.
+pub fn summarize(mut values: Vec<f64>) -> Summary {
+    if values.is_empty() {
+        return Summary::default();
+    }
+    values.sort_by(f64::total_cmp);
+    let rank =
+        |p: f64| values[((p * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1];
+    Summary {
+        mean: values.iter().sum::<f64>() / values.len() as f64,
+        p50: rank(0.50),
+        p95: rank(0.95),
+        max: values[values.len() - 1],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(host: usize, started: f64, finished: f64) -> TaskTimes {
+        TaskTimes {
+            submitted: 0.0,
+            started,
+            finished,
+            run: finished - started,
+            host,
+            succeeded: true,
+            hit: None,
+        }
+    }
+
+    fn attempt(t: &TaskTimes) -> Attempt {
+        Attempt {
+            host: t.host,
+            started: t.started,
+            finished: t.finished,
+        }
+    }
+
+    #[test]
+    fn perfect_balance() {
+        let tasks = vec![task(0, 0.0, 1.0), task(1, 0.0, 1.0)];
+        let attempts: Vec<_> = tasks.iter().map(attempt).collect();
+        let cap = [Capacity {
+            slots: 1,
+            speed: 1.0,
+        }; 2];
+        let s = compute(&tasks, &attempts, &cap);
+        assert_eq!(s.makespan, 1.0);
+        assert_eq!(s.ru, 1.0);
+        assert_eq!(s.lbd, 0.0);
+        assert_eq!(s.lb_ratio, 1.0);
+        assert_eq!(s.atct, 1.0);
+        assert_eq!(s.throughput, 2.0);
+    }
+
+    #[test]
+    fn imbalance_shows_in_lbd_and_lb_ratio() {
+        // Host 0 runs two 1 s tasks in sequence while host 1 idles.
+        let tasks = vec![task(0, 0.0, 1.0), task(0, 1.0, 2.0)];
+        let attempts: Vec<_> = tasks.iter().map(attempt).collect();
+        let cap = [Capacity {
+            slots: 1,
+            speed: 1.0,
+        }; 2];
+        let s = compute(&tasks, &attempts, &cap);
+        assert_eq!(s.hosts[0].ru, 1.0);
+        assert_eq!(s.hosts[1].ru, 0.0);
+        assert_eq!(s.ru, 0.5);
+        assert_eq!(s.lbd, 0.5);
+        assert_eq!(s.lb_ratio, 2.0);
+        assert_eq!(s.atct, 1.5);
+        assert_eq!(s.wait.max, 1.0);
+    }
+
+    #[test]
+    fn unreachable_hosts_do_not_count_in_ru() {
+        let tasks = vec![task(0, 0.0, 1.0)];
+        let attempts: Vec<_> = tasks.iter().map(attempt).collect();
+        let cap = [
+            Capacity {
+                slots: 1,
+                speed: 1.0,
+            },
+            Capacity {
+                slots: 0,
+                speed: 1.0,
+            },
+        ];
+        let s = compute(&tasks, &attempts, &cap);
+        assert_eq!(s.ru, 1.0);
+        assert_eq!(s.lbd, 0.0);
+    }
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let s = summarize((1..=100).map(f64::from).collect());
+        assert_eq!((s.p50, s.p95, s.max), (50.0, 95.0, 100.0));
+        assert_eq!(s.mean, 50.5);
+        assert_eq!(summarize(vec![]), Summary::default());
+    }
+
+    #[test]
+    fn hit_rate_counts_only_tasks_that_have_one() {
+        let mut a = task(0, 0.0, 1.0);
+        a.hit = Some(true);
+        let mut b = task(0, 0.0, 1.0);
+        b.hit = Some(false);
+        let s = compute(
+            &[a, b],
+            &[],
+            &[Capacity {
+                slots: 2,
+                speed: 1.0,
+            }],
+        );
+        assert_eq!(s.hit_rate, Some(0.5));
+    }
+}

@@ -44,7 +44,9 @@ impl Template {
 
     /// The raw bytes of a key template for one task.
     pub fn render_key(&self, ctx: &Context<'_>) -> Vec<u8> {
-        self.text.replace("{}", &String::from_utf8_lossy(ctx.item)).into_bytes()
+        self.text
+            .replace("{}", &String::from_utf8_lossy(ctx.item))
+            .into_bytes()
     }
 
     /// Whether `{host}` appears (the command can only be rendered once a host is chosen).

@@ -1,7 +1,22 @@
 //! Placement: which host runs which task. Pure: no I/O, no clock, no global RNG.
+//!
+//! Binding is late: the dispatcher asks [`Placement::next`] whenever a slot may have freed,
+//! and each algorithm decides, from a [`HostView`] per host, which queued task starts where.
+//! The same code drives real runs, `--dry-run` plans and `dts simulate`.
+
+mod consistent_hash;
+mod least_load;
+mod random;
+pub mod rng;
+mod round_robin;
 
 use std::fmt;
 use std::str::FromStr;
+
+pub use consistent_hash::{ConsistentHash, key_hash};
+pub use least_load::LeastLoad;
+pub use random::Random;
+pub use round_robin::RoundRobin;
 
 /// The placement algorithms a job can choose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,7 +59,130 @@ impl FromStr for Algorithm {
             .into_iter()
             .find(|a| a.name() == s)
             .ok_or_else(|| {
-                format!("unknown algorithm '{s}' (expected random, round-robin, least-load or consistent-hash)")
+                format!(
+                    "unknown algorithm '{s}' (expected random, round-robin, least-load or consistent-hash)"
+                )
             })
+    }
+}
+
+/// Whether a host can take work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// Connected: takes tasks up to its free slots.
+    Up,
+    /// Not connected yet, or reconnecting: may take tasks later.
+    Starting,
+    /// Failed for good or quarantined: never takes tasks again.
+    Gone,
+}
+
+/// A host as placement sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostView {
+    pub liveness: Liveness,
+    /// Concurrent tasks it may run.
+    pub slots: u32,
+    /// Tasks of this run running there now.
+    pub running: u32,
+    /// Relative speed (1.0 = nominal).
+    pub weight: f64,
+    /// Probed background load (runnable processes not ours).
+    pub load: f64,
+}
+
+impl HostView {
+    /// Slots that can take a task now.
+    pub fn free(&self) -> u32 {
+        match self.liveness {
+            Liveness::Up => self.slots.saturating_sub(self.running),
+            _ => 0,
+        }
+    }
+}
+
+/// A task waiting to be placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskRef {
+    /// The dispatcher's task number.
+    pub id: u32,
+    /// Hash of the task's key (see [`key_hash`]); only consistent-hash reads it.
+    pub key: u64,
+}
+
+/// A placement algorithm holding the queue of tasks waiting to run.
+pub trait Placement {
+    /// Queues a task that is ready to run (new, retried or requeued).
+    fn push(&mut self, task: TaskRef);
+    /// The next task to start and the host index to start it on, or `None` when no queued
+    /// task can start now. The caller starts it and updates `hosts` before calling again.
+    fn next(&mut self, hosts: &[HostView]) -> Option<(u32, usize)>;
+    /// Tasks still queued.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Removes and returns every queued task (cancel).
+    fn drain(&mut self) -> Vec<u32>;
+    /// For consistent-hash: the host `task` would run on if every host were free (its
+    /// first choice in rendezvous order). `None` for the other algorithms.
+    fn first_choice(&self, _task: TaskRef) -> Option<usize> {
+        None
+    }
+}
+
+/// What an algorithm needs to know up front.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub seed: u64,
+    /// Consistent-hash load bound: a host takes at most ⌈(1+ε)·fair share⌉ of the tasks.
+    pub epsilon: f64,
+    /// Host names (they seed rendezvous hashing) and weights, in inventory order.
+    pub hosts: Vec<(String, f64)>,
+    /// Tasks in the job, for consistent-hash's fair share.
+    pub total_tasks: usize,
+}
+
+/// Builds the algorithm.
+pub fn new(algorithm: Algorithm, params: &Params) -> Box<dyn Placement + Send> {
+    match algorithm {
+        Algorithm::Random => Box::new(Random::new(params.seed)),
+        Algorithm::RoundRobin => Box::new(RoundRobin::default()),
+        Algorithm::LeastLoad => Box::new(LeastLoad::default()),
+        Algorithm::ConsistentHash => Box::new(ConsistentHash::new(params)),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    pub fn up(slots: u32) -> HostView {
+        HostView {
+            liveness: Liveness::Up,
+            slots,
+            running: 0,
+            weight: 1.0,
+            load: 0.0,
+        }
+    }
+
+    /// Places every queued task as if all ran forever; returns the host of each, in order.
+    pub fn place_all(p: &mut dyn Placement, hosts: &mut [HostView]) -> Vec<(u32, usize)> {
+        let mut placed = Vec::new();
+        while let Some((task, host)) = p.next(hosts) {
+            hosts[host].running += 1;
+            placed.push((task, host));
+        }
+        placed
+    }
+
+    pub fn push_n(p: &mut dyn Placement, n: u32) {
+        for id in 0..n {
+            p.push(TaskRef {
+                id,
+                key: key_hash(id.to_string().as_bytes()),
+            });
+        }
     }
 }

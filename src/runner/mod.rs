@@ -1,1 +1,115 @@
-//! TODO
+//! The runner: starts connections and drives the dispatcher, the single owner of run state.
+//!
+//! Connections report [`Event`]s on one channel; the dispatcher reacts to them, to timers
+//! and to signals in one select loop, and is the only code that changes task or host state.
+
+mod dispatcher;
+pub mod hosts;
+pub mod output;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::inventory::Host;
+use crate::job::JobSpec;
+use crate::transport::ExitStatus;
+
+pub use dispatcher::Dispatcher;
+
+/// Everything a run needs, resolved.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub run_id: String,
+    pub job: JobSpec,
+    /// The hosts that may run tasks, in inventory order.
+    pub hosts: Vec<Arc<Host>>,
+    pub kill_grace: Duration,
+    /// Concurrent SSH handshakes across all hosts.
+    pub max_handshakes: u32,
+    /// Consistent-hash load bound ε.
+    pub epsilon: f64,
+    /// Seed for random placement (resolved: given or drawn).
+    pub seed: u64,
+}
+
+/// How a task ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    /// Its final attempt failed with this status.
+    Failed(ExitStatus),
+    /// Its final attempt ran past `--timeout`.
+    TimedOut,
+    /// Never finished: cancelled, interrupted, or no host left to run it.
+    NotRun(String),
+}
+
+/// The final record of one task.
+#[derive(Debug, Clone)]
+pub struct TaskRecord {
+    pub seq: u32,
+    pub index: u64,
+    pub outcome: Outcome,
+    /// Host index of the final attempt.
+    pub host: Option<usize>,
+    pub attempts: u32,
+    pub started: Option<Instant>,
+    pub finished: Option<Instant>,
+    /// Run time of the final attempt.
+    pub run_time: Option<Duration>,
+}
+
+/// One attempt that ran, for utilisation.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptRecord {
+    pub host: usize,
+    pub started: Instant,
+    pub finished: Instant,
+}
+
+/// What a host did during the run.
+#[derive(Debug, Clone)]
+pub struct HostRecord {
+    pub name: String,
+    /// Slots it ran with (0 if it never came up).
+    pub slots: u32,
+    pub weight: f64,
+    /// Why it left the run, if it did.
+    pub error: Option<String>,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub started: Instant,
+    pub finished: Instant,
+    pub tasks: Vec<TaskRecord>,
+    pub attempts: Vec<AttemptRecord>,
+    pub hosts: Vec<HostRecord>,
+    pub interrupted: bool,
+    /// No host could run the tasks that were left.
+    pub no_host: bool,
+    pub requeues: u32,
+}
+
+impl RunOutcome {
+    pub fn all_succeeded(&self) -> bool {
+        self.tasks.iter().all(|t| t.outcome == Outcome::Succeeded)
+    }
+}
+
+/// Runs the job to completion on a fresh single-threaded runtime.
+pub fn run(config: RunConfig) -> Result<RunOutcome, Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Runtime(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async move {
+        let stdout = std::io::stdout();
+        let stderr = std::io::stderr();
+        Dispatcher::new(config, Box::new(stdout), Box::new(stderr))?
+            .run()
+            .await
+    })
+}

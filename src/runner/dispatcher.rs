@@ -1,0 +1,787 @@
+//! The dispatcher: the one owner of run state. It reacts to connection events, timers and
+//! signals in a single select loop, asks placement where queued tasks go whenever a slot
+//! may have freed, and writes task output.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::{BufWriter, Write};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use super::hosts::{BACKOFF, Conn, ConnState, HostRt, HostState};
+use super::output::{LineBuf, write_tagged};
+use super::{AttemptRecord, HostRecord, Outcome, RunConfig, RunOutcome, TaskRecord};
+use crate::error::Error;
+use crate::inventory::Transport;
+use crate::job::Context;
+use crate::placement::{self, HostView, Placement, TaskRef};
+use crate::transport::wrapper::{self, LoginShell, TaskScript};
+use crate::transport::{
+    Command, ConnHandle, ConnId, Event, EventSender, ExitStatus, HostError, LaunchId, Stream,
+    local, ssh,
+};
+
+/// Events buffered between connections and the dispatcher before senders wait.
+const EVENT_QUEUE: usize = 4096;
+/// After an interrupt, how long past the kill grace to wait for hosts to confirm kills.
+const INTERRUPT_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kill {
+    Timeout,
+    Cancel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Timeout(LaunchId),
+    Reconnect(usize),
+    InterruptDeadline,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TaskState {
+    Queued,
+    Running(LaunchId),
+    Done(Outcome),
+}
+
+struct TaskRt {
+    state: TaskState,
+    /// Launches started so far (the current one included).
+    attempts: u32,
+    key: u64,
+    first_started: Option<Instant>,
+    /// Host, start and end of the latest attempt that ran.
+    last_run: Option<(usize, Instant, Instant)>,
+}
+
+struct LaunchRt {
+    task: usize,
+    host: usize,
+    conn: usize,
+    started: Option<Instant>,
+    kill: Option<Kill>,
+    tag: String,
+    stdout: LineBuf,
+    stderr: LineBuf,
+}
+
+pub struct Dispatcher {
+    cfg: RunConfig,
+    started: Instant,
+    tasks: Vec<TaskRt>,
+    launches: HashMap<LaunchId, LaunchRt>,
+    next_launch: u64,
+    hosts: Vec<HostRt>,
+    views: Vec<HostView>,
+    placement: Box<dyn Placement + Send>,
+    events_tx: EventSender,
+    events_rx: mpsc::Receiver<Event>,
+    ssh: ssh::Shared,
+    out: BufWriter<Box<dyn Write>>,
+    err: BufWriter<Box<dyn Write>>,
+    output_broken: bool,
+    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    unfinished: usize,
+    running: u32,
+    interrupted: bool,
+    no_host: bool,
+    attempts: Vec<AttemptRecord>,
+    requeues: u32,
+}
+
+impl Dispatcher {
+    pub fn new(
+        cfg: RunConfig,
+        out: Box<dyn Write>,
+        err: Box<dyn Write>,
+    ) -> Result<Dispatcher, Error> {
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let params = placement::Params {
+            seed: cfg.seed,
+            epsilon: cfg.epsilon,
+            hosts: cfg
+                .hosts
+                .iter()
+                .map(|h| (h.name.clone(), h.weight))
+                .collect(),
+            total_tasks: cfg.job.tasks.len(),
+        };
+        let mut placement = placement::new(cfg.job.algorithm, &params);
+        let tasks: Vec<TaskRt> = cfg
+            .job
+            .tasks
+            .iter()
+            .map(|t| TaskRt {
+                state: TaskState::Queued,
+                attempts: 0,
+                key: task_key(&cfg, t),
+                first_started: None,
+                last_run: None,
+            })
+            .collect();
+        for (id, t) in tasks.iter().enumerate() {
+            placement.push(TaskRef {
+                id: id as u32,
+                key: t.key,
+            });
+        }
+        let hosts: Vec<HostRt> = cfg
+            .hosts
+            .iter()
+            .map(|h| HostRt::new(h.clone(), cfg.job.slots))
+            .collect();
+        let views = hosts.iter().map(HostRt::view).collect();
+        let ssh = ssh::Shared {
+            handshakes: Arc::new(ssh::Handshakes::new(cfg.max_handshakes)),
+            auth: Arc::new(ssh::AuthEnv::from_process()),
+            options: Arc::new(ssh::Options::default()),
+        };
+        Ok(Dispatcher {
+            unfinished: tasks.len(),
+            started: Instant::now(),
+            tasks,
+            launches: HashMap::new(),
+            next_launch: 0,
+            hosts,
+            views,
+            placement,
+            events_tx,
+            events_rx,
+            ssh,
+            out: BufWriter::with_capacity(64 * 1024, out),
+            err: BufWriter::new(err),
+            output_broken: false,
+            timers: BinaryHeap::new(),
+            running: 0,
+            interrupted: false,
+            no_host: false,
+            attempts: Vec::new(),
+            requeues: 0,
+            cfg,
+        })
+    }
+
+    /// Runs until every task has an outcome, no host is left, or an interrupt is handled.
+    pub async fn run(mut self) -> Result<RunOutcome, Error> {
+        let signal_error =
+            |e: std::io::Error| Error::Runtime(format!("cannot handle signals: {e}"));
+        let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
+        let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
+        for h in 0..self.hosts.len() {
+            self.open_wanted_conns(h);
+        }
+        loop {
+            self.dispatch();
+            self.flush();
+            if self.unfinished == 0 {
+                break;
+            }
+            if self.check_hosts_left() {
+                break;
+            }
+            let deadline = self.timers.peek().map(|Reverse((at, _))| *at);
+            tokio::select! {
+                event = self.events_rx.recv() => {
+                    let Some(event) = event else { break };
+                    self.handle(event);
+                    while let Ok(event) = self.events_rx.try_recv() {
+                        self.handle(event);
+                    }
+                }
+                () = sleep_until(deadline) => self.fire_timers(),
+                _ = sigint.recv() => self.interrupt(),
+                _ = sigterm.recv() => self.interrupt(),
+            }
+        }
+        self.shutdown();
+        self.flush();
+        Ok(self.outcome())
+    }
+
+    // ----- placement and launching -------------------------------------------------------
+
+    fn dispatch(&mut self) {
+        if self.interrupted {
+            return;
+        }
+        let throttle = self.cfg.job.throttle.unwrap_or(u32::MAX);
+        while self.running < throttle {
+            let Some((task, host)) = self.placement.next(&self.views) else {
+                break;
+            };
+            self.launch(task as usize, host);
+        }
+    }
+
+    fn launch(&mut self, task: usize, host: usize) {
+        let Some(conn) = self.hosts[host].pick_conn() else {
+            // Placement saw a free slot the connections do not have; should not happen.
+            self.placement.push(TaskRef {
+                id: task as u32,
+                key: self.tasks[task].key,
+            });
+            return;
+        };
+        self.tasks[task].attempts += 1;
+        let id = LaunchId(self.next_launch);
+        self.next_launch += 1;
+        let script = self.script(task, host);
+        let rt = &mut self.hosts[host];
+        rt.conns[conn].running += 1;
+        rt.conns[conn].handle.send(Command::Launch { id, script });
+        rt.running += 1;
+        self.running += 1;
+        self.views[host] = rt.view();
+        let index = self.cfg.job.tasks[task].index;
+        self.tasks[task].state = TaskState::Running(id);
+        self.launches.insert(
+            id,
+            LaunchRt {
+                task,
+                host,
+                conn,
+                started: None,
+                kill: None,
+                tag: format!("{} {index}", rt.spec.name),
+                stdout: LineBuf::default(),
+                stderr: LineBuf::default(),
+            },
+        );
+        if let Some(timeout) = self.cfg.job.timeout {
+            self.timers
+                .push(Reverse((Instant::now() + timeout, Timer::Timeout(id))));
+        }
+    }
+
+    /// The command line sent to the host for one attempt of `task`.
+    fn script(&self, task: usize, host: usize) -> String {
+        let job = &self.cfg.job;
+        let t = &job.tasks[task];
+        let rt = &self.hosts[host];
+        let ctx = Context {
+            item: &t.item,
+            seq: t.seq,
+            index: t.index,
+            host: &rt.spec.name,
+        };
+        let command = job.command.render(&ctx);
+        let (seq, count, index, attempt) = (
+            t.seq.to_string(),
+            job.tasks.len().to_string(),
+            t.index.to_string(),
+            self.tasks[task].attempts.to_string(),
+        );
+        let mut env: Vec<(&str, &str)> = vec![
+            ("DTS_RUN_ID", &self.cfg.run_id),
+            ("DTS_TASK_ID", &seq),
+            ("DTS_TASK_COUNT", &count),
+            ("DTS_ARRAY_INDEX", &index),
+            ("DTS_HOST", &rt.spec.name),
+            ("DTS_ATTEMPT", &attempt),
+        ];
+        env.extend(job.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let script = TaskScript {
+            env: &env,
+            workdir: job.workdir.as_deref(),
+            command: &command,
+            kill_grace: self.cfg.kill_grace,
+        }
+        .render();
+        match rt.spec.transport {
+            Transport::Ssh => wrapper::remote_command(rt.shell, &script),
+            Transport::Local => script,
+        }
+    }
+
+    // ----- connections ---------------------------------------------------------------------
+
+    fn open_wanted_conns(&mut self, h: usize) {
+        let per_conn = match self.hosts[h].spec.transport {
+            Transport::Ssh => ssh::CHANNELS_PER_CONNECTION,
+            Transport::Local => u32::MAX,
+        };
+        while self.hosts[h].live_conns() < self.hosts[h].wanted_conns(per_conn) {
+            if !self.open_conn(h) {
+                break;
+            }
+        }
+    }
+
+    fn open_conn(&mut self, h: usize) -> bool {
+        let rt = &mut self.hosts[h];
+        let conn = ConnId {
+            host: h,
+            conn: rt.conns.len() as u32,
+        };
+        let handle: Box<dyn ConnHandle> = match rt.spec.transport {
+            Transport::Local => {
+                let slots = *rt.slots.get_or_insert_with(local_cores);
+                Box::new(local::spawn(conn, slots, self.events_tx.clone()))
+            }
+            Transport::Ssh => match ssh::spawn(
+                conn,
+                rt.spec.clone(),
+                self.events_tx.clone(),
+                self.ssh.clone(),
+            ) {
+                Ok(handle) => Box::new(handle),
+                Err(e) => {
+                    let error =
+                        HostError::transient(format!("cannot start a connection thread: {e}"));
+                    self.host_failed(h, &error);
+                    return false;
+                }
+            },
+        };
+        rt.conns.push(Conn {
+            handle,
+            state: ConnState::Connecting,
+            running: 0,
+        });
+        if rt.state != HostState::Up {
+            rt.state = HostState::Connecting;
+        }
+        true
+    }
+
+    fn conn_up(&mut self, conn: ConnId, capacity: u32, probe: crate::probe::ProbeReport) {
+        let rt = &mut self.hosts[conn.host];
+        rt.conns[conn.conn as usize].state = ConnState::Up { capacity };
+        if rt.slots.is_none() {
+            rt.slots = Some(probe.cores.unwrap_or(1).max(1));
+        }
+        if rt.spec.transport == Transport::Ssh {
+            rt.shell = LoginShell::from_path(&probe.shell);
+        }
+        rt.probe = Some(probe);
+        rt.state = HostState::Up;
+        rt.ever_up = true;
+        rt.failures = 0;
+        self.views[conn.host] = rt.view();
+        self.open_wanted_conns(conn.host);
+    }
+
+    fn conn_down(&mut self, conn: ConnId, error: &HostError) {
+        let h = conn.host;
+        self.hosts[h].conns[conn.conn as usize].state = ConnState::Down;
+        let lost: Vec<LaunchId> = self
+            .launches
+            .iter()
+            .filter(|(_, l)| l.host == h && l.conn == conn.conn as usize)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in lost {
+            self.launch_lost(id);
+        }
+        self.host_failed(h, error);
+    }
+
+    fn host_failed(&mut self, h: usize, error: &HostError) {
+        let now = Instant::now();
+        let rt = &mut self.hosts[h];
+        let before = rt.state.clone();
+        rt.connection_failed(error, now);
+        let name = rt.spec.name.clone();
+        match rt.state.clone() {
+            HostState::Backoff(at) => {
+                let wait = at.saturating_duration_since(now);
+                self.note(&format!(
+                    "{name}: {error}; retrying in {}",
+                    humantime::format_duration(round_secs(wait))
+                ));
+                self.timers.push(Reverse((at, Timer::Reconnect(h))));
+            }
+            HostState::Gone(reason) if before != rt.state => {
+                self.note(&format!("{name}: {reason}; it leaves the run"));
+            }
+            HostState::Up => {
+                self.note(&format!(
+                    "{name}: a connection failed ({error}); carrying on with the others"
+                ));
+            }
+            _ => {}
+        }
+        self.views[h] = self.hosts[h].view();
+    }
+
+    /// True when the run must stop because no host can take the remaining tasks.
+    fn check_hosts_left(&mut self) -> bool {
+        if !self.launches.is_empty() {
+            return false;
+        }
+        let all_gone = self.hosts.iter().all(HostRt::is_gone);
+        // Nothing ever came up and every host has failed at least once: do not sit out
+        // the backoff schedule before saying so.
+        let never_reachable = self.hosts.iter().all(|h| {
+            !h.ever_up && h.last_error.is_some() && !matches!(h.state, HostState::Connecting)
+        });
+        if !(all_gone || never_reachable) {
+            return false;
+        }
+        self.no_host = true;
+        let reason = if never_reachable {
+            "no host reachable"
+        } else {
+            "no host left"
+        };
+        for id in self.placement.drain() {
+            self.finish_task(id as usize, Outcome::NotRun(reason.into()));
+        }
+        true
+    }
+
+    // ----- events ------------------------------------------------------------------------
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Up {
+                conn,
+                capacity,
+                probe,
+            } => self.conn_up(conn, capacity, probe),
+            Event::Down { conn, error } => self.conn_down(conn, &error),
+            Event::Started { id, at } => {
+                if let Some(launch) = self.launches.get_mut(&id) {
+                    launch.started = Some(at);
+                    self.tasks[launch.task].first_started.get_or_insert(at);
+                }
+            }
+            Event::Output { id, stream, data } => self.output(id, stream, &data),
+            Event::Exited { id, status, at } => self.exited(id, status, at),
+            Event::Refused { id, reason } => self.refused(id, &reason),
+            Event::Probed { conn, probe } => {
+                self.hosts[conn.host].probe = Some(probe);
+                self.views[conn.host] = self.hosts[conn.host].view();
+            }
+        }
+    }
+
+    fn output(&mut self, id: LaunchId, stream: Stream, data: &[u8]) {
+        let Some(launch) = self.launches.get_mut(&id) else {
+            return;
+        };
+        if self.output_broken {
+            return;
+        }
+        let (buf, writer) = match stream {
+            Stream::Stdout => (&mut launch.stdout, &mut self.out),
+            Stream::Stderr => (&mut launch.stderr, &mut self.err),
+        };
+        let tag = &launch.tag;
+        if buf
+            .feed(data, |line| write_tagged(writer, tag, line))
+            .is_err()
+        {
+            self.output_broken = true;
+        }
+    }
+
+    /// Removes a launch, frees its slot and flushes its partial lines.
+    fn end_launch(&mut self, id: LaunchId) -> Option<LaunchRt> {
+        let mut launch = self.launches.remove(&id)?;
+        let rt = &mut self.hosts[launch.host];
+        rt.running -= 1;
+        rt.conns[launch.conn].running -= 1;
+        self.running -= 1;
+        self.views[launch.host] = rt.view();
+        if !self.output_broken {
+            let tag = &launch.tag;
+            let out = launch
+                .stdout
+                .finish(|l| write_tagged(&mut self.out, tag, l));
+            let err = launch
+                .stderr
+                .finish(|l| write_tagged(&mut self.err, tag, l));
+            self.output_broken = out.is_err() || err.is_err();
+        }
+        Some(launch)
+    }
+
+    fn exited(&mut self, id: LaunchId, status: ExitStatus, at: Instant) {
+        let Some(launch) = self.end_launch(id) else {
+            return;
+        };
+        let started = launch.started.unwrap_or(at);
+        self.attempts.push(AttemptRecord {
+            host: launch.host,
+            started,
+            finished: at,
+        });
+        self.tasks[launch.task].last_run = Some((launch.host, started, at));
+        let outcome = match launch.kill {
+            Some(Kill::Cancel) => Outcome::NotRun("cancelled".into()),
+            Some(Kill::Timeout) => Outcome::TimedOut,
+            None if status.success() => Outcome::Succeeded,
+            None => Outcome::Failed(status),
+        };
+        let retryable = matches!(outcome, Outcome::Failed(_) | Outcome::TimedOut);
+        if retryable
+            && self.tasks[launch.task].attempts <= self.cfg.job.retries
+            && !self.interrupted
+        {
+            let what = describe(&outcome);
+            let (task, host) = (
+                &self.cfg.job.tasks[launch.task],
+                &self.hosts[launch.host].spec.name,
+            );
+            let attempt = self.tasks[launch.task].attempts + 1;
+            let total = self.cfg.job.retries + 1;
+            self.note(&format!(
+                "task {} {what} on {host}; retrying (attempt {attempt} of {total})",
+                task.index
+            ));
+            self.requeue(launch.task);
+        } else {
+            self.finish_task(launch.task, outcome);
+        }
+    }
+
+    fn refused(&mut self, id: LaunchId, reason: &str) {
+        let Some(launch) = self.end_launch(id) else {
+            return;
+        };
+        // A refused launch never ran: it costs no retry.
+        self.tasks[launch.task].attempts -= 1;
+        match launch.kill {
+            Some(Kill::Cancel) => {
+                self.finish_task(launch.task, Outcome::NotRun("cancelled".into()))
+            }
+            Some(Kill::Timeout) => self.finish_task(launch.task, Outcome::TimedOut),
+            None => {
+                tracing::debug!("launch {id:?} refused: {reason}");
+                self.requeues += 1;
+                self.requeue(launch.task);
+            }
+        }
+    }
+
+    /// The connection under a launch died: the task goes back to the queue (a host failure
+    /// costs no task retry), unless it was being killed anyway.
+    fn launch_lost(&mut self, id: LaunchId) {
+        let Some(launch) = self.end_launch(id) else {
+            return;
+        };
+        self.tasks[launch.task].attempts -= 1;
+        match launch.kill {
+            Some(Kill::Cancel) => {
+                self.finish_task(launch.task, Outcome::NotRun("cancelled".into()))
+            }
+            Some(Kill::Timeout) => self.finish_task(launch.task, Outcome::TimedOut),
+            None if self.interrupted => {
+                self.finish_task(launch.task, Outcome::NotRun("interrupted".into()))
+            }
+            None => {
+                self.requeues += 1;
+                self.requeue(launch.task);
+            }
+        }
+    }
+
+    fn requeue(&mut self, task: usize) {
+        self.tasks[task].state = TaskState::Queued;
+        self.placement.push(TaskRef {
+            id: task as u32,
+            key: self.tasks[task].key,
+        });
+    }
+
+    fn finish_task(&mut self, task: usize, outcome: Outcome) {
+        if !matches!(self.tasks[task].state, TaskState::Done(_)) {
+            self.unfinished -= 1;
+        }
+        self.tasks[task].state = TaskState::Done(outcome);
+    }
+
+    // ----- timers and signals ------------------------------------------------------------
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, timer))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match timer {
+                Timer::Timeout(id) => self.time_out(id),
+                Timer::Reconnect(h) => {
+                    if matches!(self.hosts[h].state, HostState::Backoff(_)) {
+                        self.hosts[h].state = HostState::Connecting;
+                        self.open_wanted_conns(h);
+                    }
+                }
+                Timer::InterruptDeadline => self.abandon_running(),
+            }
+        }
+    }
+
+    fn time_out(&mut self, id: LaunchId) {
+        let Some(launch) = self.launches.get_mut(&id) else {
+            return;
+        };
+        if launch.kill.is_some() {
+            return;
+        }
+        launch.kill = Some(Kill::Timeout);
+        let (task, host, conn) = (launch.task, launch.host, launch.conn);
+        self.hosts[host].conns[conn].handle.send(Command::Kill(id));
+        let timeout = self.cfg.job.timeout.unwrap_or_default();
+        self.note(&format!(
+            "task {} timed out after {} on {}; killing it",
+            self.cfg.job.tasks[task].index,
+            humantime::format_duration(timeout),
+            self.hosts[host].spec.name
+        ));
+    }
+
+    fn interrupt(&mut self) {
+        if self.interrupted {
+            self.note("interrupted again: exiting now");
+            self.flush();
+            // Exiting closes every connection; the wrappers kill their tasks.
+            std::process::exit(crate::error::exit::INTERRUPTED);
+        }
+        self.interrupted = true;
+        self.note("interrupted: killing running tasks (again to exit at once)");
+        for id in self.placement.drain() {
+            self.finish_task(id as usize, Outcome::NotRun("interrupted".into()));
+        }
+        let running: Vec<(LaunchId, usize, usize)> = self
+            .launches
+            .iter()
+            .map(|(id, l)| (*id, l.host, l.conn))
+            .collect();
+        for (id, host, conn) in running {
+            if let Some(launch) = self.launches.get_mut(&id) {
+                launch.kill.get_or_insert(Kill::Cancel);
+            }
+            self.hosts[host].conns[conn].handle.send(Command::Kill(id));
+        }
+        let deadline = Instant::now() + self.cfg.kill_grace + INTERRUPT_SLACK;
+        self.timers
+            .push(Reverse((deadline, Timer::InterruptDeadline)));
+    }
+
+    /// Hosts did not confirm kills in time: stop waiting for them.
+    fn abandon_running(&mut self) {
+        let ids: Vec<LaunchId> = self.launches.keys().copied().collect();
+        for id in ids {
+            if let Some(launch) = self.end_launch(id) {
+                self.finish_task(
+                    launch.task,
+                    Outcome::NotRun("interrupted; kill not confirmed".into()),
+                );
+            }
+        }
+    }
+
+    fn shutdown(&mut self) {
+        for rt in &self.hosts {
+            for conn in &rt.conns {
+                if !matches!(conn.state, ConnState::Down) {
+                    conn.handle.send(Command::Shutdown);
+                }
+            }
+        }
+    }
+
+    // ----- output ------------------------------------------------------------------------
+
+    fn note(&mut self, message: &str) {
+        let _ = writeln!(self.err, "dts: {message}");
+    }
+
+    fn flush(&mut self) {
+        if self.out.flush().is_err() {
+            self.output_broken = true;
+        }
+        let _ = self.err.flush();
+    }
+
+    fn outcome(self) -> RunOutcome {
+        let finished = Instant::now();
+        let tasks = self
+            .tasks
+            .iter()
+            .zip(&self.cfg.job.tasks)
+            .map(|(rt, t)| TaskRecord {
+                seq: t.seq,
+                index: t.index,
+                outcome: match &rt.state {
+                    TaskState::Done(outcome) => outcome.clone(),
+                    _ => Outcome::NotRun("interrupted".into()),
+                },
+                host: rt.last_run.map(|(h, _, _)| h),
+                attempts: rt.attempts,
+                started: rt.first_started,
+                finished: rt.last_run.map(|(_, _, end)| end),
+                run_time: rt.last_run.map(|(_, start, end)| end - start),
+            })
+            .collect();
+        let hosts = self
+            .hosts
+            .iter()
+            .map(|h| HostRecord {
+                name: h.spec.name.clone(),
+                slots: if h.ever_up { h.slots.unwrap_or(0) } else { 0 },
+                weight: h.spec.weight,
+                error: match &h.state {
+                    HostState::Gone(reason) => Some(reason.clone()),
+                    _ if !h.ever_up => h.last_error.clone(),
+                    _ => None,
+                },
+            })
+            .collect();
+        RunOutcome {
+            started: self.started,
+            finished,
+            tasks,
+            attempts: self.attempts,
+            hosts,
+            interrupted: self.interrupted,
+            no_host: self.no_host,
+            requeues: self.requeues,
+        }
+    }
+}
+
+fn task_key(cfg: &RunConfig, task: &crate::job::Task) -> u64 {
+    let key = match &cfg.job.key {
+        Some(template) => template.render_key(&Context {
+            item: &task.item,
+            seq: task.seq,
+            index: task.index,
+            host: "",
+        }),
+        None => task.item.to_vec(),
+    };
+    placement::key_hash(&key)
+}
+
+fn describe(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Failed(status) => format!("failed ({status})"),
+        Outcome::TimedOut => "timed out".into(),
+        Outcome::Succeeded => "succeeded".into(),
+        Outcome::NotRun(why) => why.clone(),
+    }
+}
+
+fn local_cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+fn round_secs(d: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_secs(d.as_secs_f64().round() as u64).max(BACKOFF.min(d))
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,163 @@
+//! The dispatcher's view of each host: its connections, resolved slots, failures and
+//! reconnect policy. Owned by the dispatcher; no I/O here beyond calling connection handles.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::inventory::Host;
+use crate::placement::{HostView, Liveness};
+use crate::probe::ProbeReport;
+use crate::transport::wrapper::LoginShell;
+use crate::transport::{ConnHandle, HostError, HostErrorKind};
+
+/// Transient failures in a row after which a host is quarantined for the rest of the run.
+pub const QUARANTINE_AFTER: u32 = 3;
+/// First reconnect delay; doubles with each failure.
+pub const BACKOFF: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostState {
+    /// No connection has come up yet (first attempt or reconnecting).
+    Connecting,
+    /// At least one connection is up.
+    Up,
+    /// Waiting to reconnect at this instant.
+    Backoff(Instant),
+    /// Out of the run: a permanent error, or too many transient ones.
+    Gone(String),
+}
+
+pub enum ConnState {
+    Connecting,
+    Up { capacity: u32 },
+    Down,
+}
+
+pub struct Conn {
+    pub handle: Box<dyn ConnHandle>,
+    pub state: ConnState,
+    pub running: u32,
+}
+
+impl Conn {
+    pub fn free(&self) -> u32 {
+        match self.state {
+            ConnState::Up { capacity } => capacity.saturating_sub(self.running),
+            _ => 0,
+        }
+    }
+}
+
+pub struct HostRt {
+    pub spec: Arc<Host>,
+    pub conns: Vec<Conn>,
+    pub state: HostState,
+    /// Resolved once known: `--slots`, the inventory, or the probed cores.
+    pub slots: Option<u32>,
+    pub shell: LoginShell,
+    pub probe: Option<ProbeReport>,
+    /// Transient failures since the host was last up.
+    pub failures: u32,
+    pub last_error: Option<String>,
+    /// Whether any connection ever came up.
+    pub ever_up: bool,
+    pub running: u32,
+}
+
+impl HostRt {
+    pub fn new(spec: Arc<Host>, slots_override: Option<u32>) -> HostRt {
+        let slots = slots_override.or(spec.slots);
+        HostRt {
+            spec,
+            conns: Vec::new(),
+            state: HostState::Connecting,
+            slots,
+            shell: LoginShell::Posix,
+            probe: None,
+            failures: 0,
+            last_error: None,
+            ever_up: false,
+            running: 0,
+        }
+    }
+
+    /// Connections wanted for the host's slots with `per_conn` channels each.
+    pub fn wanted_conns(&self, per_conn: u32) -> usize {
+        self.slots
+            .map_or(1, |s| s.div_ceil(per_conn.max(1)).max(1) as usize)
+    }
+
+    pub fn live_conns(&self) -> usize {
+        self.conns
+            .iter()
+            .filter(|c| !matches!(c.state, ConnState::Down))
+            .count()
+    }
+
+    pub fn capacity(&self) -> u32 {
+        let channels: u32 = self
+            .conns
+            .iter()
+            .map(|c| match c.state {
+                ConnState::Up { capacity } => capacity,
+                _ => 0,
+            })
+            .sum();
+        channels.min(self.slots.unwrap_or(0))
+    }
+
+    /// The connection with the most free channels.
+    pub fn pick_conn(&self) -> Option<usize> {
+        self.conns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.free() > 0)
+            .max_by_key(|(_, c)| c.free())
+            .map(|(i, _)| i)
+    }
+
+    pub fn view(&self) -> HostView {
+        let liveness = match self.state {
+            HostState::Up => Liveness::Up,
+            HostState::Gone(_) => Liveness::Gone,
+            _ => Liveness::Starting,
+        };
+        HostView {
+            liveness,
+            slots: self.capacity(),
+            running: self.running,
+            weight: self.spec.weight,
+            load: self
+                .probe
+                .as_ref()
+                .and_then(|p| p.load)
+                .map_or(0.0, |l| l[0]),
+        }
+    }
+
+    pub fn is_gone(&self) -> bool {
+        matches!(self.state, HostState::Gone(_))
+    }
+
+    /// Records a failed connection and decides what happens next.
+    pub fn connection_failed(&mut self, error: &HostError, now: Instant) {
+        self.last_error = Some(error.message.clone());
+        if self.live_conns() > 0 && self.ever_up && self.state == HostState::Up {
+            // Other connections carry on; the lost one is retried by `wanted_conns` later.
+            return;
+        }
+        if error.kind == HostErrorKind::Permanent {
+            self.state = HostState::Gone(error.message.clone());
+            return;
+        }
+        self.failures += 1;
+        if self.failures >= QUARANTINE_AFTER {
+            self.state = HostState::Gone(format!(
+                "quarantined after {} failures; last: {}",
+                self.failures, error.message
+            ));
+        } else {
+            self.state = HostState::Backoff(now + BACKOFF * 2u32.pow(self.failures - 1));
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Local transport: tasks run as child processes of dts through `tokio::process`, under the
+//! same wrapper script as remote tasks (own process group, stdin as the control line).
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, ChildStdin};
+use tokio::sync::oneshot;
+
+use crate::probe;
+use crate::transport::{
+    Command, ConnHandle, ConnId, Event, EventSender, ExitStatus, LaunchId, Stream,
+};
+
+/// Kill switches of running local tasks.
+type Running = Arc<Mutex<HashMap<LaunchId, oneshot::Sender<()>>>>;
+
+/// The local "connection": spawns each launch as a child process.
+pub struct LocalConn {
+    commands: tokio::sync::mpsc::UnboundedSender<Command>,
+}
+
+impl ConnHandle for LocalConn {
+    fn send(&self, command: Command) {
+        let _ = self.commands.send(command);
+    }
+}
+
+/// Starts the local executor on the current tokio runtime and reports it up at once.
+pub fn spawn(conn: ConnId, capacity: u32, events: EventSender) -> LocalConn {
+    let (commands, mut inbox) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let up = Event::Up {
+            conn,
+            capacity,
+            probe: probe::local(),
+        };
+        if events.send(up).await.is_err() {
+            return;
+        }
+        let running: Running = Arc::default();
+        while let Some(command) = inbox.recv().await {
+            match command {
+                Command::Launch { id, script } => launch(id, script, &events, &running).await,
+                Command::Kill(id) => kill(&running, id),
+                Command::Probe => {
+                    let probe = probe::local();
+                    let _ = events.send(Event::Probed { conn, probe }).await;
+                }
+                Command::Shutdown => break,
+            }
+        }
+        let ids: Vec<LaunchId> = running
+            .lock()
+            .expect("not poisoned")
+            .keys()
+            .copied()
+            .collect();
+        for id in ids {
+            kill(&running, id);
+        }
+    });
+    LocalConn { commands }
+}
+
+fn kill(running: &Running, id: LaunchId) {
+    if let Some(switch) = running.lock().expect("not poisoned").remove(&id) {
+        let _ = switch.send(());
+    }
+}
+
+async fn launch(id: LaunchId, script: String, events: &EventSender, running: &Running) {
+    let child = tokio::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            let reason = format!("cannot start /bin/sh: {e}");
+            let _ = events.send(Event::Refused { id, reason }).await;
+            return;
+        }
+    };
+    let (switch, killed) = oneshot::channel();
+    running.lock().expect("not poisoned").insert(id, switch);
+    let _ = events
+        .send(Event::Started {
+            id,
+            at: Instant::now(),
+        })
+        .await;
+    let events = events.clone();
+    let running = running.clone();
+    tokio::spawn(async move {
+        let status = supervise(id, &mut child, killed, &events).await;
+        running.lock().expect("not poisoned").remove(&id);
+        let at = Instant::now();
+        let _ = events.send(Event::Exited { id, status, at }).await;
+    });
+}
+
+/// Forwards output until the child exits; closes its control line when killed or done.
+async fn supervise(
+    id: LaunchId,
+    child: &mut Child,
+    killed: oneshot::Receiver<()>,
+    events: &EventSender,
+) -> ExitStatus {
+    let stdin: Option<ChildStdin> = child.stdin.take();
+    let out = forward(id, Stream::Stdout, child.stdout.take(), events.clone());
+    let err = forward(id, Stream::Stderr, child.stderr.take(), events.clone());
+    let mut control = stdin;
+    let wait = async {
+        tokio::pin!(killed);
+        loop {
+            tokio::select! {
+                status = child.wait() => return status,
+                _ = &mut killed, if control.is_some() => control = None,
+            }
+        }
+    };
+    let (status, (), ()) = tokio::join!(wait, out, err);
+    // The command is done: closing the control line lets the watcher reap leftovers and exit.
+    drop(control);
+    match status {
+        Ok(status) => convert(status),
+        Err(_) => ExitStatus::Code(-1),
+    }
+}
+
+async fn forward<R: tokio::io::AsyncRead + Unpin>(
+    id: LaunchId,
+    stream: Stream,
+    reader: Option<R>,
+    events: EventSender,
+) {
+    let Some(mut reader) = reader else { return };
+    let mut buf = vec![0u8; 32 * 1024];
+    while let Ok(n) = reader.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let data = buf[..n].to_vec();
+        if events
+            .send(Event::Output { id, stream, data })
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
+fn convert(status: std::process::ExitStatus) -> ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => ExitStatus::Code(code),
+        (None, Some(signal)) => ExitStatus::Signal(signal_name(signal)),
+        (None, None) => ExitStatus::Code(-1),
+    }
+}
+
+/// `TERM` for 15, as sshd names signals in `exit-signal`.
+pub fn signal_name(signal: i32) -> String {
+    let name = match signal {
+        libc::SIGHUP => "HUP",
+        libc::SIGINT => "INT",
+        libc::SIGQUIT => "QUIT",
+        libc::SIGILL => "ILL",
+        libc::SIGTRAP => "TRAP",
+        libc::SIGABRT => "ABRT",
+        libc::SIGBUS => "BUS",
+        libc::SIGFPE => "FPE",
+        libc::SIGKILL => "KILL",
+        libc::SIGUSR1 => "USR1",
+        libc::SIGSEGV => "SEGV",
+        libc::SIGUSR2 => "USR2",
+        libc::SIGPIPE => "PIPE",
+        libc::SIGALRM => "ALRM",
+        libc::SIGTERM => "TERM",
+        libc::SIGXCPU => "XCPU",
+        libc::SIGXFSZ => "XFSZ",
+        libc::SIGVTALRM => "VTALRM",
+        libc::SIGPROF => "PROF",
+        libc::SIGSYS => "SYS",
+        other => return other.to_string(),
+    };
+    name.to_string()
+}

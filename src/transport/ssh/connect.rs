@@ -1,0 +1,330 @@
+//! Opening one SSH connection: TCP with a timeout, a capped handshake, host key
+//! verification against known_hosts, public-key authentication, and the first probe.
+//!
+//! Everything here is blocking and runs on the connection's own thread before the session
+//! switches to non-blocking mode.
+
+use std::io::Read;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use ssh2::{MethodType, Session};
+
+use crate::inventory::{Host, HostKeyPolicy};
+use crate::probe::{self, ProbeReport};
+use crate::transport::HostError;
+use crate::transport::known_hosts::{self, KnownHosts, Verdict};
+
+/// Caps concurrent SSH handshakes across all hosts, so that even many inventory names for
+/// one server stay under OpenSSH's `MaxStartups` (10 unauthenticated connections).
+#[derive(Debug)]
+pub struct Handshakes {
+    max: u32,
+    in_flight: Mutex<u32>,
+    freed: Condvar,
+}
+
+/// One handshake slot; freed on drop.
+pub struct Permit<'a>(&'a Handshakes);
+
+impl Handshakes {
+    pub fn new(max: u32) -> Handshakes {
+        Handshakes {
+            max: max.max(1),
+            in_flight: Mutex::new(0),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits for a free slot until `deadline`.
+    pub fn acquire(&self, deadline: Instant) -> Option<Permit<'_>> {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        while *in_flight >= self.max {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            in_flight = self
+                .freed
+                .wait_timeout(in_flight, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *in_flight += 1;
+        Some(Permit(self))
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self.0.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        *in_flight -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// Serialises `accept-new` appends to known_hosts files within this process.
+static KNOWN_HOSTS_WRITE: Mutex<()> = Mutex::new(());
+
+/// Where default identities live, for auth.
+#[derive(Debug, Clone)]
+pub struct AuthEnv {
+    pub home: Option<PathBuf>,
+    pub agent: bool,
+}
+
+impl AuthEnv {
+    pub fn from_process() -> AuthEnv {
+        AuthEnv {
+            home: std::env::var_os("HOME").map(PathBuf::from),
+            agent: std::env::var_os("SSH_AUTH_SOCK").is_some_and(|s| !s.is_empty()),
+        }
+    }
+}
+
+/// Connects, verifies and authenticates; returns a blocking session.
+pub fn connect(host: &Host, handshakes: &Handshakes, auth: &AuthEnv) -> Result<Session, HostError> {
+    let deadline = Instant::now() + host.connect_timeout;
+    let tcp = tcp_connect(host, deadline)?;
+    let _permit = handshakes.acquire(deadline).ok_or_else(|| {
+        HostError::transient(format!(
+            "timed out after {} waiting to start the SSH handshake",
+            humantime::format_duration(host.connect_timeout)
+        ))
+    })?;
+    let left = deadline.saturating_duration_since(Instant::now());
+    let mut session = Session::new().map_err(|e| HostError::transient(e.to_string()))?;
+    session.set_timeout(left.as_millis().clamp(1, u32::MAX as u128) as u32);
+    session.set_tcp_stream(tcp);
+    let known = KnownHosts::load(&host.known_hosts)
+        .map_err(|e| HostError::permanent(format!("cannot read known_hosts: {e}")))?;
+    prefer_known_key_types(&session, &known, host);
+    session
+        .handshake()
+        .map_err(|e| HostError::transient(format!("SSH handshake failed: {}", e.message())))?;
+    verify_host_key(&session, &known, host)?;
+    authenticate(&session, host, auth)?;
+    session.set_timeout(0);
+    session.set_keepalive(true, 15);
+    Ok(session)
+}
+
+fn tcp_connect(host: &Host, deadline: Instant) -> Result<TcpStream, HostError> {
+    let target = format!("{}:{}", host.address, host.port);
+    let addrs = (host.address.as_str(), host.port)
+        .to_socket_addrs()
+        .map_err(|e| HostError::transient(format!("cannot resolve {}: {e}", host.address)))?;
+    let mut last_error = None;
+    for addr in addrs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(tcp) => {
+                let _ = tcp.set_nodelay(true);
+                return Ok(tcp);
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(HostError::transient(match last_error {
+        Some(e) if e.kind() == std::io::ErrorKind::TimedOut => format!(
+            "connect to {target}: timed out after {}",
+            humantime::format_duration(host.connect_timeout)
+        ),
+        Some(e) => format!("connect to {target}: {e}"),
+        None => format!("connect to {target}: no address"),
+    }))
+}
+
+/// Puts host key algorithms we hold a known key for first, as OpenSSH does, so a host with
+/// several keys offers the one known_hosts can verify.
+fn prefer_known_key_types(session: &Session, known: &KnownHosts, host: &Host) {
+    let preferred: Vec<&str> = known
+        .known_types(&host.address, host.port)
+        .iter()
+        .flat_map(|t| known_hosts::algorithms_for(t).iter().copied())
+        .collect();
+    if preferred.is_empty() {
+        return;
+    }
+    let Ok(supported) = session.supported_algs(MethodType::HostKey) else {
+        return;
+    };
+    let mut order: Vec<&str> = preferred
+        .into_iter()
+        .filter(|a| supported.contains(a))
+        .collect();
+    for alg in supported {
+        if !order.contains(&alg) {
+            order.push(alg);
+        }
+    }
+    let _ = session.method_pref(MethodType::HostKey, &order.join(","));
+}
+
+fn verify_host_key(session: &Session, known: &KnownHosts, host: &Host) -> Result<(), HostError> {
+    let (blob, _) = session
+        .host_key()
+        .ok_or_else(|| HostError::transient("server sent no host key"))?;
+    let key_type = known_hosts::blob_key_type(blob).unwrap_or_else(|| "unknown".into());
+    let fingerprint = known_hosts::fingerprint(blob);
+    let target = known_hosts::host_token(&host.address, host.port);
+    match known.check(&host.address, host.port, blob) {
+        Verdict::Match => Ok(()),
+        Verdict::Revoked(line) => Err(HostError::permanent(format!(
+            "host key {key_type} {fingerprint} of {target} is marked @revoked at {line}; refusing"
+        ))),
+        Verdict::Changed(line) => Err(HostError::permanent(format!(
+            "HOST KEY CHANGED for {target}: it offered {key_type} {fingerprint}, \
+             which differs from {line}; refusing (possible man-in-the-middle; \
+             remove the old line if the change is expected)"
+        ))),
+        Verdict::Unknown => accept_new(host, blob, &target, &key_type, &fingerprint),
+    }
+}
+
+fn accept_new(
+    host: &Host,
+    blob: &[u8],
+    target: &str,
+    key_type: &str,
+    fingerprint: &str,
+) -> Result<(), HostError> {
+    let file = host.known_hosts.first();
+    match (host.host_key_policy, file) {
+        (HostKeyPolicy::AcceptNew, Some(file)) => {
+            let _guard = KNOWN_HOSTS_WRITE.lock().unwrap_or_else(|e| e.into_inner());
+            // Another connection to the same host may have added it meanwhile.
+            let fresh = KnownHosts::load(std::slice::from_ref(file)).unwrap_or_default();
+            if fresh.check(&host.address, host.port, blob) == Verdict::Match {
+                return Ok(());
+            }
+            let line = known_hosts::entry_line(&host.address, host.port, blob);
+            known_hosts::append(file, &line).map_err(|e| {
+                HostError::permanent(format!("cannot add host key to {}: {e}", file.display()))
+            })?;
+            tracing::info!(
+                "added {key_type} {fingerprint} for {target} to {}",
+                file.display()
+            );
+            Ok(())
+        }
+        _ => Err(HostError::permanent(format!(
+            "unknown host key for {target}: {key_type} {fingerprint}; refusing. Verify it, then \
+             add it with `ssh-keyscan -p {} {} >> ~/.ssh/known_hosts` or set \
+             host_key_policy = \"accept-new\"",
+            host.port, host.address
+        ))),
+    }
+}
+
+fn authenticate(session: &Session, host: &Host, auth: &AuthEnv) -> Result<(), HostError> {
+    let mut tried: Vec<String> = Vec::new();
+    let mut problems: Vec<String> = Vec::new();
+    let explicit = !host.identities.is_empty();
+    for attempt in auth_order(host, auth) {
+        let result = match &attempt {
+            AuthAttempt::Agent => {
+                tried.push("ssh-agent".into());
+                session
+                    .userauth_agent(&host.user)
+                    .map_err(|e| e.message().to_string())
+            }
+            AuthAttempt::File(path) => {
+                tried.push(path.display().to_string());
+                try_identity_file(session, &host.user, path, explicit)
+            }
+        };
+        match result {
+            Ok(()) if session.authenticated() => return Ok(()),
+            Ok(()) => {}
+            Err(problem) if !problem.is_empty() => problems.push(problem),
+            Err(_) => {}
+        }
+    }
+    let mut message = format!(
+        "authentication as {} refused (tried: {})",
+        host.user,
+        if tried.is_empty() {
+            "nothing: no agent and no key file".to_string()
+        } else {
+            tried.join(", ")
+        }
+    );
+    if !problems.is_empty() {
+        message.push_str(&format!("; {}", problems.join("; ")));
+    }
+    Err(HostError::permanent(message))
+}
+
+enum AuthAttempt {
+    Agent,
+    File(PathBuf),
+}
+
+/// Explicit identities first, then the agent; without them, the agent then default key files.
+fn auth_order(host: &Host, auth: &AuthEnv) -> Vec<AuthAttempt> {
+    let mut order: Vec<AuthAttempt> = host
+        .identities
+        .iter()
+        .cloned()
+        .map(AuthAttempt::File)
+        .collect();
+    if auth.agent {
+        order.push(AuthAttempt::Agent);
+    }
+    if host.identities.is_empty() {
+        if let Some(home) = &auth.home {
+            for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
+                let path = home.join(".ssh").join(name);
+                if path.exists() {
+                    order.push(AuthAttempt::File(path));
+                }
+            }
+        }
+    }
+    order
+}
+
+fn try_identity_file(
+    session: &Session,
+    user: &str,
+    path: &Path,
+    explicit: bool,
+) -> Result<(), String> {
+    if !path.exists() {
+        return Err(if explicit {
+            format!("identity {} does not exist", path.display())
+        } else {
+            String::new()
+        });
+    }
+    session
+        .userauth_pubkey_file(user, None, path, None)
+        .map_err(|e| match e.code() {
+            // -16 LIBSSH2_ERROR_FILE: unreadable, encrypted or unsupported key file.
+            ssh2::ErrorCode::Session(-16) => format!(
+                "cannot use {} (encrypted keys need ssh-agent: dts never prompts): {}",
+                path.display(),
+                e.message()
+            ),
+            _ => String::new(),
+        })
+}
+
+/// Runs the probe on a freshly authenticated (blocking) session.
+pub fn probe(session: &Session, timeout: Duration) -> Result<ProbeReport, HostError> {
+    let started = Instant::now();
+    session.set_timeout(timeout.as_millis().clamp(1, u32::MAX as u128) as u32);
+    let lost = |e: ssh2::Error| HostError::transient(format!("probe failed: {}", e.message()));
+    let mut channel = session.channel_session().map_err(lost)?;
+    channel.exec(probe::COMMAND).map_err(lost)?;
+    let mut output = Vec::new();
+    channel
+        .read_to_end(&mut output)
+        .map_err(|e| HostError::transient(format!("probe failed: {e}")))?;
+    channel.wait_close().map_err(lost)?;
+    session.set_timeout(0);
+    Ok(probe::parse(&output, started.elapsed()))
+}

@@ -1,0 +1,119 @@
+//! SSH transport on libssh2: one dedicated thread owns each connection.
+//!
+//! libssh2 sessions are not async and serialise on one lock, so the thread runs its session
+//! in non-blocking mode and multiplexes up to [`CHANNELS_PER_CONNECTION`] task channels
+//! (OpenSSH's `MaxSessions` defaults to 10; one more is kept for probes). Its loop: take
+//! commands, open and exec queued channels, read every channel until it would block, and
+//! when nothing moved, `poll(2)` the socket in the directions libssh2 asks for together
+//! with a wake-up socket the dispatcher writes to. It never blocks on the session.
+
+pub mod connect;
+mod pool;
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub use connect::{AuthEnv, Handshakes};
+
+use crate::inventory::Host;
+use crate::transport::{Command, ConnHandle, ConnId, Event, EventSender};
+
+/// Task channels per connection; more slots open more connections.
+pub const CHANNELS_PER_CONNECTION: u32 = 8;
+
+/// Tunables of the SSH transport.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub probe_timeout: Duration,
+    pub keepalive: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            probe_timeout: Duration::from_secs(30),
+            keepalive: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The dispatcher's handle on one SSH connection thread.
+pub struct SshConn {
+    commands: mpsc::Sender<Command>,
+    wake: UnixStream,
+}
+
+impl ConnHandle for SshConn {
+    fn send(&self, command: Command) {
+        if self.commands.send(command).is_ok() {
+            // A full wake socket already holds a pending wake-up; nothing is lost.
+            let _ = (&self.wake).write(&[1]);
+        }
+    }
+}
+
+/// Everything a connection thread shares with the others.
+#[derive(Clone)]
+pub struct Shared {
+    pub handshakes: Arc<Handshakes>,
+    pub auth: Arc<AuthEnv>,
+    pub options: Arc<Options>,
+}
+
+/// Starts a connection thread; it reports [`Event::Up`] or [`Event::Down`] first.
+pub fn spawn(
+    conn: ConnId,
+    host: Arc<Host>,
+    events: EventSender,
+    shared: Shared,
+) -> std::io::Result<SshConn> {
+    let (commands, inbox) = mpsc::channel();
+    let (wake, wake_rx) = UnixStream::pair()?;
+    wake.set_nonblocking(true)?;
+    wake_rx.set_nonblocking(true)?;
+    std::thread::Builder::new()
+        .name(format!("ssh-{}", host.name))
+        .stack_size(256 * 1024)
+        .spawn(move || run(conn, &host, &events, &shared, inbox, wake_rx))?;
+    Ok(SshConn { commands, wake })
+}
+
+fn run(
+    conn: ConnId,
+    host: &Host,
+    events: &EventSender,
+    shared: &Shared,
+    inbox: mpsc::Receiver<Command>,
+    wake: UnixStream,
+) {
+    let started = connect::connect(host, &shared.handshakes, &shared.auth).and_then(|session| {
+        Ok((
+            connect::probe(&session, shared.options.probe_timeout)?,
+            session,
+        ))
+    });
+    let (probe, session) = match started {
+        Ok(up) => up,
+        Err(error) => {
+            let _ = events.blocking_send(Event::Down { conn, error });
+            return;
+        }
+    };
+    let up = Event::Up {
+        conn,
+        capacity: CHANNELS_PER_CONNECTION,
+        probe,
+    };
+    if events.blocking_send(up).is_err() {
+        return;
+    }
+    session.set_keepalive(true, shared.options.keepalive.as_secs().max(1) as u32);
+    session.set_blocking(false);
+    let mut pool = pool::Pool::new(conn, session, events.clone());
+    if let Err(error) = pool.run(&inbox, &wake) {
+        let _ = events.blocking_send(Event::Down { conn, error });
+    }
+}

@@ -1,0 +1,456 @@
+//! The connection thread's loop: a non-blocking libssh2 session multiplexing task channels.
+
+use std::collections::VecDeque;
+use std::io::{ErrorKind, Read};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc::{self, TryRecvError};
+use std::time::Instant;
+
+use ssh2::{BlockDirections, Channel, ErrorCode, Session};
+
+use super::CHANNELS_PER_CONNECTION;
+use crate::probe;
+use crate::transport::{
+    Command, ConnId, Event, EventSender, ExitStatus, HostError, LaunchId, Stream,
+};
+
+/// libssh2's "would block".
+const EAGAIN: i32 = -37;
+/// Channel open refused (e.g. `MaxSessions`) and channel request denied.
+const CHANNEL_FAILURE: i32 = -21;
+const REQUEST_DENIED: i32 = -22;
+
+/// Work waiting for a channel.
+enum Job {
+    Task { id: LaunchId, script: String },
+    Probe,
+}
+
+/// What an open channel is running.
+enum Work {
+    Task(LaunchId),
+    Probe { output: Vec<u8>, started: Instant },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Opened; the exec request has not completed.
+    Exec,
+    /// Running: read its output until the remote side sends EOF.
+    Running,
+    /// Remote EOF seen: wait for its close, then close ours.
+    Closing,
+}
+
+struct Chan {
+    work: Work,
+    channel: Channel,
+    phase: Phase,
+    /// The command, kept until exec succeeds.
+    script: Option<String>,
+    /// A kill was requested: close the control line once the command runs.
+    kill: bool,
+    eof_sent: bool,
+}
+
+pub(super) struct Pool {
+    conn: ConnId,
+    session: Session,
+    fd: RawFd,
+    events: EventSender,
+    queue: VecDeque<Job>,
+    /// The job whose `channel_session()` returned EAGAIN: libssh2 must be called again for it.
+    opening: Option<Job>,
+    chans: Vec<Chan>,
+    shutting_down: bool,
+    next_keepalive: Instant,
+    buf: Vec<u8>,
+}
+
+type Step = Result<bool, HostError>;
+
+fn code(e: &ssh2::Error) -> i32 {
+    match e.code() {
+        ErrorCode::Session(c) => c,
+        ErrorCode::SFTP(c) => c,
+    }
+}
+
+fn lost(e: &ssh2::Error) -> HostError {
+    HostError::transient(format!("connection lost: {}", e.message()))
+}
+
+impl Pool {
+    pub(super) fn new(conn: ConnId, session: Session, events: EventSender) -> Pool {
+        let fd = session.as_raw_fd();
+        Pool {
+            conn,
+            session,
+            fd,
+            events,
+            queue: VecDeque::new(),
+            opening: None,
+            chans: Vec::new(),
+            shutting_down: false,
+            next_keepalive: Instant::now(),
+            buf: vec![0; 32 * 1024],
+        }
+    }
+
+    /// Runs until shut down (`Ok`) or the connection fails (`Err`).
+    pub(super) fn run(
+        &mut self,
+        inbox: &mpsc::Receiver<Command>,
+        wake: &UnixStream,
+    ) -> Result<(), HostError> {
+        loop {
+            let mut progress = self.take_commands(inbox);
+            if self.shutting_down && self.chans.is_empty() && self.opening.is_none() {
+                return Ok(());
+            }
+            progress |= self.open_next()?;
+            for i in (0..self.chans.len()).rev() {
+                progress |= self.service(i)?;
+            }
+            self.keepalive()?;
+            if !progress {
+                self.wait(wake);
+            }
+        }
+    }
+
+    fn take_commands(&mut self, inbox: &mpsc::Receiver<Command>) -> bool {
+        let mut progress = false;
+        loop {
+            match inbox.try_recv() {
+                Ok(Command::Launch { id, script }) => {
+                    self.queue.push_back(Job::Task { id, script })
+                }
+                Ok(Command::Kill(id)) => self.kill(id),
+                Ok(Command::Probe) => self.request_probe(),
+                Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => self.shut_down(),
+                Err(TryRecvError::Empty) => return progress,
+            }
+            progress = true;
+        }
+    }
+
+    fn request_probe(&mut self) {
+        let pending = matches!(self.opening, Some(Job::Probe))
+            || self.queue.iter().any(|j| matches!(j, Job::Probe))
+            || self
+                .chans
+                .iter()
+                .any(|c| matches!(c.work, Work::Probe { .. }));
+        if !pending {
+            self.queue.push_front(Job::Probe);
+        }
+    }
+
+    fn kill(&mut self, id: LaunchId) {
+        if let Some(pos) = self
+            .queue
+            .iter()
+            .position(|j| matches!(j, Job::Task { id: q, .. } if *q == id))
+        {
+            self.queue.remove(pos);
+            self.emit(Event::Refused {
+                id,
+                reason: "killed before it started".into(),
+            });
+        } else if let Some(chan) = self
+            .chans
+            .iter_mut()
+            .find(|c| matches!(c.work, Work::Task(t) if t == id))
+        {
+            chan.kill = true;
+        } else if matches!(self.opening, Some(Job::Task { id: q, .. }) if q == id) {
+            // libssh2 must finish the open; the channel is closed unused once it is open.
+            if let Some(Job::Task { script, .. }) = &mut self.opening {
+                script.clear();
+            }
+        }
+    }
+
+    fn shut_down(&mut self) {
+        self.shutting_down = true;
+        for job in std::mem::take(&mut self.queue) {
+            if let Job::Task { id, .. } = job {
+                self.emit(Event::Refused {
+                    id,
+                    reason: "connection shut down".into(),
+                });
+            }
+        }
+        for chan in &mut self.chans {
+            chan.kill = true;
+        }
+    }
+
+    fn task_channels(&self) -> u32 {
+        self.chans
+            .iter()
+            .filter(|c| matches!(c.work, Work::Task(_)))
+            .count() as u32
+    }
+
+    /// Opens a channel for the next job when there is room. libssh2 opens one channel at a
+    /// time per session, so at most one open is in flight.
+    fn open_next(&mut self) -> Step {
+        let job = match self.opening.take() {
+            Some(job) => job,
+            None => match self.queue.front() {
+                Some(Job::Probe) => self.queue.pop_front().expect("front exists"),
+                Some(Job::Task { .. }) if self.task_channels() < CHANNELS_PER_CONNECTION => {
+                    self.queue.pop_front().expect("front exists")
+                }
+                _ => return Ok(false),
+            },
+        };
+        match self.session.channel_session() {
+            Ok(channel) => {
+                self.add_channel(job, channel);
+                Ok(true)
+            }
+            Err(e) if code(&e) == EAGAIN => {
+                self.opening = Some(job);
+                Ok(false)
+            }
+            Err(e) if code(&e) == CHANNEL_FAILURE => {
+                if let Job::Task { id, .. } = job {
+                    self.emit(Event::Refused {
+                        id,
+                        reason: format!("channel refused: {}", e.message()),
+                    });
+                }
+                Ok(true)
+            }
+            Err(e) => Err(lost(&e)),
+        }
+    }
+
+    fn add_channel(&mut self, job: Job, channel: Channel) {
+        let (work, script) = match job {
+            Job::Task { id, script } => (Work::Task(id), Some(script)),
+            Job::Probe => (
+                Work::Probe {
+                    output: Vec::new(),
+                    started: Instant::now(),
+                },
+                None,
+            ),
+        };
+        // A task killed while its channel was opening has an empty script: close it unused.
+        let killed = matches!(&script, Some(s) if s.is_empty());
+        self.chans.push(Chan {
+            work,
+            channel,
+            phase: if killed { Phase::Closing } else { Phase::Exec },
+            script,
+            kill: killed,
+            eof_sent: false,
+        });
+    }
+
+    fn service(&mut self, i: usize) -> Step {
+        match self.chans[i].phase {
+            Phase::Exec => self.exec(i),
+            Phase::Running => self.read(i),
+            Phase::Closing => self.close(i),
+        }
+    }
+
+    fn exec(&mut self, i: usize) -> Step {
+        let chan = &mut self.chans[i];
+        let command = chan.script.as_deref().unwrap_or(probe::COMMAND);
+        match chan.channel.exec(command) {
+            Ok(()) => {
+                chan.phase = Phase::Running;
+                chan.script = None;
+                if let Work::Task(id) = chan.work {
+                    self.emit(Event::Started {
+                        id,
+                        at: Instant::now(),
+                    });
+                }
+                Ok(true)
+            }
+            Err(e) if code(&e) == EAGAIN => Ok(false),
+            Err(e) if code(&e) == REQUEST_DENIED || code(&e) == CHANNEL_FAILURE => {
+                let chan = self.chans.swap_remove(i);
+                if let Work::Task(id) = chan.work {
+                    self.emit(Event::Refused {
+                        id,
+                        reason: format!("exec refused: {}", e.message()),
+                    });
+                }
+                Ok(true)
+            }
+            Err(e) => Err(lost(&e)),
+        }
+    }
+
+    /// Reads both streams until they would block; moves on to closing at remote EOF.
+    fn read(&mut self, i: usize) -> Step {
+        let mut progress = self.drain(i, Stream::Stdout)?;
+        progress |= self.drain(i, Stream::Stderr)?;
+        let chan = &mut self.chans[i];
+        if chan.kill && !chan.eof_sent {
+            match chan.channel.send_eof() {
+                Ok(()) => {
+                    chan.eof_sent = true;
+                    progress = true;
+                }
+                Err(e) if code(&e) == EAGAIN => {}
+                Err(e) => return Err(lost(&e)),
+            }
+        }
+        if chan.channel.eof() {
+            chan.phase = Phase::Closing;
+            progress = true;
+        }
+        Ok(progress)
+    }
+
+    fn drain(&mut self, i: usize, stream: Stream) -> Step {
+        let mut progress = false;
+        loop {
+            let chan = &mut self.chans[i];
+            let result = match stream {
+                Stream::Stdout => chan.channel.read(&mut self.buf),
+                Stream::Stderr => chan.channel.stderr().read(&mut self.buf),
+            };
+            match result {
+                Ok(0) => return Ok(progress),
+                Ok(n) => {
+                    progress = true;
+                    match &mut chan.work {
+                        Work::Task(id) => {
+                            let event = Event::Output {
+                                id: *id,
+                                stream,
+                                data: self.buf[..n].to_vec(),
+                            };
+                            self.emit(event);
+                        }
+                        Work::Probe { output, .. } if stream == Stream::Stdout => {
+                            output.extend_from_slice(&self.buf[..n]);
+                        }
+                        Work::Probe { .. } => {}
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(progress),
+                Err(e) => return Err(HostError::transient(format!("connection lost: {e}"))),
+            }
+        }
+    }
+
+    /// Waits for the server's close (sent once the command has exited), then closes ours.
+    fn close(&mut self, i: usize) -> Step {
+        let chan = &mut self.chans[i];
+        if chan.script.is_none() {
+            match chan.channel.wait_close() {
+                Ok(()) => {}
+                Err(e) if code(&e) == EAGAIN => return Ok(false),
+                Err(e) => return Err(lost(&e)),
+            }
+        }
+        match chan.channel.close() {
+            Ok(()) => {}
+            Err(e) if code(&e) == EAGAIN => return Ok(false),
+            Err(e) => return Err(lost(&e)),
+        }
+        let chan = self.chans.swap_remove(i);
+        self.finish(chan);
+        Ok(true)
+    }
+
+    fn finish(&mut self, chan: Chan) {
+        let at = Instant::now();
+        match chan.work {
+            Work::Task(id) if chan.script.is_some() => self.emit(Event::Refused {
+                id,
+                reason: "killed before it started".into(),
+            }),
+            Work::Task(id) => {
+                let status = exit_status(&chan.channel);
+                self.emit(Event::Exited { id, status, at });
+            }
+            Work::Probe { output, started } => {
+                let probe = probe::parse(&output, at - started);
+                self.emit(Event::Probed {
+                    conn: self.conn,
+                    probe,
+                });
+            }
+        }
+    }
+
+    fn keepalive(&mut self) -> Result<(), HostError> {
+        let now = Instant::now();
+        if now < self.next_keepalive {
+            return Ok(());
+        }
+        match self.session.keepalive_send() {
+            Ok(secs) => {
+                self.next_keepalive = now + std::time::Duration::from_secs(u64::from(secs.max(1)));
+                Ok(())
+            }
+            Err(e) if code(&e) == EAGAIN => Ok(()),
+            Err(e) => Err(lost(&e)),
+        }
+    }
+
+    /// Sleeps until the socket is ready in the direction libssh2 is blocked on, the
+    /// dispatcher wakes us, or the keepalive is due.
+    fn wait(&self, wake: &UnixStream) {
+        let (events, timeout_ms) = match self.session.block_directions() {
+            BlockDirections::Inbound => (libc::POLLIN, 1000),
+            BlockDirections::Outbound => (libc::POLLOUT, 1000),
+            BlockDirections::Both => (libc::POLLIN | libc::POLLOUT, 1000),
+            // Nothing is blocked yet no progress: look again soon rather than trust the socket.
+            BlockDirections::None => (libc::POLLIN, 10),
+        };
+        let keepalive_ms = self
+            .next_keepalive
+            .saturating_duration_since(Instant::now())
+            .as_millis() as i32;
+        let mut fds = [
+            libc::pollfd {
+                fd: self.fd,
+                events,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: wake.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
+        unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms.min(keepalive_ms.max(1))) };
+        if fds[1].revents != 0 {
+            let mut sink = [0u8; 64];
+            while matches!((&*wake).read(&mut sink), Ok(n) if n > 0) {}
+        }
+    }
+
+    fn emit(&mut self, event: Event) {
+        if self.events.blocking_send(event).is_err() {
+            // The dispatcher is gone: stop taking work and kill what runs.
+            if !self.shutting_down {
+                self.shut_down();
+            }
+        }
+    }
+}
+
+fn exit_status(channel: &Channel) -> ExitStatus {
+    if let Ok(signal) = channel.exit_signal() {
+        if let Some(name) = signal.exit_signal {
+            return ExitStatus::Signal(name);
+        }
+    }
+    ExitStatus::Code(channel.exit_status().unwrap_or(-1))
+}
