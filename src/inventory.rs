@@ -1364,6 +1364,36 @@ transport = "local"
     }
 
     #[test]
+    fn the_lab_inventory_format_parses() {
+        // What ../shared/lab/sshlab.sh writes.
+        let text = r#"[defaults]
+user = "dtsbench"
+identity = "/tmp/lab/userkey"
+known_hosts = "/tmp/lab/known_hosts"
+slots = 8
+
+[[host]]
+name = "h1"
+address = "127.0.0.2"
+port = 2201
+
+[[host]]
+name = "h2"
+address = "127.0.0.3"
+port = 2202
+"#;
+        let hosts = hosts(text);
+        assert_eq!(names(&hosts), ["h1", "h2"]);
+        assert_eq!((&*hosts[1].address, hosts[1].port), ("127.0.0.3", 2202));
+        assert_eq!(hosts[0].identities, [PathBuf::from("/tmp/lab/userkey")]);
+        assert_eq!(
+            hosts[0].known_hosts,
+            [PathBuf::from("/tmp/lab/known_hosts")]
+        );
+        assert_eq!((&*hosts[0].user, hosts[0].slots), ("dtsbench", Some(8)));
+    }
+
+    #[test]
     fn local_default_is_the_local_machine() {
         let inventory = local_default(&env());
         assert_eq!(inventory.origin, Origin::EmbeddedDefault);
