@@ -1,11 +1,44 @@
 //! The host inventory (`hosts.toml`): parsing, nodeset expansion, defaults, validation and
 //! the lookup order `-H`, `$DTS_HOSTS`, `./hosts.toml`, `$XDG_CONFIG_HOME/dts/hosts.toml`,
 //! then the embedded default (the local machine alone).
+//!
+//! This module owns everything between the file on disk and the list of [`Host`]s the rest of
+//! dts works with:
+//!
+//! - [`resolve`] picks the file ([`locate`]) and reads it ([`load`]); with no file it returns
+//!   [`local_default`], so dts works on a fresh machine with no configuration.
+//! - [`parse`] turns the text into hosts without any I/O. Every key is optional in
+//!   `[defaults]` and in each `[[host]]` (except the host's `name`); a host's value replaces
+//!   the default one, lists included. Names and addresses are nodesets ([`crate::nodeset`]).
+//! - Paths (`identity`, `known_hosts`): `~` and `~/…` expand to [`Env::home`]; other
+//!   relative paths are resolved against the directory of the inventory file, so an
+//!   inventory can ship next to its keys.
+//! - Every mistake is an error, never a silent default: unknown keys, wrong types, bad
+//!   values, duplicate names. Errors are [`Located`] at the offending value (`file:line:col`).
+//!
+//! See `hosts.example.toml` at the top of the repository for every key.
 
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::error::Error;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use toml::Spanned;
+
+use crate::error::{Error, Located, line_col};
+use crate::nodeset;
+
+/// The SSH port used when neither the host nor `[defaults]` sets `port`.
+pub const DEFAULT_PORT: u16 = 22;
+/// The connect timeout used when neither the host nor `[defaults]` sets `connect_timeout`.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The system-wide known_hosts file, checked after the user's own.
+pub const SYSTEM_KNOWN_HOSTS: &str = "/etc/ssh/ssh_known_hosts";
+/// The inventory file name looked up in the current directory and the config directory.
+pub const FILE_NAME: &str = "hosts.toml";
 
 /// How tasks reach a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +77,7 @@ pub struct Host {
 /// Where the inventory came from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Origin {
+    /// The file, made absolute against [`Env::cwd`].
     File(PathBuf),
     EmbeddedDefault,
 }
@@ -65,35 +99,1427 @@ pub struct Env {
 }
 
 impl Env {
+    /// Reads `HOME`, `USER` (else `LOGNAME`, else `root` when running as uid 0), `DTS_HOSTS`,
+    /// `XDG_CONFIG_HOME` (ignored unless absolute, as the XDG spec says) and the current
+    /// directory. Empty variables count as unset.
     pub fn from_process() -> Env {
-        Env::default()
+        Env {
+            home: env_path("HOME"),
+            user: process_user(),
+            dts_hosts: env_path("DTS_HOSTS"),
+            xdg_config_home: env_path("XDG_CONFIG_HOME").filter(|path| path.is_absolute()),
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        }
     }
+
+    /// `$XDG_CONFIG_HOME`, else `$HOME/.config`.
+    pub fn config_home(&self) -> Option<PathBuf> {
+        self.xdg_config_home
+            .clone()
+            .or_else(|| self.home.as_ref().map(|home| home.join(".config")))
+    }
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|value| !value.is_empty())
+        .map(PathBuf::from)
+}
+
+fn process_user() -> String {
+    let from_env = ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|user| !user.is_empty());
+    // SAFETY: getuid has no preconditions and always succeeds.
+    let is_root = unsafe { libc::getuid() } == 0;
+    from_env.unwrap_or_else(|| {
+        if is_root {
+            "root".into()
+        } else {
+            String::new()
+        }
+    })
 }
 
 /// Finds and loads the inventory following the lookup order.
 pub fn resolve(explicit: Option<&Path>, env: &Env) -> Result<Inventory, Error> {
-    let _ = explicit;
-    Ok(local_default(env))
+    match locate(explicit, env) {
+        Some(path) => load(&path, env),
+        None => Ok(local_default(env)),
+    }
+}
+
+/// The file the lookup order picks, or `None` for the embedded default: `explicit` (`-H`),
+/// else `$DTS_HOSTS` (both used even if missing, so that reading them reports the error),
+/// else `./hosts.toml` if it exists, else `$XDG_CONFIG_HOME/dts/hosts.toml` if it exists.
+/// A relative result is relative to [`Env::cwd`].
+pub fn locate(explicit: Option<&Path>, env: &Env) -> Option<PathBuf> {
+    if let Some(path) = explicit.or(env.dts_hosts.as_deref()) {
+        return Some(path.to_path_buf());
+    }
+    if env.cwd.join(FILE_NAME).exists() {
+        return Some(PathBuf::from(FILE_NAME));
+    }
+    let user_file = env.config_home()?.join("dts").join(FILE_NAME);
+    user_file.exists().then_some(user_file)
+}
+
+/// Reads and parses the inventory at `path` (relative to [`Env::cwd`] unless absolute).
+/// Errors name `path` as given.
+pub fn load(path: &Path, env: &Env) -> Result<Inventory, Error> {
+    let text = std::fs::read_to_string(env.cwd.join(path)).map_err(|source| Error::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(parse(path, &text, env)?)
 }
 
 /// The embedded default: the local machine alone, one slot per core.
 pub fn local_default(env: &Env) -> Inventory {
-    let _ = env;
+    let settings = Partial {
+        transport: Some(Transport::Local),
+        ..Partial::default()
+    };
     Inventory {
-        hosts: vec![Host {
-            name: "localhost".into(),
-            address: "localhost".into(),
-            port: 22,
-            user: String::new(),
-            identities: vec![],
-            known_hosts: vec![],
-            host_key_policy: HostKeyPolicy::Strict,
-            slots: None,
-            weight: 1.0,
-            labels: vec![],
-            transport: Transport::Local,
-            connect_timeout: Duration::from_secs(10),
-        }],
+        hosts: vec![settings.into_host("localhost", "localhost", env)],
         origin: Origin::EmbeddedDefault,
+    }
+}
+
+/// Parses inventory `text`, the contents of `path`, without touching the file system.
+/// `path` names the file in errors and anchors relative paths; `env` supplies the home
+/// directory, the default user and the current directory.
+pub fn parse(path: &Path, text: &str, env: &Env) -> Result<Inventory, Located> {
+    let raw: RawFile = toml::from_str(text).map_err(|err| Located::from_toml(path, text, &err))?;
+    let cx = Context::new(path, text, env);
+    let defaults = match &raw.defaults {
+        Some(settings) => cx.settings(settings)?,
+        None => Partial::default(),
+    };
+    let tables = raw.host.map(|tables| tables.0).unwrap_or_default();
+    if tables.is_empty() {
+        return Err(cx.error(0, "no hosts defined: add a [[host]] table with a `name`"));
+    }
+    let mut hosts = Vec::new();
+    let mut seen = HashMap::new();
+    for (index, table) in tables.iter().enumerate() {
+        let group = cx.host_group(table, &defaults)?;
+        cx.check_duplicates(index, table.get_ref(), &group, &mut seen)?;
+        hosts.extend(group);
+    }
+    Ok(Inventory {
+        hosts,
+        origin: Origin::File(env.cwd.join(path)),
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// The file as written. Every key is spanned so that validation can point at its value.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    defaults: Option<RawSettings>,
+    host: Option<HostTables>,
+}
+
+/// The keys allowed in `[defaults]`; `[[host]]` repeats them (serde cannot flatten them
+/// into [`RawHost`] and still reject unknown keys).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    user: Option<Spanned<String>>,
+    port: Option<Spanned<Int>>,
+    identity: Option<Spanned<Strings>>,
+    known_hosts: Option<Spanned<Strings>>,
+    host_key_policy: Option<Spanned<String>>,
+    slots: Option<Spanned<Int>>,
+    connect_timeout: Option<Spanned<DurationText>>,
+    weight: Option<Spanned<Number>>,
+    labels: Option<Spanned<Strings>>,
+    transport: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    name: Option<Spanned<String>>,
+    address: Option<Spanned<String>>,
+    user: Option<Spanned<String>>,
+    port: Option<Spanned<Int>>,
+    identity: Option<Spanned<Strings>>,
+    known_hosts: Option<Spanned<Strings>>,
+    host_key_policy: Option<Spanned<String>>,
+    slots: Option<Spanned<Int>>,
+    connect_timeout: Option<Spanned<DurationText>>,
+    weight: Option<Spanned<Number>>,
+    labels: Option<Spanned<Strings>>,
+    transport: Option<Spanned<String>>,
+}
+
+impl RawHost {
+    /// The host's own settings, in the shape `[defaults]` has.
+    fn settings(&self) -> RawSettings {
+        RawSettings {
+            user: self.user.clone(),
+            port: self.port.clone(),
+            identity: self.identity.clone(),
+            known_hosts: self.known_hosts.clone(),
+            host_key_policy: self.host_key_policy.clone(),
+            slots: self.slots.clone(),
+            connect_timeout: self.connect_timeout.clone(),
+            weight: self.weight.clone(),
+            labels: self.labels.clone(),
+            transport: self.transport.clone(),
+        }
+    }
+}
+
+/// The `[[host]]` array; a custom visitor so that `[host]` gets a helpful message.
+struct HostTables(Vec<Spanned<RawHost>>);
+
+impl<'de> Deserialize<'de> for HostTables {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TablesVisitor;
+        impl<'de> Visitor<'de> for TablesVisitor {
+            type Value = HostTables;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("[[host]] tables (write `[[host]]`, not `[host]`)")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<HostTables, A::Error> {
+                let mut tables = Vec::new();
+                while let Some(table) = seq.next_element()? {
+                    tables.push(table);
+                }
+                Ok(HostTables(tables))
+            }
+        }
+        deserializer.deserialize_seq(TablesVisitor)
+    }
+}
+
+/// An integer of any size; range checks happen in validation, with the key's name.
+#[derive(Clone, Copy)]
+struct Int(i64);
+
+impl<'de> Deserialize<'de> for Int {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IntVisitor;
+        impl Visitor<'_> for IntVisitor {
+            type Value = Int;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Int, E> {
+                Ok(Int(value))
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Int, E> {
+                i64::try_from(value)
+                    .map(Int)
+                    .map_err(|_| E::custom(format!("integer {value} is too large")))
+            }
+        }
+        deserializer.deserialize_i64(IntVisitor)
+    }
+}
+
+/// A number written as an integer or a float.
+#[derive(Clone, Copy)]
+struct Number(f64);
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NumberVisitor;
+        impl Visitor<'_> for NumberVisitor {
+            type Value = Number;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<Number, E> {
+                Ok(Number(value))
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Number, E> {
+                Ok(Number(value as f64))
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Number, E> {
+                Ok(Number(value as f64))
+            }
+        }
+        deserializer.deserialize_f64(NumberVisitor)
+    }
+}
+
+/// A duration string such as `"10s"`; parsed during validation.
+#[derive(Clone)]
+struct DurationText(String);
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DurationVisitor;
+        impl Visitor<'_> for DurationVisitor {
+            type Value = DurationText;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration string such as \"10s\" or \"1m 30s\"")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<DurationText, E> {
+                Ok(DurationText(value.to_string()))
+            }
+        }
+        deserializer.deserialize_str(DurationVisitor)
+    }
+}
+
+/// A string or an array of strings (`identity`, `known_hosts`, `labels`).
+#[derive(Clone)]
+enum Strings {
+    One(String),
+    Many(Vec<Spanned<String>>),
+}
+
+impl Strings {
+    /// Each string with its span; a lone string has the span of the whole value.
+    fn items(&self, whole: Range<usize>) -> Vec<(&str, Range<usize>)> {
+        match self {
+            Strings::One(value) => vec![(value.as_str(), whole)],
+            Strings::Many(values) => values
+                .iter()
+                .map(|value| (value.get_ref().as_str(), value.span()))
+                .collect(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Strings {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StringsVisitor;
+        impl<'de> Visitor<'de> for StringsVisitor {
+            type Value = Strings;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Strings, E> {
+                Ok(Strings::One(value.to_string()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strings, A::Error> {
+                let mut values = Vec::new();
+                while let Some(value) = seq.next_element()? {
+                    values.push(value);
+                }
+                Ok(Strings::Many(values))
+            }
+        }
+        deserializer.deserialize_any(StringsVisitor)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Validated settings: one layer (`[defaults]` or a host) with its keys checked.
+
+/// Checked values of one settings layer; `None` means the key was not written.
+#[derive(Debug, Clone, Default)]
+struct Partial {
+    user: Option<String>,
+    port: Option<u16>,
+    identities: Option<Vec<PathBuf>>,
+    known_hosts: Option<Vec<PathBuf>>,
+    host_key_policy: Option<HostKeyPolicy>,
+    slots: Option<u32>,
+    connect_timeout: Option<Duration>,
+    weight: Option<f64>,
+    labels: Option<Vec<String>>,
+    transport: Option<Transport>,
+}
+
+impl Partial {
+    /// This layer's values, falling back to `base` key by key.
+    fn over(self, base: &Partial) -> Partial {
+        Partial {
+            user: self.user.or_else(|| base.user.clone()),
+            port: self.port.or(base.port),
+            identities: self.identities.or_else(|| base.identities.clone()),
+            known_hosts: self.known_hosts.or_else(|| base.known_hosts.clone()),
+            host_key_policy: self.host_key_policy.or(base.host_key_policy),
+            slots: self.slots.or(base.slots),
+            connect_timeout: self.connect_timeout.or(base.connect_timeout),
+            weight: self.weight.or(base.weight),
+            labels: self.labels.or_else(|| base.labels.clone()),
+            transport: self.transport.or(base.transport),
+        }
+    }
+
+    /// A host with these settings, filling what is still unset with the built-in defaults.
+    fn into_host(self, name: &str, address: &str, env: &Env) -> Host {
+        Host {
+            name: name.to_string(),
+            address: address.to_string(),
+            port: self.port.unwrap_or(DEFAULT_PORT),
+            user: self.user.unwrap_or_else(|| env.user.clone()),
+            identities: self.identities.unwrap_or_default(),
+            known_hosts: self.known_hosts.unwrap_or_else(|| default_known_hosts(env)),
+            host_key_policy: self.host_key_policy.unwrap_or(HostKeyPolicy::Strict),
+            slots: self.slots,
+            weight: self.weight.unwrap_or(1.0),
+            labels: self.labels.unwrap_or_default(),
+            transport: self.transport.unwrap_or(Transport::Ssh),
+            connect_timeout: self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+        }
+    }
+}
+
+/// `~/.ssh/known_hosts` (when the home directory is known), then the system file.
+fn default_known_hosts(env: &Env) -> Vec<PathBuf> {
+    let user_file = env.home.as_ref().map(|home| home.join(".ssh/known_hosts"));
+    user_file
+        .into_iter()
+        .chain([PathBuf::from(SYSTEM_KNOWN_HOSTS)])
+        .collect()
+}
+
+/// Applies `check` to an optional spanned value.
+fn checked<T, U>(
+    value: &Option<Spanned<T>>,
+    check: impl FnOnce(&T, Range<usize>) -> Result<U, Located>,
+) -> Result<Option<U>, Located> {
+    value
+        .as_ref()
+        .map(|value| check(value.get_ref(), value.span()))
+        .transpose()
+}
+
+/// What validation needs to know about the file being parsed.
+struct Context<'a> {
+    path: &'a Path,
+    text: &'a str,
+    env: &'a Env,
+    /// The directory relative paths are resolved against.
+    base: PathBuf,
+}
+
+impl<'a> Context<'a> {
+    fn new(path: &'a Path, text: &'a str, env: &'a Env) -> Self {
+        let base = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => env.cwd.join(dir),
+            _ => env.cwd.clone(),
+        };
+        Context {
+            path,
+            text,
+            env,
+            base,
+        }
+    }
+
+    fn error(&self, offset: usize, message: impl Into<String>) -> Located {
+        Located::at_offset(self.path, self.text, offset, message)
+    }
+
+    fn settings(&self, raw: &RawSettings) -> Result<Partial, Located> {
+        Ok(Partial {
+            user: checked(&raw.user, |user, span| self.user(user, span))?,
+            port: checked(&raw.port, |port, span| self.port(*port, span))?,
+            identities: checked(&raw.identity, |paths, span| self.paths(paths, span))?,
+            known_hosts: checked(&raw.known_hosts, |paths, span| {
+                self.known_hosts(paths, span)
+            })?,
+            host_key_policy: checked(&raw.host_key_policy, |policy, span| {
+                self.host_key_policy(policy, span)
+            })?,
+            slots: checked(&raw.slots, |slots, span| self.slots(*slots, span))?,
+            connect_timeout: checked(&raw.connect_timeout, |text, span| {
+                self.connect_timeout(text, span)
+            })?,
+            weight: checked(&raw.weight, |weight, span| self.weight(*weight, span))?,
+            labels: checked(&raw.labels, |labels, span| self.labels(labels, span))?,
+            transport: checked(&raw.transport, |name, span| self.transport(name, span))?,
+        })
+    }
+
+    fn user(&self, user: &str, span: Range<usize>) -> Result<String, Located> {
+        if user.is_empty() {
+            return Err(self.error(span.start, "user must not be empty"));
+        }
+        Ok(user.to_string())
+    }
+
+    fn port(&self, Int(port): Int, span: Range<usize>) -> Result<u16, Located> {
+        u16::try_from(port)
+            .ok()
+            .filter(|&port| port != 0)
+            .ok_or_else(|| {
+                self.error(
+                    span.start,
+                    format!("port must be between 1 and 65535, got {port}"),
+                )
+            })
+    }
+
+    fn slots(&self, Int(slots): Int, span: Range<usize>) -> Result<u32, Located> {
+        if slots < 1 {
+            return Err(self.error(
+                span.start,
+                format!(
+                    "slots must be at least 1, got {slots} \
+                     (leave `slots` out to use the host's core count)"
+                ),
+            ));
+        }
+        u32::try_from(slots)
+            .map_err(|_| self.error(span.start, format!("slots = {slots} is too large")))
+    }
+
+    fn weight(&self, Number(weight): Number, span: Range<usize>) -> Result<f64, Located> {
+        if weight.is_finite() && weight > 0.0 {
+            return Ok(weight);
+        }
+        Err(self.error(
+            span.start,
+            format!("weight must be a finite number greater than 0, got {weight}"),
+        ))
+    }
+
+    fn connect_timeout(
+        &self,
+        DurationText(text): &DurationText,
+        span: Range<usize>,
+    ) -> Result<Duration, Located> {
+        let timeout = humantime::parse_duration(text).map_err(|err| {
+            self.error(
+                span.start,
+                format!(
+                    "invalid connect_timeout \"{text}\": {err}; \
+                     expected a duration such as \"10s\" or \"1m 30s\""
+                ),
+            )
+        })?;
+        if timeout.is_zero() {
+            return Err(self.error(span.start, "connect_timeout must be greater than 0"));
+        }
+        Ok(timeout)
+    }
+
+    fn host_key_policy(&self, policy: &str, span: Range<usize>) -> Result<HostKeyPolicy, Located> {
+        match policy {
+            "strict" => Ok(HostKeyPolicy::Strict),
+            "accept-new" => Ok(HostKeyPolicy::AcceptNew),
+            other => Err(self.error(
+                span.start,
+                format!(
+                    "unsupported host_key_policy \"{other}\": dts never accepts any host key; \
+                     expected \"strict\" (the default) or \"accept-new\""
+                ),
+            )),
+        }
+    }
+
+    fn transport(&self, name: &str, span: Range<usize>) -> Result<Transport, Located> {
+        match name {
+            "ssh" => Ok(Transport::Ssh),
+            "local" => Ok(Transport::Local),
+            other => Err(self.error(
+                span.start,
+                format!("unknown transport \"{other}\": expected \"ssh\" or \"local\""),
+            )),
+        }
+    }
+
+    fn labels(&self, labels: &Strings, span: Range<usize>) -> Result<Vec<String>, Located> {
+        let mut checked: Vec<String> = Vec::new();
+        for (label, span) in labels.items(span) {
+            if label.is_empty() || label.contains(char::is_whitespace) {
+                return Err(self.error(
+                    span.start,
+                    format!(
+                        "invalid label \"{label}\": labels must be non-empty words \
+                         without whitespace, such as \"gpu\""
+                    ),
+                ));
+            }
+            if !checked.iter().any(|seen| seen == label) {
+                checked.push(label.to_string());
+            }
+        }
+        Ok(checked)
+    }
+
+    fn known_hosts(&self, paths: &Strings, span: Range<usize>) -> Result<Vec<PathBuf>, Located> {
+        let files = self.paths(paths, span.clone())?;
+        if files.is_empty() {
+            return Err(self.error(span.start, "known_hosts must list at least one file"));
+        }
+        Ok(files)
+    }
+
+    fn paths(&self, paths: &Strings, span: Range<usize>) -> Result<Vec<PathBuf>, Located> {
+        paths
+            .items(span)
+            .into_iter()
+            .map(|(path, span)| self.path(path, span))
+            .collect()
+    }
+
+    /// Expands `~` and resolves a relative path against the inventory's directory.
+    fn path(&self, path: &str, span: Range<usize>) -> Result<PathBuf, Located> {
+        if path.is_empty() {
+            return Err(self.error(span.start, "path must not be empty"));
+        }
+        let Some(rest) = path.strip_prefix('~') else {
+            return Ok(self.base.join(path));
+        };
+        if !rest.is_empty() && !rest.starts_with('/') {
+            return Err(self.error(
+                span.start,
+                format!("cannot expand \"{path}\": only `~` and `~/…` are supported; write the full path"),
+            ));
+        }
+        let home = self.env.home.as_ref().ok_or_else(|| {
+            self.error(
+                span.start,
+                format!("cannot expand \"{path}\": HOME is not set"),
+            )
+        })?;
+        Ok(home.join(rest.trim_start_matches('/')))
+    }
+
+    /// Expands one `[[host]]` table into its hosts.
+    fn host_group(
+        &self,
+        table: &Spanned<RawHost>,
+        defaults: &Partial,
+    ) -> Result<Vec<Host>, Located> {
+        let raw = table.get_ref();
+        let name = raw.name.as_ref().ok_or_else(|| {
+            self.error(
+                table.span().start,
+                "missing `name` in [[host]]: every host needs one, such as name = \"node01\"",
+            )
+        })?;
+        let names = self.nodeset("name", name)?;
+        let addresses = self.addresses(raw.address.as_ref(), name, &names)?;
+        let settings = self.settings(&raw.settings())?.over(defaults);
+        let transport = settings.transport.unwrap_or(Transport::Ssh);
+        let no_user = settings.user.is_none() && self.env.user.is_empty();
+        if transport == Transport::Ssh && no_user {
+            return Err(self.error(
+                name.span().start,
+                "no user for this host: set `user` here or in [defaults] \
+                 (USER and LOGNAME are not set)",
+            ));
+        }
+        Ok(names
+            .iter()
+            .zip(&addresses)
+            .map(|(name, address)| settings.clone().into_host(name, address, self.env))
+            .collect())
+    }
+
+    /// One address per name: the expanded `address`, the same one for all, or the names.
+    fn addresses(
+        &self,
+        address: Option<&Spanned<String>>,
+        name: &Spanned<String>,
+        names: &[String],
+    ) -> Result<Vec<String>, Located> {
+        let Some(address) = address else {
+            return Ok(names.to_vec());
+        };
+        let addresses = self.nodeset("address", address)?;
+        match addresses.len() {
+            1 => Ok(vec![addresses[0].clone(); names.len()]),
+            n if n == names.len() => Ok(addresses),
+            n => Err(self.error(
+                address.span().start,
+                format!(
+                    "address \"{}\" expands to {n} addresses but name \"{}\" expands to {} \
+                     names: give one address per name, or a single address for all",
+                    address.get_ref(),
+                    name.get_ref(),
+                    names.len()
+                ),
+            )),
+        }
+    }
+
+    /// Expands the nodeset in string value `value` of key `key`.
+    fn nodeset(&self, key: &str, value: &Spanned<String>) -> Result<Vec<String>, Located> {
+        let span = value.span();
+        if value.get_ref().is_empty() {
+            return Err(self.error(span.start, format!("{key} must not be empty")));
+        }
+        nodeset::expand(value.get_ref()).map_err(|err| {
+            let offset = self.offset_in_string(span, value.get_ref(), err.offset);
+            self.error(
+                offset,
+                format!("invalid {key} \"{}\": {err}", value.get_ref()),
+            )
+        })
+    }
+
+    /// The file offset of byte `inner` of string `value` written at `span`: exact for a
+    /// plain one-line string, else the start of the value.
+    fn offset_in_string(&self, span: Range<usize>, value: &str, inner: usize) -> usize {
+        let written = &self.text[span.clone()];
+        let body = written.get(1..written.len().saturating_sub(1));
+        let plain = written.len() == value.len() + 2 && body == Some(value);
+        if plain {
+            span.start + 1 + inner
+        } else {
+            span.start
+        }
+    }
+
+    /// Fails if a host of `group` (from table `index`) was already defined; records the rest.
+    fn check_duplicates(
+        &self,
+        index: usize,
+        table: &RawHost,
+        group: &[Host],
+        seen: &mut HashMap<String, (usize, usize)>,
+    ) -> Result<(), Located> {
+        let name = table.name.as_ref().expect("host_group checked the name");
+        let line = line_col(self.text, name.span().start).0;
+        for host in group {
+            let Some(&(first_index, first_line)) = seen.get(&host.name) else {
+                seen.insert(host.name.clone(), (index, line));
+                continue;
+            };
+            let message = if first_index == index {
+                format!(
+                    "name \"{}\" expands to \"{}\" more than once",
+                    name.get_ref(),
+                    host.name
+                )
+            } else {
+                format!(
+                    "duplicate host name \"{}\": already defined at line {first_line}",
+                    host.name
+                )
+            };
+            return Err(self.error(name.span().start, message));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Env {
+        Env {
+            home: Some(PathBuf::from("/home/alice")),
+            user: "alice".into(),
+            dts_hosts: None,
+            xdg_config_home: None,
+            cwd: PathBuf::from("/work/proj"),
+        }
+    }
+
+    fn parse_with(text: &str, env: &Env) -> Result<Inventory, Located> {
+        parse(Path::new("hosts.toml"), text, env)
+    }
+
+    fn hosts(text: &str) -> Vec<Host> {
+        parse_with(text, &env())
+            .unwrap_or_else(|err| panic!("{err}"))
+            .hosts
+    }
+
+    fn host(text: &str) -> Host {
+        let mut hosts = hosts(text);
+        assert_eq!(hosts.len(), 1);
+        hosts.remove(0)
+    }
+
+    fn error(text: &str) -> String {
+        match parse_with(text, &env()) {
+            Ok(inventory) => panic!("expected an error, got {inventory:?}"),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    fn names(hosts: &[Host]) -> Vec<&str> {
+        hosts.iter().map(|host| host.name.as_str()).collect()
+    }
+
+    // --- defaults and overrides -------------------------------------------------------
+
+    #[test]
+    fn minimal_host_gets_built_in_defaults() {
+        let inventory = parse_with("[[host]]\nname = \"a\"\n", &env()).unwrap();
+        assert_eq!(
+            inventory.origin,
+            Origin::File("/work/proj/hosts.toml".into())
+        );
+        assert_eq!(
+            inventory.hosts,
+            [Host {
+                name: "a".into(),
+                address: "a".into(),
+                port: 22,
+                user: "alice".into(),
+                identities: vec![],
+                known_hosts: vec![
+                    "/home/alice/.ssh/known_hosts".into(),
+                    "/etc/ssh/ssh_known_hosts".into()
+                ],
+                host_key_policy: HostKeyPolicy::Strict,
+                slots: None,
+                weight: 1.0,
+                labels: vec![],
+                transport: Transport::Ssh,
+                connect_timeout: Duration::from_secs(10),
+            }]
+        );
+    }
+
+    #[test]
+    fn without_home_known_hosts_is_the_system_file() {
+        let env = Env {
+            home: None,
+            ..env()
+        };
+        let inventory = parse_with("[[host]]\nname = \"a\"\n", &env).unwrap();
+        assert_eq!(
+            inventory.hosts[0].known_hosts,
+            [PathBuf::from("/etc/ssh/ssh_known_hosts")]
+        );
+    }
+
+    const DEFAULTS: &str = r#"
+[defaults]
+user = "bob"
+port = 2200
+identity = "~/.ssh/id_ed25519"
+known_hosts = "/etc/dts/known_hosts"
+host_key_policy = "accept-new"
+slots = 4
+connect_timeout = "1m 30s"
+weight = 2
+labels = ["fast"]
+transport = "ssh"
+"#;
+
+    #[test]
+    fn defaults_apply_to_every_host() {
+        let text = format!("{DEFAULTS}\n[[host]]\nname = \"a\"\n");
+        let a = host(&text);
+        assert_eq!(a.user, "bob");
+        assert_eq!(a.port, 2200);
+        assert_eq!(a.identities, [PathBuf::from("/home/alice/.ssh/id_ed25519")]);
+        assert_eq!(a.known_hosts, [PathBuf::from("/etc/dts/known_hosts")]);
+        assert_eq!(a.host_key_policy, HostKeyPolicy::AcceptNew);
+        assert_eq!(a.slots, Some(4));
+        assert_eq!(a.connect_timeout, Duration::from_secs(90));
+        assert_eq!(a.weight, 2.0);
+        assert_eq!(a.labels, ["fast"]);
+        assert_eq!(a.transport, Transport::Ssh);
+    }
+
+    #[test]
+    fn host_values_replace_defaults() {
+        let text = format!(
+            r#"{DEFAULTS}
+[[host]]
+name = "a"
+user = "carol"
+port = 2222
+identity = ["/k1", "/k2"]
+known_hosts = ["/kh"]
+host_key_policy = "strict"
+slots = 1
+connect_timeout = "2s"
+weight = 0.5
+labels = ["gpu"]
+transport = "local"
+"#
+        );
+        let a = host(&text);
+        assert_eq!(a.user, "carol");
+        assert_eq!(a.port, 2222);
+        assert_eq!(a.identities, [PathBuf::from("/k1"), PathBuf::from("/k2")]);
+        assert_eq!(a.known_hosts, [PathBuf::from("/kh")]);
+        assert_eq!(a.host_key_policy, HostKeyPolicy::Strict);
+        assert_eq!(a.slots, Some(1));
+        assert_eq!(a.connect_timeout, Duration::from_secs(2));
+        assert_eq!(a.weight, 0.5);
+        assert_eq!(a.labels, ["gpu"]);
+        assert_eq!(a.transport, Transport::Local);
+    }
+
+    #[test]
+    fn an_empty_identity_list_overrides_a_default_key() {
+        let text = "[defaults]\nidentity = \"/k\"\n[[host]]\nname = \"a\"\nidentity = []\n";
+        assert!(host(text).identities.is_empty());
+    }
+
+    #[test]
+    fn labels_are_deduplicated_in_order() {
+        let text = "[[host]]\nname = \"a\"\nlabels = [\"x\", \"y\", \"x\"]\n";
+        assert_eq!(host(text).labels, ["x", "y"]);
+        assert_eq!(
+            host("[[host]]\nname = \"a\"\nlabels = \"x\"\n").labels,
+            ["x"]
+        );
+    }
+
+    #[test]
+    fn float_and_integer_weights() {
+        assert_eq!(host("[[host]]\nname = \"a\"\nweight = 3\n").weight, 3.0);
+        assert_eq!(host("[[host]]\nname = \"a\"\nweight = 0.25\n").weight, 0.25);
+    }
+
+    // --- nodesets ---------------------------------------------------------------------
+
+    #[test]
+    fn names_expand_and_addresses_default_to_names() {
+        let hosts = hosts("[[host]]\nname = \"node[01-03]\"\nslots = 8\n");
+        assert_eq!(names(&hosts), ["node01", "node02", "node03"]);
+        assert!(
+            hosts
+                .iter()
+                .all(|h| h.address == h.name && h.slots == Some(8))
+        );
+    }
+
+    #[test]
+    fn expanded_addresses_pair_with_names() {
+        let hosts = hosts("[[host]]\nname = \"n[1-3]\"\naddress = \"10.0.0.[11-13]\"\n");
+        let pairs: Vec<_> = hosts.iter().map(|h| (&*h.name, &*h.address)).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("n1", "10.0.0.11"),
+                ("n2", "10.0.0.12"),
+                ("n3", "10.0.0.13")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_single_address_is_shared() {
+        let hosts = hosts("[[host]]\nname = \"slot[1-2]\"\naddress = \"gw\"\nport = 2201\n");
+        assert_eq!(names(&hosts), ["slot1", "slot2"]);
+        assert!(hosts.iter().all(|h| h.address == "gw"));
+    }
+
+    #[test]
+    fn hosts_keep_file_order() {
+        let text = "[[host]]\nname = \"b[1-2]\"\n[[host]]\nname = \"a\"\n";
+        assert_eq!(names(&hosts(text)), ["b1", "b2", "a"]);
+    }
+
+    #[test]
+    fn address_count_mismatch_points_at_the_address() {
+        let text = "[[host]]\nname = \"n[1-3]\"\naddress = \"10.0.0.[1-2]\"\n";
+        assert_eq!(
+            error(text),
+            "hosts.toml:3:11: address \"10.0.0.[1-2]\" expands to 2 addresses but name \
+             \"n[1-3]\" expands to 3 names: give one address per name, or a single address \
+             for all"
+        );
+    }
+
+    #[test]
+    fn bad_nodeset_points_inside_the_string() {
+        assert_eq!(
+            error("[[host]]\nname = \"node[1-3\"\n"),
+            "hosts.toml:2:13: invalid name \"node[1-3\": `[` is never closed: expected `]`"
+        );
+        assert_eq!(
+            error("[[host]]\nname = \"n[5-1]\"\n"),
+            "hosts.toml:2:11: invalid name \"n[5-1]\": descending range `5-1`: write it as `1-5`"
+        );
+        assert_eq!(
+            error("[[host]]\nname = 'n'\naddress = '10.0.0.[1,,2]'\n"),
+            "hosts.toml:3:22: invalid address \"10.0.0.[1,,2]\": empty element in brackets: \
+             expected a number or a range"
+        );
+    }
+
+    #[test]
+    fn bad_nodeset_with_escapes_points_at_the_value() {
+        let text = "[[host]]\nname = \"n\\u0041[x]\"\n";
+        assert!(error(text).starts_with("hosts.toml:2:8: invalid name \"nA[x]\""));
+    }
+
+    #[test]
+    fn empty_name_and_address() {
+        assert_eq!(
+            error("[[host]]\nname = \"\"\n"),
+            "hosts.toml:2:8: name must not be empty"
+        );
+        assert_eq!(
+            error("[[host]]\nname = \"a\"\naddress = \"\"\n"),
+            "hosts.toml:3:11: address must not be empty"
+        );
+    }
+
+    #[test]
+    fn missing_name_points_at_the_table() {
+        assert_eq!(
+            error("[[host]]\nname = \"a\"\n\n[[host]]\nport = 22\n"),
+            "hosts.toml:4:1: missing `name` in [[host]]: every host needs one, such as \
+             name = \"node01\""
+        );
+    }
+
+    // --- duplicates ---------------------------------------------------------------------
+
+    #[test]
+    fn duplicate_names_point_at_the_second_definition() {
+        let text = "[[host]]\nname = \"n[1-3]\"\n\n[[host]]\nname = \"n2\"\n";
+        assert_eq!(
+            error(text),
+            "hosts.toml:5:8: duplicate host name \"n2\": already defined at line 2"
+        );
+    }
+
+    #[test]
+    fn duplicates_within_one_pattern() {
+        assert_eq!(
+            error("[[host]]\nname = \"n[1-2,2]\"\n"),
+            "hosts.toml:2:8: name \"n[1-2,2]\" expands to \"n2\" more than once"
+        );
+    }
+
+    #[test]
+    fn same_address_under_different_names_is_allowed() {
+        let text =
+            "[[host]]\nname = \"a\"\naddress = \"x\"\n[[host]]\nname = \"b\"\naddress = \"x\"\n";
+        assert_eq!(names(&hosts(text)), ["a", "b"]);
+    }
+
+    // --- value validation ---------------------------------------------------------------
+
+    fn host_error(key_value: &str) -> String {
+        error(&format!("[[host]]\nname = \"a\"\n{key_value}\n"))
+    }
+
+    #[test]
+    fn zero_port_and_slots_are_refused() {
+        assert_eq!(
+            host_error("port = 0"),
+            "hosts.toml:3:8: port must be between 1 and 65535, got 0"
+        );
+        assert_eq!(
+            host_error("port = 65536"),
+            "hosts.toml:3:8: port must be between 1 and 65535, got 65536"
+        );
+        assert_eq!(
+            host_error("slots = 0"),
+            "hosts.toml:3:9: slots must be at least 1, got 0 (leave `slots` out to use the \
+             host's core count)"
+        );
+        assert!(host_error("slots = -2").contains("at least 1, got -2"));
+        assert!(host_error("slots = 5000000000").contains("too large"));
+    }
+
+    #[test]
+    fn weight_must_be_finite_and_positive() {
+        for bad in ["0", "-1.5", "nan", "inf", "0.0"] {
+            let message = host_error(&format!("weight = {bad}"));
+            assert!(
+                message
+                    .starts_with("hosts.toml:3:10: weight must be a finite number greater than 0"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn host_key_policy_never_accepts_any_key() {
+        for bad in ["no", "accept-any", "off", "yes", ""] {
+            let message = host_error(&format!("host_key_policy = \"{bad}\""));
+            assert_eq!(
+                message,
+                format!(
+                    "hosts.toml:3:19: unsupported host_key_policy \"{bad}\": dts never accepts \
+                     any host key; expected \"strict\" (the default) or \"accept-new\""
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_transport() {
+        assert_eq!(
+            host_error("transport = \"rsh\""),
+            "hosts.toml:3:13: unknown transport \"rsh\": expected \"ssh\" or \"local\""
+        );
+    }
+
+    #[test]
+    fn bad_durations() {
+        let message = host_error("connect_timeout = \"10 parsecs\"");
+        assert!(
+            message.starts_with("hosts.toml:3:19: invalid connect_timeout \"10 parsecs\": "),
+            "{message}"
+        );
+        assert!(message.ends_with("expected a duration such as \"10s\" or \"1m 30s\""));
+        assert_eq!(
+            host_error("connect_timeout = \"0s\""),
+            "hosts.toml:3:19: connect_timeout must be greater than 0"
+        );
+        assert_eq!(
+            host_error("connect_timeout = 10"),
+            "hosts.toml:3:19: invalid type: integer `10`, expected a duration string such as \
+             \"10s\" or \"1m 30s\""
+        );
+    }
+
+    #[test]
+    fn labels_must_be_words() {
+        assert_eq!(
+            host_error("labels = [\"gpu\", \"big box\"]"),
+            "hosts.toml:3:18: invalid label \"big box\": labels must be non-empty words \
+             without whitespace, such as \"gpu\""
+        );
+        assert!(host_error("labels = [\"\"]").starts_with("hosts.toml:3:11: invalid label \"\""));
+        assert!(host_error("labels = \"\"").starts_with("hosts.toml:3:10: invalid label"));
+    }
+
+    #[test]
+    fn empty_user_and_paths() {
+        assert_eq!(
+            host_error("user = \"\""),
+            "hosts.toml:3:8: user must not be empty"
+        );
+        assert_eq!(
+            host_error("identity = [\"/k\", \"\"]"),
+            "hosts.toml:3:19: path must not be empty"
+        );
+        assert_eq!(
+            host_error("known_hosts = []"),
+            "hosts.toml:3:15: known_hosts must list at least one file"
+        );
+    }
+
+    #[test]
+    fn bad_values_in_defaults_are_reported_even_if_overridden() {
+        let text = "[defaults]\nport = 0\n[[host]]\nname = \"a\"\nport = 22\n";
+        assert_eq!(
+            error(text),
+            "hosts.toml:2:8: port must be between 1 and 65535, got 0"
+        );
+    }
+
+    #[test]
+    fn wrong_types_say_what_was_expected() {
+        assert_eq!(
+            host_error("port = \"22\""),
+            "hosts.toml:3:8: invalid type: string \"22\", expected an integer"
+        );
+        assert_eq!(
+            host_error("weight = \"x\""),
+            "hosts.toml:3:10: invalid type: string \"x\", expected a number"
+        );
+        assert_eq!(
+            host_error("identity = 3"),
+            "hosts.toml:3:12: invalid type: integer `3`, expected a string or an array of strings"
+        );
+        assert_eq!(
+            host_error("labels = [1]"),
+            "hosts.toml:3:11: invalid type: integer `1`, expected a string"
+        );
+        assert_eq!(
+            error("[[host]]\nname = 7\n"),
+            "hosts.toml:2:8: invalid type: integer `7`, expected a string"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let message = host_error("hostname = \"x\"");
+        assert!(message.starts_with("hosts.toml:3:1: unknown field `hostname`, expected one of"));
+        let message = error("[defaults]\nname = \"x\"\n[[host]]\nname = \"a\"\n");
+        assert!(
+            message.starts_with("hosts.toml:2:1: unknown field `name`"),
+            "{message}"
+        );
+        let message = error("[[hosts]]\nname = \"a\"\n");
+        assert_eq!(
+            message,
+            "hosts.toml:1:3: unknown field `hosts`, expected `defaults` or `host`"
+        );
+    }
+
+    #[test]
+    fn single_host_table_gets_a_hint() {
+        assert_eq!(
+            error("[host]\nname = \"a\"\n"),
+            "hosts.toml:1:1: invalid type: map, expected [[host]] tables (write `[[host]]`, \
+             not `[host]`)"
+        );
+    }
+
+    #[test]
+    fn toml_syntax_errors_are_located() {
+        let message = error("[[host]]\nname = \"a\"\nport = \n");
+        assert!(message.starts_with("hosts.toml:3:8: "), "{message}");
+    }
+
+    #[test]
+    fn no_hosts_is_an_error() {
+        let expected = "hosts.toml:1:1: no hosts defined: add a [[host]] table with a `name`";
+        assert_eq!(error(""), expected);
+        assert_eq!(error("[defaults]\nuser = \"x\"\n"), expected);
+        assert_eq!(error("host = []\n"), expected);
+    }
+
+    // --- users and paths ----------------------------------------------------------------
+
+    #[test]
+    fn ssh_hosts_need_a_user() {
+        let env = Env {
+            user: String::new(),
+            ..env()
+        };
+        let message = parse_with("[[host]]\nname = \"a\"\n", &env)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            message,
+            "hosts.toml:2:8: no user for this host: set `user` here or in [defaults] (USER and \
+             LOGNAME are not set)"
+        );
+        let local = "[[host]]\nname = \"a\"\ntransport = \"local\"\n";
+        assert!(parse_with(local, &env).is_ok());
+        let with_user = "[defaults]\nuser = \"u\"\n[[host]]\nname = \"a\"\n";
+        assert_eq!(parse_with(with_user, &env).unwrap().hosts[0].user, "u");
+    }
+
+    #[test]
+    fn paths_expand_home_and_resolve_against_the_file() {
+        let text = "[[host]]\nname = \"a\"\nidentity = [\"~\", \"~/k\", \"keys/k\", \"/abs/k\"]\n";
+        let inventory = parse(Path::new("conf/hosts.toml"), text, &env()).unwrap();
+        assert_eq!(
+            inventory.hosts[0].identities,
+            [
+                PathBuf::from("/home/alice"),
+                PathBuf::from("/home/alice/k"),
+                PathBuf::from("/work/proj/conf/keys/k"),
+                PathBuf::from("/abs/k"),
+            ]
+        );
+        let absolute = parse(Path::new("/etc/dts/hosts.toml"), text, &env()).unwrap();
+        assert_eq!(
+            absolute.hosts[0].identities[2],
+            PathBuf::from("/etc/dts/keys/k")
+        );
+        assert_eq!(
+            host("[[host]]\nname = \"a\"\nknown_hosts = \"kh\"\n").known_hosts,
+            [PathBuf::from("/work/proj/kh")]
+        );
+    }
+
+    #[test]
+    fn tilde_errors() {
+        assert_eq!(
+            host_error("identity = \"~bob/k\""),
+            "hosts.toml:3:12: cannot expand \"~bob/k\": only `~` and `~/…` are supported; \
+             write the full path"
+        );
+        let env = Env {
+            home: None,
+            ..env()
+        };
+        let message = parse_with("[[host]]\nname = \"a\"\nidentity = \"~/k\"\n", &env)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            message,
+            "hosts.toml:3:12: cannot expand \"~/k\": HOME is not set"
+        );
+    }
+
+    // --- the example and the embedded default -----------------------------------------
+
+    #[test]
+    fn the_example_parses() {
+        let text = include_str!("../hosts.example.toml");
+        let inventory = parse(Path::new("hosts.example.toml"), text, &env())
+            .unwrap_or_else(|err| panic!("{err}"));
+        let hosts = &inventory.hosts;
+        assert_eq!(hosts.len(), 18);
+        assert_eq!(
+            (&*hosts[0].name, &*hosts[0].address),
+            ("node01", "10.0.0.1")
+        );
+        assert_eq!(
+            (&*hosts[15].name, &*hosts[15].address),
+            ("node16", "10.0.0.16")
+        );
+        assert_eq!(hosts[0].weight, 2.0);
+        assert_eq!(hosts[0].labels, ["gpu", "big"]);
+        assert_eq!(hosts[0].slots, Some(8));
+        let bastion = &hosts[16];
+        assert_eq!((bastion.port, &*bastion.user), (2222, "ops"));
+        assert_eq!(
+            bastion.identities[1],
+            PathBuf::from("/work/proj/keys/ops_rsa")
+        );
+        assert_eq!(bastion.host_key_policy, HostKeyPolicy::AcceptNew);
+        assert_eq!(hosts[17].transport, Transport::Local);
+    }
+
+    #[test]
+    fn the_lab_inventory_format_parses() {
+        // What ../shared/lab/sshlab.sh writes.
+        let text = r#"[defaults]
+user = "dtsbench"
+identity = "/tmp/lab/userkey"
+known_hosts = "/tmp/lab/known_hosts"
+slots = 8
+
+[[host]]
+name = "h1"
+address = "127.0.0.2"
+port = 2201
+
+[[host]]
+name = "h2"
+address = "127.0.0.3"
+port = 2202
+"#;
+        let hosts = hosts(text);
+        assert_eq!(names(&hosts), ["h1", "h2"]);
+        assert_eq!((&*hosts[1].address, hosts[1].port), ("127.0.0.3", 2202));
+        assert_eq!(hosts[0].identities, [PathBuf::from("/tmp/lab/userkey")]);
+        assert_eq!(
+            hosts[0].known_hosts,
+            [PathBuf::from("/tmp/lab/known_hosts")]
+        );
+        assert_eq!((&*hosts[0].user, hosts[0].slots), ("dtsbench", Some(8)));
+    }
+
+    #[test]
+    fn local_default_is_the_local_machine() {
+        let inventory = local_default(&env());
+        assert_eq!(inventory.origin, Origin::EmbeddedDefault);
+        let [host] = &inventory.hosts[..] else {
+            panic!("expected one host");
+        };
+        assert_eq!(host.name, "localhost");
+        assert_eq!(host.transport, Transport::Local);
+        assert_eq!(host.slots, None);
+        assert_eq!(host.weight, 1.0);
+        assert_eq!(host.user, "alice");
+    }
+
+    // --- lookup order -------------------------------------------------------------------
+
+    struct Dirs {
+        _root: tempfile::TempDir,
+        cwd: PathBuf,
+        config: PathBuf,
+    }
+
+    fn dirs() -> Dirs {
+        let root = tempfile::tempdir().unwrap();
+        let cwd = root.path().join("cwd");
+        let config = root.path().join("config");
+        std::fs::create_dir_all(&cwd).unwrap();
+        std::fs::create_dir_all(config.join("dts")).unwrap();
+        Dirs {
+            _root: root,
+            cwd,
+            config,
+        }
+    }
+
+    fn write_inventory(path: &Path, host: &str) {
+        std::fs::write(path, format!("[[host]]\nname = \"{host}\"\n")).unwrap();
+    }
+
+    fn lookup_env(dirs: &Dirs) -> Env {
+        Env {
+            cwd: dirs.cwd.clone(),
+            xdg_config_home: Some(dirs.config.clone()),
+            ..env()
+        }
+    }
+
+    fn resolved_name(explicit: Option<&Path>, env: &Env) -> String {
+        let inventory = resolve(explicit, env).unwrap_or_else(|err| panic!("{err}"));
+        inventory.hosts[0].name.clone()
+    }
+
+    #[test]
+    fn lookup_order() {
+        let dirs = dirs();
+        let mut env = lookup_env(&dirs);
+        assert_eq!(resolve(None, &env).unwrap().origin, Origin::EmbeddedDefault);
+
+        write_inventory(&dirs.config.join("dts/hosts.toml"), "from-config");
+        assert_eq!(resolved_name(None, &env), "from-config");
+
+        write_inventory(&dirs.cwd.join("hosts.toml"), "from-cwd");
+        assert_eq!(resolved_name(None, &env), "from-cwd");
+        assert_eq!(
+            resolve(None, &env).unwrap().origin,
+            Origin::File(dirs.cwd.join("hosts.toml"))
+        );
+
+        let from_env = dirs.cwd.join("env.toml");
+        write_inventory(&from_env, "from-env");
+        env.dts_hosts = Some(from_env);
+        assert_eq!(resolved_name(None, &env), "from-env");
+
+        write_inventory(&dirs.cwd.join("explicit.toml"), "explicit");
+        let explicit = Path::new("explicit.toml");
+        assert_eq!(resolved_name(Some(explicit), &env), "explicit");
+    }
+
+    #[test]
+    fn config_home_falls_back_to_home_dot_config() {
+        let dirs = dirs();
+        let home = dirs.cwd.join("home");
+        std::fs::create_dir_all(home.join(".config/dts")).unwrap();
+        write_inventory(&home.join(".config/dts/hosts.toml"), "from-home");
+        let env = Env {
+            home: Some(home),
+            xdg_config_home: None,
+            ..lookup_env(&dirs)
+        };
+        assert_eq!(resolved_name(None, &env), "from-home");
+    }
+
+    #[test]
+    fn missing_explicit_or_env_file_is_an_error() {
+        let dirs = dirs();
+        let mut env = lookup_env(&dirs);
+        write_inventory(&dirs.cwd.join("hosts.toml"), "from-cwd");
+        let err = resolve(Some(Path::new("nope.toml")), &env).unwrap_err();
+        assert!(matches!(&err, Error::ReadFile { path, .. } if path == Path::new("nope.toml")));
+        assert!(err.to_string().starts_with("nope.toml: "), "{err}");
+
+        env.dts_hosts = Some(dirs.cwd.join("missing.toml"));
+        let err = resolve(None, &env).unwrap_err();
+        assert!(matches!(err, Error::ReadFile { .. }));
+    }
+
+    #[test]
+    fn errors_in_found_files_name_the_file() {
+        let dirs = dirs();
+        let env = lookup_env(&dirs);
+        std::fs::write(
+            dirs.cwd.join("hosts.toml"),
+            "[[host]]\nname = \"a\"\nport = 0\n",
+        )
+        .unwrap();
+        let err = resolve(None, &env).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "hosts.toml:3:8: port must be between 1 and 65535, got 0"
+        );
+        assert_eq!(err.exit_code(), crate::error::exit::USAGE);
+    }
+
+    #[test]
+    fn env_from_process_has_an_absolute_cwd() {
+        let env = Env::from_process();
+        assert!(env.cwd.is_absolute());
+        assert!(env.xdg_config_home.as_ref().is_none_or(|p| p.is_absolute()));
     }
 }
