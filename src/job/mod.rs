@@ -3,7 +3,7 @@
 //!
 //! This module owns the precedence rules and the reads they need (the job file, an items
 //! file, standard input); everything else is pure and lives in the submodules:
-//! [`array`] (Slurm `--array` syntax), [`quote`] (shell quoting), [`template`]
+//! [`array`](mod@array) (Slurm `--array` syntax), [`quote`] (shell quoting), [`template`]
 //! (placeholders) and `file` (the job file's schema and located checks).
 //!
 //! Items come from exactly one source: `--array` or `--items` on the command line, else one
