@@ -1,15 +1,28 @@
 //! The job: a command template plus an array of items, from a job file and flags (flags win),
 //! turned into the task list the dispatcher runs.
+//!
+//! This module owns the precedence rules and the reads they need (the job file, an items
+//! file, standard input); everything else is pure and lives in the submodules:
+//! [`array`](mod@array) (Slurm `--array` syntax), [`quote`] (shell quoting), [`template`]
+//! (placeholders) and `file` (the job file's schema and located checks).
+//!
+//! Items come from exactly one source: `--array` or `--items` on the command line, else one
+//! of `items_file`, `array` or `items` in the job file, else a single task with an empty
+//! item. An array task's item is its index in decimal. An items file has one item per line,
+//! split on `\n` only and kept byte for byte; its task index is the 0-based line number.
 
 pub mod array;
+mod file;
 pub mod quote;
 pub mod template;
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::error::Error;
+use crate::error::{Error, Located, line_col};
 use crate::placement::Algorithm;
+use file::{FileSource, JobFile};
 pub use template::{Context, Template};
 
 /// One element of the job array.
@@ -37,6 +50,7 @@ pub struct JobSpec {
     pub retries: u32,
     pub timeout: Option<Duration>,
     pub workdir: Option<String>,
+    /// Variables for every task, sorted by name; names are valid shell variable names.
     pub env: Vec<(String, String)>,
     pub seed: Option<u64>,
     /// Per-host slots override (`--slots`).
@@ -60,43 +74,237 @@ pub struct Overrides {
     pub command: Vec<String>,
 }
 
-/// Resolves the job from the job file (if any) and the flags.
-pub fn build(overrides: &Overrides, stdin: &mut dyn std::io::Read) -> Result<JobSpec, Error> {
-    let _ = stdin;
-    let command = match overrides.command.len() {
-        0 => return Err(Error::Usage("no command".into())),
-        1 => Template::shell(&overrides.command[0]).map_err(|e| Error::Usage(e.to_string()))?,
-        _ => Template::argv(&overrides.command).map_err(|e| Error::Usage(e.to_string()))?,
+/// The message when neither the flags nor the job file give a command.
+pub const NO_COMMAND: &str = "no command: give one after `--` or `command =` in the job file";
+
+/// How standard input is named in errors about `--items -`.
+const STDIN: &str = "<stdin>";
+
+/// Resolves the job from the job file (if any) and the flags; `stdin` is read only for
+/// `--items -`.
+pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Error> {
+    if overrides.array.is_some() && overrides.items.is_some() {
+        return Err(Error::Usage(
+            "--array and --items both give the items; use one".into(),
+        ));
+    }
+    let file = match &overrides.job_file {
+        Some(path) => load_job_file(path)?,
+        None => JobFile::default(),
     };
-    let spec = match &overrides.array {
-        Some(a) => array::parse(a).map_err(|e| Error::Usage(e.to_string()))?,
-        None => array::ArraySpec {
-            indices: vec![0],
-            throttle: None,
-        },
-    };
-    let tasks = spec
-        .indices
-        .iter()
-        .enumerate()
-        .map(|(i, &index)| Task {
-            seq: i as u32 + 1,
-            index,
-            item: index.to_string().into_bytes().into(),
-        })
-        .collect();
+    let command = resolve_command(&overrides.command, file.command)?;
+    let (tasks, throttle) = resolve_tasks(overrides, file.source, stdin)?;
     Ok(JobSpec {
-        name: "job".into(),
+        name: file.name.unwrap_or_else(|| default_name(overrides)),
         command,
         tasks,
-        throttle: spec.throttle,
-        algorithm: Algorithm::RoundRobin,
-        key: None,
-        retries: overrides.retries.unwrap_or(0),
-        timeout: None,
-        workdir: None,
-        env: vec![],
-        seed: overrides.seed,
-        slots: overrides.slots,
+        throttle,
+        algorithm: flag(&overrides.algorithm, "--algo", parse_algorithm)?
+            .or(file.algorithm)
+            .unwrap_or(Algorithm::RoundRobin),
+        key: flag(&overrides.key, "--key", parse_key)?.or(file.key),
+        retries: overrides.retries.or(file.retries).unwrap_or(0),
+        timeout: flag(&overrides.timeout, "--timeout", file::parse_timeout)?.or(file.timeout),
+        workdir: file.workdir,
+        env: file.env,
+        seed: overrides.seed.or(file.seed),
+        slots: check_slots(overrides.slots)?.or(file.slots),
     })
 }
+
+fn load_job_file(path: &Path) -> Result<JobFile, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(file::parse(path, &text)?)
+}
+
+/// Parses an optional flag value; errors read `invalid FLAG 'VALUE': MESSAGE`.
+fn flag<T>(
+    value: &Option<String>,
+    name: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Option<T>, Error> {
+    value
+        .as_deref()
+        .map(|v| parse(v).map_err(|message| invalid_flag(name, v, &message)))
+        .transpose()
+}
+
+fn invalid_flag(name: &str, value: &str, message: &str) -> Error {
+    Error::Usage(format!("invalid {name} '{value}': {message}"))
+}
+
+fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
+    name.parse().map_err(|_| file::unknown_algorithm(name))
+}
+
+fn parse_key(text: &str) -> Result<Template, String> {
+    Template::key(text).map_err(|e| e.message)
+}
+
+fn check_slots(slots: Option<u32>) -> Result<Option<u32>, Error> {
+    match slots {
+        Some(0) => Err(invalid_flag("--slots", "0", "must be at least 1")),
+        other => Ok(other),
+    }
+}
+
+/// The words after `--` win over the job file's `command`.
+fn resolve_command(words: &[String], from_file: Option<Template>) -> Result<Template, Error> {
+    let parsed = match words {
+        [] => return from_file.ok_or_else(|| Error::Usage(NO_COMMAND.into())),
+        [line] => Template::shell(line),
+        words => Template::argv(words),
+    };
+    parsed.map_err(|e| Error::Usage(format!("invalid command after `--`: {}", e.message)))
+}
+
+/// The job file's stem, else the basename of the command's first word.
+fn default_name(overrides: &Overrides) -> String {
+    let stem = overrides.job_file.as_deref().and_then(Path::file_stem);
+    if let Some(stem) = stem {
+        return stem.to_string_lossy().into_owned();
+    }
+    let first = match overrides.command.as_slice() {
+        [line] => line.split_whitespace().next(),
+        words => words.first().map(String::as_str),
+    };
+    match first.and_then(|w| w.rsplit('/').next()) {
+        Some(word) if !word.is_empty() => word.to_string(),
+        _ => "job".into(),
+    }
+}
+
+/// The tasks and throttle from the one item source in effect: a flag replaces the file's.
+fn resolve_tasks(
+    overrides: &Overrides,
+    from_file: Option<FileSource>,
+    stdin: &mut dyn Read,
+) -> Result<(Vec<Task>, Option<u32>), Error> {
+    if let Some(spec) = &overrides.array {
+        let spec = array::parse(spec).map_err(|e| {
+            let (_, column) = line_col(spec, e.offset);
+            let message = format!("{} (at column {column})", e.message);
+            invalid_flag("--array", spec, &message)
+        })?;
+        return Ok((array_tasks(spec.indices)?, spec.throttle));
+    }
+    if let Some(path) = &overrides.items {
+        let (name, data) = read_items_flag(path, stdin)?;
+        return Ok((line_tasks(&name, &data)?, None));
+    }
+    file_tasks(from_file)
+}
+
+/// The tasks and throttle from the job file's source, or the single task without one.
+fn file_tasks(source: Option<FileSource>) -> Result<(Vec<Task>, Option<u32>), Error> {
+    match source {
+        None => Ok((vec![single_task()], None)),
+        Some(FileSource::Array(spec)) => Ok((array_tasks(spec.indices)?, spec.throttle)),
+        Some(FileSource::Items(items)) => {
+            Ok((numbered(items.into_iter().map(String::into_bytes))?, None))
+        }
+        Some(FileSource::ItemsFile { path, at }) => {
+            let data = std::fs::read(&path).map_err(|e| Located {
+                message: format!("cannot read items file {}: {e}", path.display()),
+                ..at
+            })?;
+            Ok((line_tasks(&path, &data)?, None))
+        }
+    }
+}
+
+/// Reads `--items FILE` or `--items -`; returns the name to use in errors and the bytes.
+fn read_items_flag(path: &Path, stdin: &mut dyn Read) -> Result<(PathBuf, Vec<u8>), Error> {
+    let mut data = Vec::new();
+    if path == Path::new("-") {
+        stdin
+            .read_to_end(&mut data)
+            .map_err(|source| Error::ReadFile {
+                path: STDIN.into(),
+                source,
+            })?;
+        return Ok((STDIN.into(), data));
+    }
+    let data = std::fs::read(path).map_err(|source| Error::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok((path.to_path_buf(), data))
+}
+
+/// The task of a job without items: index 0, empty item.
+fn single_task() -> Task {
+    Task {
+        seq: 1,
+        index: 0,
+        item: Box::default(),
+    }
+}
+
+/// Array tasks: each item is its index in decimal.
+fn array_tasks(indices: Vec<u64>) -> Result<Vec<Task>, Error> {
+    let mut tasks = numbered(indices.iter().map(|i| i.to_string().into_bytes()))?;
+    for (task, index) in tasks.iter_mut().zip(indices) {
+        task.index = index;
+    }
+    Ok(tasks)
+}
+
+/// One task per line of `data` (read from `name`); a line with a NUL byte is an error there.
+fn line_tasks(name: &Path, data: &[u8]) -> Result<Vec<Task>, Error> {
+    let lines = split_lines(data);
+    if let Some((line, col)) = first_nul(&lines) {
+        return Err(Located {
+            path: name.to_path_buf(),
+            line,
+            col,
+            message: file::NUL_ITEM.into(),
+        }
+        .into());
+    }
+    numbered(lines.into_iter().map(<[u8]>::to_vec))
+}
+
+/// Splits on `\n` only, keeping every byte: `\r` stays, an empty line is an item, a last
+/// line without `\n` is an item, the empty rest after a final `\n` is not.
+pub fn split_lines(data: &[u8]) -> Vec<&[u8]> {
+    if data.is_empty() {
+        return Vec::new();
+    }
+    let data = data.strip_suffix(b"\n").unwrap_or(data);
+    data.split(|&b| b == b'\n').collect()
+}
+
+/// The 1-based line and byte column of the first NUL byte.
+fn first_nul(lines: &[&[u8]]) -> Option<(usize, usize)> {
+    lines.iter().enumerate().find_map(|(n, line)| {
+        let col = line.iter().position(|&b| b == 0)?;
+        Some((n + 1, col + 1))
+    })
+}
+
+/// Tasks in order: `seq` from 1, `index` from 0.
+fn numbered(items: impl ExactSizeIterator<Item = Vec<u8>>) -> Result<Vec<Task>, Error> {
+    if u32::try_from(items.len()).is_err() {
+        let message = format!(
+            "{} tasks are more than the limit of {}",
+            items.len(),
+            u32::MAX
+        );
+        return Err(Error::Usage(message));
+    }
+    Ok(items
+        .enumerate()
+        .map(|(i, item)| Task {
+            seq: i as u32 + 1,
+            index: i as u64,
+            item: item.into_boxed_slice(),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,298 @@
+//! The job file (TOML): its schema, and its checks with errors that point at the offending
+//! value's line and column. Pure: takes the file's text, reads nothing (an `items_file` is
+//! only resolved to a path here; `build` reads it).
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use toml::Spanned;
+
+use super::array::{self, ArraySpec, SpecError};
+use super::template::Template;
+use crate::error::Located;
+use crate::placement::Algorithm;
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    name: Option<Spanned<String>>,
+    command: Option<Spanned<CommandSpec>>,
+    items_file: Option<Spanned<String>>,
+    array: Option<Spanned<String>>,
+    items: Option<Spanned<Vec<Spanned<String>>>>,
+    algorithm: Option<Spanned<String>>,
+    key: Option<Spanned<String>>,
+    retries: Option<u32>,
+    timeout: Option<Spanned<String>>,
+    workdir: Option<Spanned<String>>,
+    env: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
+    slots: Option<Spanned<u32>>,
+    seed: Option<u64>,
+}
+
+/// `command = "line"` or `command = ["argv", "words"]`.
+#[derive(Debug)]
+enum CommandSpec {
+    Line(String),
+    Argv(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for CommandSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(CommandVisitor)
+    }
+}
+
+struct CommandVisitor;
+
+impl<'de> Visitor<'de> for CommandVisitor {
+    type Value = CommandSpec;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a command line string or an array of argument strings")
+    }
+
+    fn visit_str<E: de::Error>(self, line: &str) -> Result<CommandSpec, E> {
+        Ok(CommandSpec::Line(line.into()))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<CommandSpec, A::Error> {
+        let mut words = Vec::new();
+        while let Some(word) = seq.next_element::<String>()? {
+            words.push(word);
+        }
+        Ok(CommandSpec::Argv(words))
+    }
+}
+
+/// Where the file says the items come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum FileSource {
+    /// `items_file`, resolved against the job file's directory; `at` locates the value for
+    /// read errors (its message is empty).
+    ItemsFile {
+        path: PathBuf,
+        at: Located,
+    },
+    Array(ArraySpec),
+    Items(Vec<String>),
+}
+
+/// The job file, checked and converted; every field optional so flags can fill the rest.
+#[derive(Debug, Clone, Default)]
+pub(super) struct JobFile {
+    pub name: Option<String>,
+    pub command: Option<Template>,
+    pub source: Option<FileSource>,
+    pub algorithm: Option<Algorithm>,
+    pub key: Option<Template>,
+    pub retries: Option<u32>,
+    pub timeout: Option<Duration>,
+    pub workdir: Option<String>,
+    pub env: Vec<(String, String)>,
+    pub slots: Option<u32>,
+    pub seed: Option<u64>,
+}
+
+/// Parses the job file `path` whose contents are `text`.
+pub(super) fn parse(path: &Path, text: &str) -> Result<JobFile, Located> {
+    let raw: Raw = toml::from_str(text).map_err(|e| Located::from_toml(path, text, &e))?;
+    let at = At { path, text };
+    Ok(JobFile {
+        name: raw.name.map(|n| at.non_empty(n, "name")).transpose()?,
+        command: raw.command.map(|c| at.command(c)).transpose()?,
+        source: at.source(raw.items_file, raw.array, raw.items)?,
+        algorithm: raw.algorithm.map(|a| at.algorithm(a)).transpose()?,
+        key: raw.key.map(|k| at.key(k)).transpose()?,
+        retries: raw.retries,
+        timeout: raw.timeout.map(|t| at.timeout(t)).transpose()?,
+        workdir: raw
+            .workdir
+            .map(|w| at.non_empty(w, "workdir"))
+            .transpose()?,
+        env: raw.env.map(|e| at.env(e)).transpose()?.unwrap_or_default(),
+        slots: raw.slots.map(|s| at.slots(s)).transpose()?,
+        seed: raw.seed,
+    })
+}
+
+/// The file being checked, to locate errors in it.
+struct At<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl At<'_> {
+    fn error(&self, offset: usize, message: impl Into<String>) -> Located {
+        Located::at_offset(self.path, self.text, offset, message)
+    }
+
+    /// Byte offset in the file of byte `inner` of the string value at `span`; the value's
+    /// start when escapes make the two differ.
+    fn inside(&self, span: &Range<usize>, value: &str, inner: usize) -> usize {
+        let plain = self.text.get(span.clone()).is_some_and(|written| {
+            written.len() == value.len() + 2 && written.get(1..written.len() - 1) == Some(value)
+        });
+        if plain {
+            span.start + 1 + inner
+        } else {
+            span.start
+        }
+    }
+
+    /// Locates `e` inside the string value `value` at `span`, its message after `prefix`.
+    fn spec_error(&self, span: &Range<usize>, value: &str, prefix: &str, e: SpecError) -> Located {
+        let offset = self.inside(span, value, e.offset);
+        self.error(offset, format!("{prefix}{}", e.message))
+    }
+
+    fn non_empty(&self, value: Spanned<String>, field: &str) -> Result<String, Located> {
+        if value.get_ref().is_empty() {
+            return Err(self.error(value.span().start, format!("{field} cannot be empty")));
+        }
+        Ok(value.into_inner())
+    }
+
+    fn command(&self, command: Spanned<CommandSpec>) -> Result<Template, Located> {
+        let span = command.span();
+        match command.get_ref() {
+            CommandSpec::Line(line) => {
+                Template::shell(line).map_err(|e| self.spec_error(&span, line, "", e))
+            }
+            CommandSpec::Argv(words) => {
+                Template::argv(words).map_err(|e| self.error(span.start, e.message))
+            }
+        }
+    }
+
+    fn source(
+        &self,
+        items_file: Option<Spanned<String>>,
+        array: Option<Spanned<String>>,
+        items: Option<Spanned<Vec<Spanned<String>>>>,
+    ) -> Result<Option<FileSource>, Located> {
+        let mut given: Vec<(&str, usize)> = [
+            items_file.as_ref().map(|v| ("items_file", v.span().start)),
+            array.as_ref().map(|v| ("array", v.span().start)),
+            items.as_ref().map(|v| ("items", v.span().start)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        given.sort_by_key(|&(_, offset)| offset);
+        if let [(first, _), (second, offset), ..] = given[..] {
+            let message = format!("`{second}` and `{first}` both give the items; keep one");
+            return Err(self.error(offset, message));
+        }
+        if let Some(f) = items_file {
+            return self.items_file(f).map(Some);
+        }
+        if let Some(a) = array {
+            let spec = array::parse(a.get_ref())
+                .map_err(|e| self.spec_error(&a.span(), a.get_ref(), "invalid array: ", e))?;
+            return Ok(Some(FileSource::Array(spec)));
+        }
+        items.map(|i| self.items(i)).transpose()
+    }
+
+    fn items_file(&self, value: Spanned<String>) -> Result<FileSource, Located> {
+        let start = value.span().start;
+        let name = self.non_empty(value, "items_file")?;
+        let dir = self.path.parent().unwrap_or(Path::new(""));
+        Ok(FileSource::ItemsFile {
+            path: dir.join(name),
+            at: self.error(start, ""),
+        })
+    }
+
+    fn items(&self, items: Spanned<Vec<Spanned<String>>>) -> Result<FileSource, Located> {
+        let mut out = Vec::with_capacity(items.get_ref().len());
+        for item in items.into_inner() {
+            if let Some(i) = item.get_ref().find('\0') {
+                let offset = self.inside(&item.span(), item.get_ref(), i);
+                return Err(self.error(offset, NUL_ITEM));
+            }
+            out.push(item.into_inner());
+        }
+        Ok(FileSource::Items(out))
+    }
+
+    fn algorithm(&self, name: Spanned<String>) -> Result<Algorithm, Located> {
+        name.get_ref()
+            .parse()
+            .map_err(|_| self.error(name.span().start, unknown_algorithm(name.get_ref())))
+    }
+
+    fn key(&self, key: Spanned<String>) -> Result<Template, Located> {
+        Template::key(key.get_ref()).map_err(|e| self.spec_error(&key.span(), key.get_ref(), "", e))
+    }
+
+    fn timeout(&self, timeout: Spanned<String>) -> Result<Duration, Located> {
+        parse_timeout(timeout.get_ref()).map_err(|message| {
+            let message = format!("invalid timeout '{}': {message}", timeout.get_ref());
+            self.error(timeout.span().start, message)
+        })
+    }
+
+    fn slots(&self, slots: Spanned<u32>) -> Result<u32, Located> {
+        match *slots.get_ref() {
+            0 => Err(self.error(slots.span().start, "slots must be at least 1")),
+            n => Ok(n),
+        }
+    }
+
+    fn env(
+        &self,
+        env: BTreeMap<Spanned<String>, Spanned<String>>,
+    ) -> Result<Vec<(String, String)>, Located> {
+        let mut out = Vec::with_capacity(env.len());
+        for (name, value) in env {
+            if !is_shell_name(name.get_ref()) {
+                let message = format!("env: '{}' {NOT_A_NAME}", name.get_ref());
+                return Err(self.error(name.span().start, message));
+            }
+            if let Some(i) = value.get_ref().find('\0') {
+                let offset = self.inside(&value.span(), value.get_ref(), i);
+                return Err(self.error(offset, "env values cannot contain a NUL character"));
+            }
+            out.push((name.into_inner(), value.into_inner()));
+        }
+        Ok(out)
+    }
+}
+
+/// Why an item with a NUL byte is refused.
+pub(super) const NUL_ITEM: &str =
+    "an item cannot contain a NUL byte (no command argument can carry one)";
+
+const NOT_A_NAME: &str =
+    "is not a shell variable name (letters, digits and '_', not starting with a digit)";
+
+/// Whether `name` is a valid POSIX shell variable name.
+fn is_shell_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// A humantime duration greater than zero (`30m`, `1h 30m`, `90s`).
+pub(super) fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be greater than zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The message for an algorithm name that is not one of [`Algorithm::ALL`].
+pub(super) fn unknown_algorithm(name: &str) -> String {
+    let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+    format!("unknown algorithm '{name}' (expected {})", names.join(", "))
+}

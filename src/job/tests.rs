@@ -1,0 +1,543 @@
+//! Tests of `build`: precedence of flags over the job file, item sources, and every error.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use super::*;
+
+fn write(dir: &TempDir, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+fn cmd(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}
+
+fn with_command(line: &str) -> Overrides {
+    Overrides {
+        command: cmd(&[line]),
+        ..Overrides::default()
+    }
+}
+
+fn run(overrides: &Overrides) -> Result<JobSpec, Error> {
+    build(overrides, &mut std::io::empty())
+}
+
+/// A job file named `job.toml` in a fresh directory, and overrides pointing at it.
+fn job_file(contents: &str) -> (TempDir, Overrides) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "job.toml", contents);
+    let overrides = Overrides {
+        job_file: Some(path),
+        ..Overrides::default()
+    };
+    (dir, overrides)
+}
+
+/// The error message with the temporary directory taken out of it.
+fn error(overrides: &Overrides) -> String {
+    let message = run(overrides).unwrap_err().to_string();
+    match &overrides.job_file {
+        Some(path) => {
+            let dir = format!("{}/", path.parent().unwrap().display());
+            message.replace(&dir, "")
+        }
+        None => message,
+    }
+}
+
+fn items(job: &JobSpec) -> Vec<&[u8]> {
+    job.tasks.iter().map(|t| &*t.item).collect()
+}
+
+fn indices(job: &JobSpec) -> Vec<u64> {
+    job.tasks.iter().map(|t| t.index).collect()
+}
+
+fn render(job: &JobSpec, task: usize) -> String {
+    let task = &job.tasks[task];
+    job.command.render(&Context {
+        item: &task.item,
+        seq: task.seq,
+        index: task.index,
+        host: "h",
+    })
+}
+
+#[test]
+fn flags_alone_give_defaults() {
+    let job = run(&with_command("echo hi")).unwrap();
+    assert_eq!(job.name, "echo");
+    assert_eq!(job.command.source(), "echo hi");
+    assert_eq!(
+        job.tasks,
+        [Task {
+            seq: 1,
+            index: 0,
+            item: Box::default()
+        }]
+    );
+    assert_eq!(job.throttle, None);
+    assert_eq!(job.algorithm, Algorithm::RoundRobin);
+    assert_eq!(job.key, None);
+    assert_eq!(job.retries, 0);
+    assert_eq!(job.timeout, None);
+    assert_eq!(job.workdir, None);
+    assert!(job.env.is_empty());
+    assert_eq!((job.seed, job.slots), (None, None));
+}
+
+#[test]
+fn no_command_is_a_usage_error() {
+    assert_eq!(error(&Overrides::default()), NO_COMMAND);
+    let (_dir, overrides) = job_file("array = \"0-3\"\n");
+    assert_eq!(error(&overrides), NO_COMMAND);
+    assert!(matches!(run(&overrides), Err(Error::Usage(_))));
+}
+
+#[test]
+fn one_word_is_a_shell_line_several_are_an_argv() {
+    let mut overrides = with_command("printf %s {} | wc -c");
+    overrides.array = Some("5".into());
+    assert_eq!(render(&run(&overrides).unwrap(), 0), "printf %s 5 | wc -c");
+    overrides.command = cmd(&["printf", "%s\\n", "{} | x"]);
+    assert_eq!(
+        render(&run(&overrides).unwrap(), 0),
+        r"printf '%s\n' '5 | x'"
+    );
+}
+
+#[test]
+fn empty_flag_command_is_an_error() {
+    assert_eq!(
+        error(&with_command(" ")),
+        "invalid command after `--`: empty command"
+    );
+}
+
+#[test]
+fn full_job_file() {
+    let (dir, overrides) = job_file(
+        r#"
+name = "resize"
+command = "convert {item} -resize 50% out/{item/.}.png"
+array = "0-9:3%2"
+algorithm = "consistent-hash"
+key = "{item/}"
+retries = 2
+timeout = "30m"
+workdir = "/scratch/run"
+env = { OMP_NUM_THREADS = "1", A_B = "x y" }
+slots = 4
+seed = 42
+"#,
+    );
+    let job = run(&overrides).unwrap();
+    drop(dir);
+    assert_eq!(job.name, "resize");
+    assert_eq!(render(&job, 1), "convert 3 -resize 50% out/3.png");
+    assert_eq!(indices(&job), [0, 3, 6, 9]);
+    assert_eq!(items(&job), [b"0", b"3", b"6", b"9"]);
+    assert_eq!(job.tasks[3].seq, 4);
+    assert_eq!(job.throttle, Some(2));
+    assert_eq!(job.algorithm, Algorithm::ConsistentHash);
+    assert_eq!(job.key.unwrap().source(), "{item/}");
+    assert_eq!(job.retries, 2);
+    assert_eq!(job.timeout, Some(Duration::from_secs(1800)));
+    assert_eq!(job.workdir.as_deref(), Some("/scratch/run"));
+    let env = [("A_B", "x y"), ("OMP_NUM_THREADS", "1")].map(|(k, v)| (k.into(), v.into()));
+    assert_eq!(job.env, env);
+    assert_eq!((job.slots, job.seed), (Some(4), Some(42)));
+}
+
+#[test]
+fn argv_command_in_the_file() {
+    let (_dir, overrides) = job_file("command = ['printf', '%s\\n', '{}']\nitems = [\"a b\"]\n");
+    let job = run(&overrides).unwrap();
+    assert_eq!(render(&job, 0), r"printf '%s\n' 'a b'");
+}
+
+#[test]
+fn flags_override_the_file_field_by_field() {
+    let (_dir, mut overrides) = job_file(
+        r#"
+command = "file-cmd {}"
+array = "1-3"
+algorithm = "random"
+key = "{item}"
+retries = 2
+timeout = "30m"
+slots = 4
+seed = 1
+"#,
+    );
+    let file_only = run(&overrides).unwrap();
+    assert_eq!(file_only.name, "job");
+    assert_eq!(file_only.algorithm, Algorithm::Random);
+
+    overrides.command = cmd(&["flag-cmd", "{}"]);
+    overrides.array = Some("7".into());
+    overrides.algorithm = Some("least-load".into());
+    overrides.key = Some("{/}".into());
+    overrides.retries = Some(0);
+    overrides.timeout = Some("5s".into());
+    overrides.slots = Some(1);
+    overrides.seed = Some(9);
+    let job = run(&overrides).unwrap();
+    assert_eq!(render(&job, 0), "flag-cmd 7");
+    assert_eq!(indices(&job), [7]);
+    assert_eq!(job.algorithm, Algorithm::LeastLoad);
+    assert_eq!(job.key.unwrap().source(), "{/}");
+    assert_eq!(job.retries, 0);
+    assert_eq!(job.timeout, Some(Duration::from_secs(5)));
+    assert_eq!((job.slots, job.seed), (Some(1), Some(9)));
+}
+
+#[test]
+fn name_defaults() {
+    let (_dir, overrides) = job_file("command = \"x\"\n");
+    assert_eq!(run(&overrides).unwrap().name, "job");
+    assert_eq!(
+        run(&with_command("/usr/bin/convert a b")).unwrap().name,
+        "convert"
+    );
+    let argv = Overrides {
+        command: cmd(&["./bin/tool", "{}"]),
+        ..Overrides::default()
+    };
+    assert_eq!(run(&argv).unwrap().name, "tool");
+    assert_eq!(run(&with_command("cd / && ls")).unwrap().name, "cd");
+}
+
+#[test]
+fn items_file_is_byte_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = b"a\r\n\n  spaced  \n\xff\xfe bytes\n'quote' $(x)\nlast";
+    let path = write(&dir, "items.txt", data);
+    let mut overrides = with_command("echo {}");
+    overrides.items = Some(path);
+    let job = run(&overrides).unwrap();
+    let expected: [&[u8]; 6] = [
+        b"a\r",
+        b"",
+        b"  spaced  ",
+        b"\xff\xfe bytes",
+        b"'quote' $(x)",
+        b"last",
+    ];
+    assert_eq!(items(&job), expected);
+    assert_eq!(indices(&job), [0, 1, 2, 3, 4, 5]);
+    assert_eq!(
+        job.tasks.iter().map(|t| t.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6]
+    );
+    assert_eq!(job.throttle, None);
+}
+
+#[test]
+fn line_splitting() {
+    let empty: [&[u8]; 0] = [];
+    assert_eq!(split_lines(b""), empty);
+    assert_eq!(split_lines(b"\n"), [b""]);
+    assert_eq!(split_lines(b"a"), [b"a"]);
+    assert_eq!(split_lines(b"a\n"), [b"a"]);
+    assert_eq!(split_lines(b"a\n\n"), [&b"a"[..], b""]);
+    assert_eq!(split_lines(b"\na"), [&b""[..], b"a"]);
+    assert_eq!(split_lines(b"a\rb\r\n"), [b"a\rb\r"]);
+}
+
+#[test]
+fn empty_items_file_gives_no_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut overrides = with_command("echo {}");
+    overrides.items = Some(write(&dir, "empty", ""));
+    assert!(run(&overrides).unwrap().tasks.is_empty());
+}
+
+#[test]
+fn items_from_stdin() {
+    let mut overrides = with_command("echo {}");
+    overrides.items = Some("-".into());
+    let job = build(&overrides, &mut &b"x y\n\n\xc3\n"[..]).unwrap();
+    assert_eq!(items(&job), [&b"x y"[..], b"", b"\xc3"]);
+    assert_eq!(indices(&job), [0, 1, 2]);
+}
+
+#[test]
+fn stdin_is_read_only_for_items_dash() {
+    struct Unreadable;
+    impl std::io::Read for Unreadable {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("stdin is closed"))
+        }
+    }
+    assert!(build(&with_command("true"), &mut Unreadable).is_ok());
+    let mut overrides = with_command("true");
+    overrides.items = Some("-".into());
+    let err = build(&overrides, &mut Unreadable).unwrap_err();
+    assert!(matches!(err, Error::ReadFile { .. }));
+    assert_eq!(err.to_string(), "<stdin>: stdin is closed");
+}
+
+#[test]
+fn nul_in_items_is_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut overrides = with_command("echo {}");
+    overrides.items = Some(write(&dir, "items", b"ok\nab\0c\n"));
+    let message = run(&overrides).unwrap_err().to_string();
+    let expected = format!(
+        "{}:2:3: {}",
+        dir.path().join("items").display(),
+        file::NUL_ITEM
+    );
+    assert_eq!(message, expected);
+
+    overrides.items = Some("-".into());
+    let err = build(&overrides, &mut &b"\0"[..]).unwrap_err();
+    assert_eq!(err.to_string(), format!("<stdin>:1:1: {}", file::NUL_ITEM));
+
+    let (_dir, overrides) = job_file("command = \"x\"\nitems = [\"a\", \"b\\u0000\"]\n");
+    assert_eq!(
+        error(&overrides),
+        format!("job.toml:2:15: {}", file::NUL_ITEM)
+    );
+}
+
+#[test]
+fn missing_items_flag_file_is_a_read_error() {
+    let mut overrides = with_command("echo {}");
+    overrides.items = Some("/nonexistent/items.txt".into());
+    let err = run(&overrides).unwrap_err();
+    assert!(matches!(err, Error::ReadFile { .. }), "{err:?}");
+    assert!(err.to_string().starts_with("/nonexistent/items.txt: "));
+}
+
+#[test]
+fn items_file_is_relative_to_the_job_file() {
+    let (dir, overrides) = job_file("command = \"echo {}\"\nitems_file = \"in/list.txt\"\n");
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    write(&dir, "in/list.txt", "a\nb\n");
+    let job = run(&overrides).unwrap();
+    assert_eq!(items(&job), [b"a", b"b"]);
+}
+
+#[test]
+fn unreadable_items_file_points_at_the_value() {
+    let (_dir, overrides) = job_file("command = \"echo {}\"\nitems_file = \"nope.txt\"\n");
+    let message = error(&overrides);
+    assert!(
+        message.starts_with("job.toml:2:14: cannot read items file nope.txt: "),
+        "{message}"
+    );
+}
+
+#[test]
+fn items_list_in_the_file() {
+    let (_dir, overrides) = job_file("command = \"echo {}\"\nitems = [\"a\", \"\", \"c d\"]\n");
+    let job = run(&overrides).unwrap();
+    assert_eq!(items(&job), [&b"a"[..], b"", b"c d"]);
+    assert_eq!(indices(&job), [0, 1, 2]);
+}
+
+#[test]
+fn flag_source_replaces_the_file_source() {
+    // The file's items file does not exist: it is not read once a flag replaces it.
+    let (dir, mut overrides) = job_file("command = \"echo {}\"\nitems_file = \"missing\"\n");
+    overrides.array = Some("1-2%1".into());
+    let job = run(&overrides).unwrap();
+    assert_eq!((indices(&job), job.throttle), (vec![1, 2], Some(1)));
+
+    overrides.array = None;
+    overrides.items = Some(write(&dir, "flag-items", "z\n"));
+    assert_eq!(items(&run(&overrides).unwrap()), [b"z"]);
+}
+
+#[test]
+fn items_flag_drops_the_file_throttle() {
+    let (_dir, mut overrides) = job_file("command = \"echo {}\"\narray = \"0-9%3\"\n");
+    overrides.items = Some("-".into());
+    let job = build(&overrides, &mut &b"a\n"[..]).unwrap();
+    assert_eq!(job.throttle, None);
+}
+
+#[test]
+fn array_and_items_flags_conflict() {
+    let mut overrides = with_command("echo {}");
+    overrides.array = Some("1".into());
+    overrides.items = Some("-".into());
+    assert_eq!(
+        error(&overrides),
+        "--array and --items both give the items; use one"
+    );
+}
+
+#[test]
+fn two_sources_in_the_file_are_located() {
+    let (_dir, overrides) = job_file("command = \"x\"\narray = \"1-3\"\nitems = [\"a\"]\n");
+    assert_eq!(
+        error(&overrides),
+        "job.toml:3:9: `items` and `array` both give the items; keep one"
+    );
+    let (_dir, overrides) = job_file("items_file = \"f\"\ncommand = \"x\"\narray = \"1\"\n");
+    assert_eq!(
+        error(&overrides),
+        "job.toml:3:9: `array` and `items_file` both give the items; keep one"
+    );
+}
+
+#[test]
+fn array_flag_errors_name_flag_value_and_column() {
+    let cases = [
+        (
+            "5-1",
+            "invalid --array '5-1': end 1 is below start 5 (at column 3)",
+        ),
+        ("", "invalid --array '': empty array spec (at column 1)"),
+        (
+            "0-9:0",
+            "invalid --array '0-9:0': step must be at least 1 (at column 5)",
+        ),
+        (
+            "1%0",
+            "invalid --array '1%0': throttle %0 must be at least 1 (at column 3)",
+        ),
+        (
+            "1,2,1",
+            "invalid --array '1,2,1': index 1 is listed twice (at column 5)",
+        ),
+    ];
+    for (spec, expected) in cases {
+        let mut overrides = with_command("echo {}");
+        overrides.array = Some(spec.into());
+        assert_eq!(error(&overrides), expected);
+        assert!(matches!(run(&overrides), Err(Error::Usage(_))));
+    }
+}
+
+#[test]
+fn array_errors_in_the_file_point_into_the_value() {
+    let (_dir, overrides) = job_file("command = \"x\"\narray = \"5-1\"\n");
+    assert_eq!(
+        error(&overrides),
+        "job.toml:2:12: invalid array: end 1 is below start 5"
+    );
+    let (_dir, overrides) = job_file("command = \"x\"\narray = '0-9%'\n");
+    assert_eq!(
+        error(&overrides),
+        "job.toml:2:14: invalid array: expected a number after '%', found the end of the spec"
+    );
+    assert!(matches!(run(&overrides), Err(Error::Located(_))));
+}
+
+#[test]
+fn algorithm_errors() {
+    let mut overrides = with_command("x");
+    overrides.algorithm = Some("fastest".into());
+    assert_eq!(
+        error(&overrides),
+        "invalid --algo 'fastest': unknown algorithm 'fastest' \
+         (expected random, round-robin, least-load, consistent-hash)"
+    );
+    let (_dir, overrides) = job_file("command = \"x\"\nalgorithm = \"fastest\"\n");
+    assert_eq!(
+        error(&overrides),
+        "job.toml:2:13: unknown algorithm 'fastest' \
+         (expected random, round-robin, least-load, consistent-hash)"
+    );
+}
+
+#[test]
+fn timeout_errors() {
+    let mut overrides = with_command("x");
+    overrides.timeout = Some("0s".into());
+    assert_eq!(
+        error(&overrides),
+        "invalid --timeout '0s': must be greater than zero"
+    );
+    overrides.timeout = Some("soon".into());
+    assert_eq!(
+        error(&overrides),
+        "invalid --timeout 'soon': expected number at 0"
+    );
+    let (_dir, overrides) = job_file("command = \"x\"\ntimeout = \"10 parsecs\"\n");
+    let message = error(&overrides);
+    assert!(
+        message.starts_with("job.toml:2:11: invalid timeout '10 parsecs': unknown time unit"),
+        "{message}"
+    );
+}
+
+#[test]
+fn key_and_slots_errors() {
+    let mut overrides = with_command("x");
+    overrides.key = Some(String::new());
+    assert_eq!(error(&overrides), "invalid --key '': empty key");
+    overrides.key = None;
+    overrides.slots = Some(0);
+    assert_eq!(error(&overrides), "invalid --slots '0': must be at least 1");
+    let (_dir, overrides) = job_file("command = \"x\"\nslots = 0\n");
+    assert_eq!(error(&overrides), "job.toml:2:9: slots must be at least 1");
+    let (_dir, overrides) = job_file("command = \"x\"\nkey = \"\"\n");
+    assert_eq!(error(&overrides), "job.toml:2:8: empty key");
+}
+
+#[test]
+fn env_errors() {
+    let (_dir, overrides) = job_file("command = \"x\"\nenv = { OK = \"1\", 1BAD = \"2\" }\n");
+    assert_eq!(
+        error(&overrides),
+        "job.toml:2:19: env: '1BAD' is not a shell variable name \
+         (letters, digits and '_', not starting with a digit)"
+    );
+    let (_dir, overrides) = job_file("command = \"x\"\n[env]\n\"A-B\" = \"1\"\n");
+    assert!(error(&overrides).starts_with("job.toml:3:1: env: 'A-B' is not"));
+    let (_dir, overrides) = job_file("command = \"x\"\nenv = { N = 1 }\n");
+    assert!(error(&overrides).starts_with("job.toml:2:13: invalid type: integer `1`"));
+}
+
+#[test]
+fn command_errors_in_the_file() {
+    let (_dir, overrides) = job_file("command = []\n");
+    assert_eq!(error(&overrides), "job.toml:1:11: empty command");
+    let (_dir, overrides) = job_file("command = \"  \"\n");
+    assert_eq!(error(&overrides), "job.toml:1:12: empty command");
+    let (_dir, overrides) = job_file("command = 3\n");
+    assert_eq!(
+        error(&overrides),
+        "job.toml:1:11: invalid type: integer `3`, \
+         expected a command line string or an array of argument strings"
+    );
+}
+
+#[test]
+fn toml_errors_are_located() {
+    let (_dir, overrides) = job_file("command = \"x\"\ncomand = \"y\"\n");
+    let message = error(&overrides);
+    assert!(
+        message.starts_with("job.toml:2:1: unknown field `comand`"),
+        "{message}"
+    );
+    let (_dir, overrides) = job_file("command = \"x\"\nretries = \"two\"\n");
+    assert!(error(&overrides).starts_with("job.toml:2:11: invalid type: string \"two\""));
+    let (_dir, overrides) = job_file("command = \"x\"\nname = \"\"\n");
+    assert_eq!(error(&overrides), "job.toml:2:8: name cannot be empty");
+    let (_dir, overrides) = job_file("command = \"x\n");
+    assert!(error(&overrides).starts_with("job.toml:1:"));
+}
+
+#[test]
+fn unreadable_job_file_is_a_read_error() {
+    let overrides = Overrides {
+        job_file: Some("/nonexistent/job.toml".into()),
+        ..with_command("x")
+    };
+    let err = run(&overrides).unwrap_err();
+    assert!(
+        matches!(err, Error::ReadFile { ref path, .. } if path == Path::new("/nonexistent/job.toml"))
+    );
+}
