@@ -278,7 +278,7 @@ mod tests {
         assert_eq!(remote_command(LoginShell::Posix, "echo hi"), "echo hi");
         assert_eq!(
             remote_command(LoginShell::Other, "echo 'hi'"),
-            r"exec /bin/sh -c 'echo '\''hi'\'''"
+            r"exec /bin/sh -c 'echo '\''hi'\'"
         );
     }
 
