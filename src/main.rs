@@ -1,3 +1,32 @@
+//! The `dts` binary: parse arguments, run the command, map errors to exit codes.
+
+use clap::Parser;
+
 fn main() {
-    println!("dts");
+    let cli = dts::cli::Cli::parse();
+    init_tracing(cli.verbose);
+    let code = match dts::cli::run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("dts: error: {error}");
+            error.exit_code()
+        }
+    };
+    std::process::exit(code);
+}
+
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DTS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("dts={level}")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
 }

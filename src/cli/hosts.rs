@@ -1,0 +1,99 @@
+//! `dts hosts`: probe every host in parallel and print a table (or JSON).
+
+use std::sync::Arc;
+use std::thread;
+
+use super::HostsArgs;
+use crate::error::{Error, exit};
+use crate::inventory::{self, Host, Transport};
+use crate::probe::{self, ProbeReport};
+use crate::report::hosts_table::{self, HostRow};
+use crate::transport::ssh::{self, connect};
+
+/// Concurrent handshakes, as for runs.
+const MAX_HANDSHAKES: u32 = 8;
+
+pub fn run(args: HostsArgs) -> Result<i32, Error> {
+    let inventory = inventory::resolve(args.hosts.as_deref(), &inventory::Env::from_process())?;
+    let rows = probe_all(&inventory.hosts);
+    if args.json {
+        let json = serde_json::json!({ "hosts": rows });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).expect("rows serialise")
+        );
+    } else {
+        println!("{}", hosts_table::render(&rows));
+    }
+    let reachable = rows.iter().any(|r| r.status == "ok");
+    Ok(if reachable {
+        exit::SUCCESS
+    } else {
+        exit::NO_HOST
+    })
+}
+
+/// Probes every host at once; rows come back in inventory order.
+pub fn probe_all(hosts: &[Host]) -> Vec<HostRow> {
+    let handshakes = Arc::new(ssh::Handshakes::new(MAX_HANDSHAKES));
+    let auth = Arc::new(ssh::AuthEnv::from_process());
+    let options = ssh::Options::default();
+    thread::scope(|scope| {
+        let handles: Vec<_> = hosts
+            .iter()
+            .map(|host| {
+                let (handshakes, auth, timeout) =
+                    (handshakes.clone(), auth.clone(), options.probe_timeout);
+                scope.spawn(move || match host.transport {
+                    Transport::Local => Ok(probe::local()),
+                    Transport::Ssh => connect::connect(host, &handshakes, &auth)
+                        .and_then(|session| connect::probe(&session, timeout)),
+                })
+            })
+            .collect();
+        hosts
+            .iter()
+            .zip(handles)
+            .map(|(host, handle)| {
+                let result = handle.join().unwrap_or_else(|_| {
+                    Err(crate::transport::HostError::transient(
+                        "probe thread panicked",
+                    ))
+                });
+                row(host, result)
+            })
+            .collect()
+    })
+}
+
+fn row(host: &Host, result: Result<ProbeReport, crate::transport::HostError>) -> HostRow {
+    let address = match host.transport {
+        Transport::Local => "local".to_string(),
+        Transport::Ssh if host.port == 22 => host.address.clone(),
+        Transport::Ssh => format!("{}:{}", host.address, host.port),
+    };
+    match result {
+        Ok(probe) => HostRow {
+            name: host.name.clone(),
+            address,
+            status: "ok".into(),
+            latency_ms: Some(probe.latency.as_secs_f64() * 1000.0),
+            cores: probe.cores,
+            load1: probe.load.map(|l| l[0]),
+            mem_available_mib: probe.mem_available_kib.map(|k| k / 1024),
+            mem_total_mib: probe.mem_total_kib.map(|k| k / 1024),
+            slots: host.slots.or(probe.cores),
+        },
+        Err(e) => HostRow {
+            name: host.name.clone(),
+            address,
+            status: format!("error: {e}"),
+            latency_ms: None,
+            cores: None,
+            load1: None,
+            mem_available_mib: None,
+            mem_total_mib: None,
+            slots: host.slots,
+        },
+    }
+}

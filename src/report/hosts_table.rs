@@ -1,0 +1,62 @@
+//! The `dts hosts` table: one row per host with its probe results.
+
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use serde::Serialize;
+
+/// One host's probe, ready to print or serialise.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostRow {
+    pub name: String,
+    pub address: String,
+    /// `ok` or the error.
+    pub status: String,
+    pub latency_ms: Option<f64>,
+    pub cores: Option<u32>,
+    pub load1: Option<f64>,
+    pub mem_available_mib: Option<u64>,
+    pub mem_total_mib: Option<u64>,
+    pub slots: Option<u32>,
+}
+
+/// Renders the rows as a table.
+pub fn render(rows: &[HostRow]) -> String {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header([
+        "host",
+        "address",
+        "status",
+        "latency ms",
+        "cores",
+        "load1",
+        "mem avail",
+        "slots",
+    ]);
+    for row in rows {
+        table.add_row([
+            row.name.clone(),
+            row.address.clone(),
+            row.status.clone(),
+            opt(row.latency_ms.map(|l| format!("{l:.1}"))),
+            opt(row.cores.map(|c| c.to_string())),
+            opt(row.load1.map(|l| format!("{l:.2}"))),
+            opt(row.mem_available_mib.map(format_mib)),
+            opt(row.slots.map(|s| s.to_string())),
+        ]);
+    }
+    table.to_string()
+}
+
+fn opt(value: Option<String>) -> String {
+    value.unwrap_or_else(|| "-".into())
+}
+
+fn format_mib(mib: u64) -> String {
+    if mib >= 10 * 1024 {
+        format!("{:.0} GiB", mib as f64 / 1024.0)
+    } else if mib >= 1024 {
+        format!("{:.1} GiB", mib as f64 / 1024.0)
+    } else {
+        format!("{mib} MiB")
+    }
+}
