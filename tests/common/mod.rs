@@ -1,0 +1,308 @@
+//! Test harness: real `sshd` servers on loopback addresses, started as the current user with
+//! generated host and user keys, and a `dts` command isolated from the user's own config.
+//!
+//! Nothing here is mocked: tests talk to OpenSSH's sshd through the real binary.
+#![allow(dead_code)]
+
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const SSHD: &str = "/usr/sbin/sshd";
+
+/// One sshd "host" of a lab.
+pub struct LabHost {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub port: u16,
+    pub config: PathBuf,
+    child: Option<Child>,
+}
+
+impl LabHost {
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+}
+
+/// A set of sshd servers plus a temp dir with keys, known_hosts and hosts.toml.
+pub struct Lab {
+    pub dir: tempfile::TempDir,
+    pub hosts: Vec<LabHost>,
+    pub user: String,
+}
+
+impl Lab {
+    /// Starts `n` sshd servers on 127.0.0.2, 127.0.0.3, ... (free ports).
+    pub fn start(n: usize) -> Lab {
+        assert!(
+            Path::new(SSHD).exists(),
+            "{SSHD} is missing: install openssh-server (the README's test command does)"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        keygen(&dir.path().join("hostkey"));
+        keygen(&dir.path().join("userkey"));
+        std::fs::copy(
+            dir.path().join("userkey.pub"),
+            dir.path().join("authorized_keys"),
+        )
+        .unwrap();
+        if is_root() {
+            // sshd's privilege separation directory.
+            let _ = std::fs::create_dir_all("/run/sshd");
+        }
+        let mut lab = Lab {
+            hosts: Vec::new(),
+            user: current_user(),
+            dir,
+        };
+        for i in 0..n {
+            let address = Ipv4Addr::new(127, 0, 0, 2 + i as u8);
+            lab.hosts
+                .push(lab.start_host(format!("h{}", i + 1), address));
+        }
+        lab.write_known_hosts();
+        lab.write_inventory(4);
+        lab
+    }
+
+    fn start_host(&self, name: String, address: Ipv4Addr) -> LabHost {
+        for _ in 0..5 {
+            let port = free_port(address);
+            let config = self.dir.path().join(format!("sshd_{name}.conf"));
+            std::fs::write(&config, self.sshd_config(address, port)).unwrap();
+            let mut host = LabHost {
+                name: name.clone(),
+                address,
+                port,
+                config,
+                child: None,
+            };
+            host.child = Some(spawn_sshd(
+                &host.config,
+                &self.dir.path().join(format!("sshd_{name}.log")),
+            ));
+            if wait_listening(address, port, host.child.as_mut().unwrap()) {
+                return host;
+            }
+        }
+        panic!("sshd for {name} did not start; see its log in the lab dir");
+    }
+
+    fn sshd_config(&self, address: Ipv4Addr, port: u16) -> String {
+        let d = self.dir.path().display();
+        format!(
+            "ListenAddress {address}:{port}\nHostKey {d}/hostkey\nAuthorizedKeysFile {d}/authorized_keys\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\n\
+             PidFile none\nPermitRootLogin prohibit-password\n"
+        )
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn inventory(&self) -> PathBuf {
+        self.path("hosts.toml")
+    }
+
+    /// known_hosts with the lab's host key for every host, as `[addr]:port` lines.
+    pub fn write_known_hosts(&self) {
+        let key = std::fs::read_to_string(self.path("hostkey.pub")).unwrap();
+        let key: Vec<&str> = key.split_whitespace().take(2).collect();
+        let lines: String = self
+            .hosts
+            .iter()
+            .map(|h| format!("[{}]:{} {}\n", h.address, h.port, key.join(" ")))
+            .collect();
+        std::fs::write(self.path("known_hosts"), lines).unwrap();
+    }
+
+    /// hosts.toml for every lab host with `slots` each.
+    pub fn write_inventory(&self, slots: u32) {
+        let mut text = self.defaults(slots);
+        for h in &self.hosts {
+            text.push_str(&host_entry(&h.name, &h.address.to_string(), h.port));
+        }
+        std::fs::write(self.inventory(), text).unwrap();
+    }
+
+    /// The `[defaults]` section pointing at the lab's user key and known_hosts.
+    pub fn defaults(&self, slots: u32) -> String {
+        format!(
+            "[defaults]\nuser = \"{}\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nslots = {slots}\nconnect_timeout = \"5s\"\n",
+            self.user,
+            self.path("userkey").display(),
+            self.path("known_hosts").display()
+        )
+    }
+
+    /// Kills one host's sshd and every session process it started.
+    pub fn kill_host(&mut self, i: usize) {
+        if let Some(mut child) = self.hosts[i].child.take() {
+            let pid = child.id() as i32;
+            // Session processes are children of the listener: kill them first.
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-P", &pid.to_string()])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for host in &mut self.hosts {
+            if let Some(mut child) = host.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+pub fn host_entry(name: &str, address: &str, port: u16) -> String {
+    format!("\n[[host]]\nname = \"{name}\"\naddress = \"{address}\"\nport = {port}\n")
+}
+
+fn spawn_sshd(config: &Path, log: &Path) -> Child {
+    let mut command = Command::new(SSHD);
+    command
+        .arg("-D")
+        .arg("-f")
+        .arg(config)
+        .arg("-E")
+        .arg(log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: prctl is async-signal-safe; it makes sshd die with the test thread.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    command.spawn().expect("start sshd")
+}
+
+fn wait_listening(address: Ipv4Addr, port: u16, child: &mut Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect((address, port)).is_ok() {
+            return true;
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    false
+}
+
+/// A free port on `address`, found by binding port 0.
+pub fn free_port(address: Ipv4Addr) -> u16 {
+    TcpListener::bind((address, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn keygen(path: &Path) {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "dts-test", "-f"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .status()
+        .expect("ssh-keygen (openssh-client) is needed");
+    assert!(status.success());
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: getuid has no preconditions.
+    unsafe { libc::getuid() == 0 }
+}
+
+pub fn current_user() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id -un");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The dts binary with an isolated environment: its own HOME and working directory, no
+/// inventory from the environment, no ssh-agent.
+pub fn dts(home: &Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("dts").unwrap();
+    cmd.current_dir(home)
+        .env("HOME", home)
+        .env_remove("DTS_HOSTS")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("DTS_LOG")
+        .timeout(Duration::from_secs(120));
+    cmd
+}
+
+/// The same, as a std Command (for tests that signal the process).
+pub fn dts_process(home: &Path) -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("dts"));
+    cmd.current_dir(home)
+        .env("HOME", home)
+        .env_remove("DTS_HOSTS")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("DTS_LOG");
+    cmd
+}
+
+/// Polls `condition` until it holds; fails the test after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Processes whose command line contains `pattern`.
+pub fn processes_matching(pattern: &str) -> Vec<String> {
+    let out = Command::new("pgrep")
+        .args(["-af", pattern])
+        .output()
+        .expect("pgrep (procps)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A marker unique to one test, to find its task processes with pgrep.
+pub fn marker(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("dtsmark-{test}-{}-{nanos}", std::process::id())
+}
+
+/// Parses `[host index] line` output into (host, index, line).
+pub fn tagged_lines(stdout: &[u8]) -> Vec<(String, u64, String)> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| {
+            let (tag, rest) = l
+                .strip_prefix('[')
+                .and_then(|l| l.split_once("] "))
+                .unwrap_or_else(|| panic!("untagged line {l:?}"));
+            let (host, index) = tag.rsplit_once(' ').unwrap();
+            (host.to_string(), index.parse().unwrap(), rest.to_string())
+        })
+        .collect()
+}

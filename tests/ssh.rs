@@ -1,0 +1,320 @@
+//! End-to-end runs of the real binary against real sshd servers on loopback.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::*;
+use predicates::str::contains;
+
+#[test]
+fn every_item_runs_exactly_once_across_four_hosts() {
+    let lab = Lab::start(4);
+    let out = dts(lab.dir.path())
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args(["--array", "1-300", "--", "echo item-{} on $DTS_HOST"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let lines = tagged_lines(&out.stdout);
+    assert_eq!(lines.len(), 300);
+    let mut seen = BTreeMap::new();
+    for (host, index, line) in &lines {
+        assert_eq!(line, &format!("item-{index} on {host}"));
+        *seen.entry(*index).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 300);
+    assert!(seen.values().all(|&n| n == 1));
+    let hosts: std::collections::BTreeSet<_> = lines.iter().map(|(h, _, _)| h.clone()).collect();
+    assert!(hosts.len() >= 2, "work spread over {hosts:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("300 tasks: 300 succeeded, 0 failed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_failing_task_makes_exit_code_one() {
+    let lab = Lab::start(1);
+    dts(lab.dir.path())
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args(["--array", "0-3", "--", "exit $(( {} % 2 ))"])
+        .assert()
+        .code(1)
+        .stderr(contains("failed: 1 (exit 1 on h1), 3 (exit 1 on h1)"));
+}
+
+#[test]
+fn death_by_signal_is_reported_as_the_signal() {
+    let lab = Lab::start(1);
+    dts(lab.dir.path())
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args(["--array", "1", "--", "sh -c 'kill -TERM $$'"])
+        .assert()
+        .code(1)
+        .stderr(contains("1 (signal TERM on h1)"));
+    dts(lab.dir.path())
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args(["--array", "1", "--", "kill -KILL $$"])
+        .assert()
+        .code(1)
+        .stderr(contains("1 (signal KILL on h1)"));
+}
+
+#[test]
+fn injection_shaped_items_are_passed_as_text() {
+    let lab = Lab::start(2);
+    let pwned = lab.path("pwned");
+    let p = pwned.display();
+    let items = [
+        format!("$(touch {p})"),
+        format!("`touch {p}`"),
+        format!("'; touch {p}; '"),
+        format!("\"; touch {p}; \""),
+        format!("a b  c | touch {p} & touch {p}"),
+        "tab\there".to_string(),
+        "unicode ünïcødé ✓".to_string(),
+        "back\\slash $HOME ${HOME} * ?".to_string(),
+    ];
+    std::fs::write(lab.path("items.txt"), items.join("\n") + "\n").unwrap();
+    // Argv mode (several words) and shell-line mode (one word) both quote the item.
+    for command in [vec!["printf", "%s\\n", "{}"], vec!["printf '%s\\n' {}"]] {
+        let out = dts(lab.dir.path())
+            .args(["submit", "-H"])
+            .arg(lab.inventory())
+            .args(["--items", "items.txt", "--"])
+            .args(&command)
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        let lines = tagged_lines(&out.stdout);
+        assert_eq!(lines.len(), items.len());
+        for (_, index, line) in lines {
+            assert_eq!(line, items[index as usize], "{command:?}");
+        }
+    }
+    assert!(!pwned.exists(), "an item was executed");
+}
+
+#[test]
+fn a_changed_host_key_is_refused_with_its_fingerprint() {
+    let lab = Lab::start(2);
+    keygen(&lab.path("otherkey"));
+    let other = std::fs::read_to_string(lab.path("otherkey.pub")).unwrap();
+    let other: Vec<&str> = other.split_whitespace().take(2).collect();
+    let good = std::fs::read_to_string(lab.path("hostkey.pub")).unwrap();
+    let good: Vec<&str> = good.split_whitespace().take(2).collect();
+    let (h1, h2) = (&lab.hosts[0], &lab.hosts[1]);
+    std::fs::write(
+        lab.path("known_hosts"),
+        format!(
+            "[{}]:{} {}\n[{}]:{} {}\n",
+            h1.address,
+            h1.port,
+            other.join(" "),
+            h2.address,
+            h2.port,
+            good.join(" ")
+        ),
+    )
+    .unwrap();
+    let out = dts(lab.dir.path())
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args(["--array", "1-20", "--", "echo {}"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("h1: HOST KEY CHANGED"), "{stderr}");
+    assert!(stderr.contains("SHA256:"), "{stderr}");
+    assert!(
+        tagged_lines(&out.stdout)
+            .iter()
+            .all(|(host, _, _)| host == "h2")
+    );
+}
+
+#[test]
+fn an_unknown_host_key_is_refused_unless_accept_new() {
+    let lab = Lab::start(1);
+    std::fs::write(lab.path("known_hosts"), "").unwrap();
+    dts(lab.dir.path())
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args(["--array", "1", "--", "true"])
+        .assert()
+        .code(3)
+        .stderr(contains("unknown host key"))
+        .stderr(contains("SHA256:"));
+    let text = std::fs::read_to_string(lab.inventory()).unwrap();
+    let text = text.replace(
+        "[defaults]\n",
+        "[defaults]\nhost_key_policy = \"accept-new\"\n",
+    );
+    std::fs::write(lab.inventory(), text).unwrap();
+    dts(lab.dir.path())
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args(["--array", "1-3", "--", "true"])
+        .assert()
+        .success();
+    let known = std::fs::read_to_string(lab.path("known_hosts")).unwrap();
+    assert_eq!(known.lines().count(), 1, "{known}");
+    assert!(known.starts_with(&format!(
+        "[{}]:{} ssh-ed25519 ",
+        lab.hosts[0].address, lab.hosts[0].port
+    )));
+}
+
+#[test]
+fn an_unreachable_host_is_named_while_the_others_finish() {
+    let lab = Lab::start(2);
+    let dead_port = free_port(std::net::Ipv4Addr::new(127, 0, 0, 1));
+    let mut text = std::fs::read_to_string(lab.inventory()).unwrap();
+    text.push_str(&host_entry("deadhost", "127.0.0.1", dead_port));
+    std::fs::write(lab.inventory(), text).unwrap();
+    let out = dts(lab.dir.path())
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args(["--array", "1-40", "--", "echo {}"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("deadhost: connect to 127.0.0.1:"),
+        "{stderr}"
+    );
+    assert_eq!(tagged_lines(&out.stdout).len(), 40);
+}
+
+#[test]
+fn no_reachable_host_exits_three() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port(std::net::Ipv4Addr::new(127, 0, 0, 1));
+    let inventory = home.path().join("hosts.toml");
+    std::fs::write(
+        &inventory,
+        format!(
+            "[defaults]\nuser = \"nobody\"\nslots = 2\n{}",
+            host_entry("gone", "127.0.0.1", port)
+        ),
+    )
+    .unwrap();
+    dts(home.path())
+        .args(["submit", "--array", "1-5", "--", "true"])
+        .assert()
+        .code(3)
+        .stderr(contains("no host reachable: gone: connect to 127.0.0.1:"));
+}
+
+#[test]
+fn a_wrong_user_key_is_refused() {
+    let lab = Lab::start(1);
+    keygen(&lab.path("strangerkey"));
+    let text = std::fs::read_to_string(lab.inventory())
+        .unwrap()
+        .replace("/userkey\"", "/strangerkey\"");
+    std::fs::write(lab.inventory(), text).unwrap();
+    dts(lab.dir.path())
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args(["--array", "1", "--", "true"])
+        .assert()
+        .code(3)
+        .stderr(contains("authentication as"))
+        .stderr(contains("refused"));
+}
+
+#[test]
+fn a_killed_dts_leaves_no_task_process_behind() {
+    let lab = Lab::start(2);
+    let mark = marker("killed");
+    let started = lab.path("started");
+    std::fs::create_dir(&started).unwrap();
+    let command = format!("touch {}/{{}}; sleep 300; : {mark}", started.display());
+    let mut child = dts_process(lab.dir.path())
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args(["--array", "1-8", "--", &command])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "all 8 tasks to start", || {
+        std::fs::read_dir(&started).unwrap().count() == 8
+    });
+    assert!(!processes_matching(&mark).is_empty());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until(Duration::from_secs(20), "task processes to go away", || {
+        processes_matching(&mark).is_empty()
+    });
+}
+
+#[test]
+fn a_timed_out_task_is_killed_and_reported() {
+    let lab = Lab::start(1);
+    let mark = marker("timeout");
+    dts(lab.dir.path())
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args([
+            "--timeout",
+            "1s",
+            "--kill-grace",
+            "1s",
+            "--array",
+            "1",
+            "--",
+        ])
+        .arg(format!("sleep 30; : {mark}"))
+        .assert()
+        .code(1)
+        .stderr(contains("task 1 timed out after 1s on h1"))
+        .stderr(contains("1 (timed out on h1)"));
+    wait_until(
+        Duration::from_secs(10),
+        "the timed-out task to go away",
+        || processes_matching(&mark).is_empty(),
+    );
+}
+
+#[test]
+fn dts_hosts_probes_every_host() {
+    let lab = Lab::start(2);
+    let out = dts(lab.dir.path())
+        .args(["hosts", "--json", "-H"])
+        .arg(lab.inventory())
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hosts = json["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 2);
+    for h in hosts {
+        assert_eq!(h["status"], "ok");
+        assert!(h["cores"].as_u64().unwrap() >= 1);
+        assert!(h["load1"].as_f64().is_some());
+        assert_eq!(h["slots"], 4);
+    }
+    dts(lab.dir.path())
+        .args(["hosts", "-H"])
+        .arg(lab.inventory())
+        .assert()
+        .success()
+        .stdout(contains("h1"))
+        .stdout(contains("latency ms"));
+}
