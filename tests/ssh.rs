@@ -318,3 +318,100 @@ fn dts_hosts_probes_every_host() {
         .stdout(contains("h1"))
         .stdout(contains("latency ms"));
 }
+
+#[test]
+fn authenticates_with_ssh_agent_and_default_key_files() {
+    let lab = Lab::start(1);
+    let text = std::fs::read_to_string(lab.inventory()).unwrap();
+    let without_identity: String = text
+        .lines()
+        .filter(|l| !l.starts_with("identity"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(lab.inventory(), without_identity).unwrap();
+    // No identity configured, no agent, no ~/.ssh keys: refused.
+    dts(lab.dir.path())
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args(["--array", "1", "--", "true"])
+        .assert()
+        .code(3)
+        .stderr(contains("tried: nothing"));
+    // ssh-agent holding the key.
+    let socket = lab.path("agent.sock");
+    let agent = std::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh-agent");
+    let _agent = KillOnDrop(agent);
+    wait_until(Duration::from_secs(10), "ssh-agent socket", || {
+        socket.exists()
+    });
+    let added = std::process::Command::new("ssh-add")
+        .arg(lab.path("userkey"))
+        .env("SSH_AUTH_SOCK", &socket)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(added.success());
+    dts(lab.dir.path())
+        .env("SSH_AUTH_SOCK", &socket)
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args(["--array", "1-3", "--", "true"])
+        .assert()
+        .success();
+    // ~/.ssh/id_ed25519 without an agent.
+    std::fs::create_dir_all(lab.path(".ssh")).unwrap();
+    std::fs::copy(lab.path("userkey"), lab.path(".ssh/id_ed25519")).unwrap();
+    dts(lab.dir.path())
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args(["--array", "1-3", "--", "true"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn ctrl_c_kills_running_tasks_and_exits_130() {
+    let lab = Lab::start(2);
+    let mark = marker("sigint");
+    let started = lab.path("started");
+    std::fs::create_dir(&started).unwrap();
+    let child = dts_process(lab.dir.path())
+        .args(["submit", "--kill-grace", "1s", "-H"])
+        .arg(lab.inventory())
+        .args(["--array", "1-8", "--"])
+        .arg(format!(
+            "touch {}/{{}}; sleep 300; : {mark}",
+            started.display()
+        ))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "all 8 tasks to start", || {
+        std::fs::read_dir(&started).unwrap().count() == 8
+    });
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("8 not run"), "{stderr}");
+    wait_until(Duration::from_secs(10), "task processes to go away", || {
+        processes_matching(&mark).is_empty()
+    });
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -10,9 +10,6 @@ use crate::probe::{self, ProbeReport};
 use crate::report::hosts_table::{self, HostRow};
 use crate::transport::ssh::{self, connect};
 
-/// Concurrent handshakes, as for runs.
-const MAX_HANDSHAKES: u32 = 8;
-
 pub fn run(args: HostsArgs) -> Result<i32, Error> {
     let inventory = inventory::resolve(args.hosts.as_deref(), &inventory::Env::from_process())?;
     let rows = probe_all(&inventory.hosts);
@@ -35,7 +32,7 @@ pub fn run(args: HostsArgs) -> Result<i32, Error> {
 
 /// Probes every host at once; rows come back in inventory order.
 pub fn probe_all(hosts: &[Host]) -> Vec<HostRow> {
-    let handshakes = Arc::new(ssh::Handshakes::new(MAX_HANDSHAKES));
+    let handshakes = Arc::new(ssh::Handshakes::default());
     let auth = Arc::new(ssh::AuthEnv::from_process());
     let options = ssh::Options::default();
     thread::scope(|scope| {

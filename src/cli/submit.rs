@@ -12,9 +12,6 @@ use crate::placement::{Algorithm, rng};
 use crate::report;
 use crate::runner::{self, RunConfig, RunOutcome};
 
-/// Concurrent SSH handshakes: below OpenSSH's default `MaxStartups` of 10, so many
-/// inventory names for one server still connect.
-const MAX_HANDSHAKES: u32 = 8;
 /// Consistent-hash load bound.
 const EPSILON: f64 = 0.25;
 
@@ -28,7 +25,6 @@ pub fn run(args: SubmitArgs) -> Result<i32, Error> {
         run_id: new_run_id(),
         hosts: hosts.into_iter().map(Arc::new).collect(),
         kill_grace: args.kill_grace,
-        max_handshakes: MAX_HANDSHAKES,
         epsilon: EPSILON,
         seed,
         job,

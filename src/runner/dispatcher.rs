@@ -26,6 +26,10 @@ use crate::transport::{
 
 /// Events buffered between connections and the dispatcher before senders wait.
 const EVENT_QUEUE: usize = 4096;
+/// How long dispatch waits, after the first host is up, for the others to connect: enough
+/// for a round of handshakes, so a short array spreads over the hosts instead of filling
+/// whichever connected first. Dispatch starts at once when every host has answered.
+const START_WINDOW: std::time::Duration = std::time::Duration::from_millis(500);
 /// After an interrupt, how long past the kill grace to wait for hosts to confirm kills.
 const INTERRUPT_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -40,6 +44,7 @@ enum Timer {
     Timeout(LaunchId),
     Reconnect(usize),
     InterruptDeadline,
+    StartWindow,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +95,9 @@ pub struct Dispatcher {
     running: u32,
     interrupted: bool,
     no_host: bool,
+    /// False until every host has connected or failed once, or the start window passed.
+    dispatching: bool,
+    window_armed: bool,
     attempts: Vec<AttemptRecord>,
     requeues: u32,
 }
@@ -137,7 +145,7 @@ impl Dispatcher {
             .collect();
         let views = hosts.iter().map(HostRt::view).collect();
         let ssh = ssh::Shared {
-            handshakes: Arc::new(ssh::Handshakes::new(cfg.max_handshakes)),
+            handshakes: Arc::new(ssh::Handshakes::default()),
             auth: Arc::new(ssh::AuthEnv::from_process()),
             options: Arc::new(ssh::Options::default()),
         };
@@ -160,6 +168,8 @@ impl Dispatcher {
             running: 0,
             interrupted: false,
             no_host: false,
+            dispatching: false,
+            window_armed: false,
             attempts: Vec::new(),
             requeues: 0,
             cfg,
@@ -206,7 +216,7 @@ impl Dispatcher {
     // ----- placement and launching -------------------------------------------------------
 
     fn dispatch(&mut self) {
-        if self.interrupted {
+        if self.interrupted || !self.dispatching {
             return;
         }
         let throttle = self.cfg.job.throttle.unwrap_or(u32::MAX);
@@ -364,6 +374,22 @@ impl Dispatcher {
         rt.failures = 0;
         self.views[conn.host] = rt.view();
         self.open_wanted_conns(conn.host);
+        if !self.dispatching && !self.window_armed {
+            self.window_armed = true;
+            self.timers
+                .push(Reverse((Instant::now() + START_WINDOW, Timer::StartWindow)));
+        }
+        self.check_start();
+    }
+
+    /// Opens dispatch once every host has connected or failed at least once.
+    fn check_start(&mut self) {
+        if !self.dispatching {
+            self.dispatching = self
+                .hosts
+                .iter()
+                .all(|h| h.ever_up || h.last_error.is_some());
+        }
     }
 
     fn conn_down(&mut self, conn: ConnId, error: &HostError) {
@@ -407,6 +433,7 @@ impl Dispatcher {
             _ => {}
         }
         self.views[h] = self.hosts[h].view();
+        self.check_start();
     }
 
     /// True when the run must stop because no host can take the remaining tasks.
@@ -615,6 +642,7 @@ impl Dispatcher {
                     }
                 }
                 Timer::InterruptDeadline => self.abandon_running(),
+                Timer::StartWindow => self.dispatching = true,
             }
         }
     }

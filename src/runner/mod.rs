@@ -25,8 +25,6 @@ pub struct RunConfig {
     /// The hosts that may run tasks, in inventory order.
     pub hosts: Vec<Arc<Host>>,
     pub kill_grace: Duration,
-    /// Concurrent SSH handshakes across all hosts.
-    pub max_handshakes: u32,
     /// Consistent-hash load bound ε.
     pub epsilon: f64,
     /// Seed for random placement (resolved: given or drawn).

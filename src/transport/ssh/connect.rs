@@ -4,6 +4,7 @@
 //! Everything here is blocking and runs on the connection's own thread before the session
 //! switches to non-blocking mode.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -17,48 +18,86 @@ use crate::probe::{self, ProbeReport};
 use crate::transport::HostError;
 use crate::transport::known_hosts::{self, KnownHosts, Verdict};
 
-/// Caps concurrent SSH handshakes across all hosts, so that even many inventory names for
-/// one server stay under OpenSSH's `MaxStartups` (10 unauthenticated connections).
+/// Caps concurrent SSH handshakes, from TCP connect to authenticated: at most
+/// `per_server` to one address and port, because sshd counts every connection not yet
+/// authenticated against `MaxStartups` (10 by default, then it drops 30 %), and at most
+/// `total` overall to bound CPU spent on key exchange.
 #[derive(Debug)]
 pub struct Handshakes {
-    max: u32,
-    in_flight: Mutex<u32>,
+    per_server: u32,
+    total: u32,
+    state: Mutex<InFlight>,
     freed: Condvar,
 }
 
+#[derive(Debug, Default)]
+struct InFlight {
+    total: u32,
+    per_server: HashMap<String, u32>,
+}
+
+impl Default for Handshakes {
+    /// 8 per server (under `MaxStartups` 10) and 32 in all.
+    fn default() -> Self {
+        Handshakes::new(8, 32)
+    }
+}
+
 /// One handshake slot; freed on drop.
-pub struct Permit<'a>(&'a Handshakes);
+pub struct Permit<'a> {
+    handshakes: &'a Handshakes,
+    server: String,
+}
 
 impl Handshakes {
-    pub fn new(max: u32) -> Handshakes {
+    pub fn new(per_server: u32, total: u32) -> Handshakes {
         Handshakes {
-            max: max.max(1),
-            in_flight: Mutex::new(0),
+            per_server: per_server.max(1),
+            total: total.max(1),
+            state: Mutex::new(InFlight::default()),
             freed: Condvar::new(),
         }
     }
 
-    /// Waits for a free slot until `deadline`.
-    pub fn acquire(&self, deadline: Instant) -> Option<Permit<'_>> {
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        while *in_flight >= self.max {
+    /// Waits for a free slot for `server` until `deadline`.
+    pub fn acquire(&self, server: &str, deadline: Instant) -> Option<Permit<'_>> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let to_server = state.per_server.get(server).copied().unwrap_or(0);
+            if state.total < self.total && to_server < self.per_server {
+                break;
+            }
             let left = deadline.checked_duration_since(Instant::now())?;
-            in_flight = self
+            state = self
                 .freed
-                .wait_timeout(in_flight, left)
+                .wait_timeout(state, left)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        *in_flight += 1;
-        Some(Permit(self))
+        state.total += 1;
+        *state.per_server.entry(server.to_string()).or_default() += 1;
+        Some(Permit {
+            handshakes: self,
+            server: server.to_string(),
+        })
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        let mut in_flight = self.0.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        *in_flight -= 1;
-        self.0.freed.notify_one();
+        let mut state = self
+            .handshakes
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        state.total -= 1;
+        if let Some(n) = state.per_server.get_mut(&self.server) {
+            *n -= 1;
+            if *n == 0 {
+                state.per_server.remove(&self.server);
+            }
+        }
+        self.handshakes.freed.notify_all();
     }
 }
 
@@ -84,13 +123,14 @@ impl AuthEnv {
 /// Connects, verifies and authenticates; returns a blocking session.
 pub fn connect(host: &Host, handshakes: &Handshakes, auth: &AuthEnv) -> Result<Session, HostError> {
     let deadline = Instant::now() + host.connect_timeout;
-    let tcp = tcp_connect(host, deadline)?;
-    let _permit = handshakes.acquire(deadline).ok_or_else(|| {
+    let server = format!("{}:{}", host.address, host.port);
+    let _permit = handshakes.acquire(&server, deadline).ok_or_else(|| {
         HostError::transient(format!(
             "timed out after {} waiting to start the SSH handshake",
             humantime::format_duration(host.connect_timeout)
         ))
     })?;
+    let tcp = tcp_connect(host, deadline)?;
     let left = deadline.saturating_duration_since(Instant::now());
     let mut session = Session::new().map_err(|e| HostError::transient(e.to_string()))?;
     session.set_timeout(left.as_millis().clamp(1, u32::MAX as u128) as u32);
