@@ -11,9 +11,8 @@ use predicates::str::contains;
 #[test]
 fn every_item_runs_exactly_once_across_four_hosts() {
     let lab = Lab::start(4);
-    let out = dts(lab.dir.path())
-        .args(["submit", "-H"])
-        .arg(lab.inventory())
+    let out = lab
+        .submit()
         .args(["--array", "1-300", "--", "echo item-{} on $DTS_HOST"])
         .assert()
         .success()
@@ -40,9 +39,7 @@ fn every_item_runs_exactly_once_across_four_hosts() {
 #[test]
 fn a_failing_task_makes_exit_code_one() {
     let lab = Lab::start(1);
-    dts(lab.dir.path())
-        .args(["submit", "-H"])
-        .arg(lab.inventory())
+    lab.submit()
         .args(["--array", "0-3", "--", "exit $(( {} % 2 ))"])
         .assert()
         .code(1)
@@ -52,16 +49,12 @@ fn a_failing_task_makes_exit_code_one() {
 #[test]
 fn death_by_signal_is_reported_as_the_signal() {
     let lab = Lab::start(1);
-    dts(lab.dir.path())
-        .args(["submit", "-H"])
-        .arg(lab.inventory())
+    lab.submit()
         .args(["--array", "1", "--", "sh -c 'kill -TERM $$'"])
         .assert()
         .code(1)
         .stderr(contains("1 (signal TERM on h1)"));
-    dts(lab.dir.path())
-        .args(["submit", "-H"])
-        .arg(lab.inventory())
+    lab.submit()
         .args(["--array", "1", "--", "kill -KILL $$"])
         .assert()
         .code(1)
@@ -86,9 +79,8 @@ fn injection_shaped_items_are_passed_as_text() {
     std::fs::write(lab.path("items.txt"), items.join("\n") + "\n").unwrap();
     // Argv mode (several words) and shell-line mode (one word) both quote the item.
     for command in [vec!["printf", "%s\\n", "{}"], vec!["printf '%s\\n' {}"]] {
-        let out = dts(lab.dir.path())
-            .args(["submit", "-H"])
-            .arg(lab.inventory())
+        let out = lab
+            .submit()
             .args(["--items", "items.txt", "--"])
             .args(&command)
             .assert()
@@ -126,9 +118,8 @@ fn a_changed_host_key_is_refused_with_its_fingerprint() {
         ),
     )
     .unwrap();
-    let out = dts(lab.dir.path())
-        .args(["submit", "-H"])
-        .arg(lab.inventory())
+    let out = lab
+        .submit()
         .args(["--array", "1-20", "--", "echo {}"])
         .assert()
         .success()
@@ -148,9 +139,7 @@ fn a_changed_host_key_is_refused_with_its_fingerprint() {
 fn an_unknown_host_key_is_refused_unless_accept_new() {
     let lab = Lab::start(1);
     std::fs::write(lab.path("known_hosts"), "").unwrap();
-    dts(lab.dir.path())
-        .args(["submit", "-H"])
-        .arg(lab.inventory())
+    lab.submit()
         .args(["--array", "1", "--", "true"])
         .assert()
         .code(3)
@@ -162,9 +151,7 @@ fn an_unknown_host_key_is_refused_unless_accept_new() {
         "[defaults]\nhost_key_policy = \"accept-new\"\n",
     );
     std::fs::write(lab.inventory(), text).unwrap();
-    dts(lab.dir.path())
-        .args(["submit", "-H"])
-        .arg(lab.inventory())
+    lab.submit()
         .args(["--array", "1-3", "--", "true"])
         .assert()
         .success();
@@ -183,9 +170,8 @@ fn an_unreachable_host_is_named_while_the_others_finish() {
     let mut text = std::fs::read_to_string(lab.inventory()).unwrap();
     text.push_str(&host_entry("deadhost", "127.0.0.1", dead_port));
     std::fs::write(lab.inventory(), text).unwrap();
-    let out = dts(lab.dir.path())
-        .args(["submit", "-H"])
-        .arg(lab.inventory())
+    let out = lab
+        .submit()
         .args(["--array", "1-40", "--", "echo {}"])
         .assert()
         .success()
@@ -227,9 +213,7 @@ fn a_wrong_user_key_is_refused() {
         .unwrap()
         .replace("/userkey\"", "/strangerkey\"");
     std::fs::write(lab.inventory(), text).unwrap();
-    dts(lab.dir.path())
-        .args(["submit", "-H"])
-        .arg(lab.inventory())
+    lab.submit()
         .args(["--array", "1", "--", "true"])
         .assert()
         .code(3)
@@ -267,9 +251,7 @@ fn a_killed_dts_leaves_no_task_process_behind() {
 fn a_timed_out_task_is_killed_and_reported() {
     let lab = Lab::start(1);
     let mark = marker("timeout");
-    dts(lab.dir.path())
-        .args(["submit", "-H"])
-        .arg(lab.inventory())
+    lab.submit()
         .args([
             "--timeout",
             "1s",
@@ -330,9 +312,7 @@ fn authenticates_with_ssh_agent_and_default_key_files() {
         .collect();
     std::fs::write(lab.inventory(), without_identity).unwrap();
     // No identity configured, no agent, no ~/.ssh keys: refused.
-    dts(lab.dir.path())
-        .args(["submit", "-H"])
-        .arg(lab.inventory())
+    lab.submit()
         .args(["--array", "1", "--", "true"])
         .assert()
         .code(3)
@@ -367,9 +347,7 @@ fn authenticates_with_ssh_agent_and_default_key_files() {
     // ~/.ssh/id_ed25519 without an agent.
     std::fs::create_dir_all(lab.path(".ssh")).unwrap();
     std::fs::copy(lab.path("userkey"), lab.path(".ssh/id_ed25519")).unwrap();
-    dts(lab.dir.path())
-        .args(["submit", "-H"])
-        .arg(lab.inventory())
+    lab.submit()
         .args(["--array", "1-3", "--", "true"])
         .assert()
         .success();

@@ -1,13 +1,10 @@
 //! Least-load: the host with the smallest (running + background load) / (slots × weight).
 
-use std::collections::VecDeque;
-
-use super::{HostView, Placement, TaskRef};
+use super::HostView;
+use super::fifo::ChooseHost;
 
 #[derive(Debug, Default)]
-pub struct LeastLoad {
-    queue: VecDeque<TaskRef>,
-}
+pub struct LeastLoad;
 
 /// How loaded a host would be relative to its capacity; lower is better.
 pub fn pressure(host: &HostView) -> f64 {
@@ -15,15 +12,8 @@ pub fn pressure(host: &HostView) -> f64 {
     (f64::from(host.running) + host.load.max(0.0)) / capacity
 }
 
-impl Placement for LeastLoad {
-    fn push(&mut self, task: TaskRef) {
-        self.queue.push_back(task);
-    }
-
-    fn next(&mut self, hosts: &[HostView]) -> Option<(u32, usize)> {
-        if self.queue.is_empty() {
-            return None;
-        }
+impl ChooseHost for LeastLoad {
+    fn choose(&mut self, hosts: &[HostView]) -> Option<usize> {
         let mut best: Option<(usize, f64)> = None;
         for (i, host) in hosts.iter().enumerate() {
             if host.free() == 0 {
@@ -34,28 +24,19 @@ impl Placement for LeastLoad {
                 best = Some((i, p));
             }
         }
-        let (host, _) = best?;
-        let task = self.queue.pop_front()?;
-        Some((task.id, host))
-    }
-
-    fn len(&self) -> usize {
-        self.queue.len()
-    }
-
-    fn drain(&mut self) -> Vec<u32> {
-        self.queue.drain(..).map(|t| t.id).collect()
+        best.map(|(host, _)| host)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::placement::fifo::Fifo;
     use crate::placement::testing::*;
 
     #[test]
     fn fills_by_relative_load() {
-        let mut p = LeastLoad::default();
+        let mut p = Fifo::new(LeastLoad);
         push_n(&mut p, 6);
         let mut hosts = vec![up(4), up(4)];
         hosts[1].weight = 2.0;
@@ -69,7 +50,7 @@ mod tests {
 
     #[test]
     fn background_load_steers_work_away() {
-        let mut p = LeastLoad::default();
+        let mut p = Fifo::new(LeastLoad);
         push_n(&mut p, 4);
         let mut hosts = vec![up(4), up(4)];
         hosts[0].load = 4.0;

@@ -5,6 +5,7 @@
 //! The same code drives real runs, `--dry-run` plans and `dts simulate`.
 
 mod consistent_hash;
+mod fifo;
 mod least_load;
 mod random;
 pub mod rng;
@@ -14,6 +15,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use consistent_hash::{ConsistentHash, key_hash};
+pub use fifo::{ChooseHost, Fifo};
 pub use least_load::LeastLoad;
 pub use random::Random;
 pub use round_robin::RoundRobin;
@@ -146,9 +148,9 @@ pub struct Params {
 /// Builds the algorithm.
 pub fn new(algorithm: Algorithm, params: &Params) -> Box<dyn Placement + Send> {
     match algorithm {
-        Algorithm::Random => Box::new(Random::new(params.seed)),
-        Algorithm::RoundRobin => Box::new(RoundRobin::default()),
-        Algorithm::LeastLoad => Box::new(LeastLoad::default()),
+        Algorithm::Random => Box::new(Fifo::new(Random::new(params.seed))),
+        Algorithm::RoundRobin => Box::new(Fifo::new(RoundRobin::default())),
+        Algorithm::LeastLoad => Box::new(Fifo::new(LeastLoad)),
         Algorithm::ConsistentHash => Box::new(ConsistentHash::new(params)),
     }
 }

@@ -1,51 +1,35 @@
 //! Round-robin: the next host in inventory order that has a free slot.
 
-use std::collections::VecDeque;
-
-use super::{HostView, Placement, TaskRef};
+use super::HostView;
+use super::fifo::ChooseHost;
 
 #[derive(Debug, Default)]
 pub struct RoundRobin {
-    queue: VecDeque<TaskRef>,
     /// Where the next search starts.
     cursor: usize,
 }
 
-impl Placement for RoundRobin {
-    fn push(&mut self, task: TaskRef) {
-        self.queue.push_back(task);
-    }
-
-    fn next(&mut self, hosts: &[HostView]) -> Option<(u32, usize)> {
-        if self.queue.is_empty() || hosts.is_empty() {
-            return None;
-        }
+impl ChooseHost for RoundRobin {
+    fn choose(&mut self, hosts: &[HostView]) -> Option<usize> {
         let n = hosts.len();
         let host = (0..n)
             .map(|i| (self.cursor + i) % n)
             .find(|&h| hosts[h].free() > 0)?;
         self.cursor = (host + 1) % n;
-        let task = self.queue.pop_front()?;
-        Some((task.id, host))
-    }
-
-    fn len(&self) -> usize {
-        self.queue.len()
-    }
-
-    fn drain(&mut self) -> Vec<u32> {
-        self.queue.drain(..).map(|t| t.id).collect()
+        Some(host)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::placement::Placement;
+    use crate::placement::fifo::Fifo;
     use crate::placement::testing::*;
 
     #[test]
     fn cycles_through_hosts_in_order() {
-        let mut p = RoundRobin::default();
+        let mut p = Fifo::new(RoundRobin::default());
         push_n(&mut p, 7);
         let mut hosts = vec![up(8), up(8), up(8)];
         let hosts_chosen: Vec<usize> = place_all(&mut p, &mut hosts)
@@ -57,7 +41,7 @@ mod tests {
 
     #[test]
     fn skips_full_hosts_and_waits_when_all_are_full() {
-        let mut p = RoundRobin::default();
+        let mut p = Fifo::new(RoundRobin::default());
         push_n(&mut p, 5);
         let mut hosts = vec![up(1), up(2)];
         let placed = place_all(&mut p, &mut hosts);

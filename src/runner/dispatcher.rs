@@ -402,7 +402,7 @@ impl Dispatcher {
             .map(|(id, _)| *id)
             .collect();
         for id in lost {
-            self.launch_lost(id);
+            self.launch_undone(id, &error.message);
         }
         self.host_failed(h, error);
     }
@@ -480,7 +480,7 @@ impl Dispatcher {
             }
             Event::Output { id, stream, data } => self.output(id, stream, &data),
             Event::Exited { id, status, at } => self.exited(id, status, at),
-            Event::Refused { id, reason } => self.refused(id, &reason),
+            Event::Refused { id, reason } => self.launch_undone(id, &reason),
             Event::Probed { conn, probe } => {
                 self.hosts[conn.host].probe = Some(probe);
                 self.views[conn.host] = self.hosts[conn.host].view();
@@ -568,31 +568,14 @@ impl Dispatcher {
         }
     }
 
-    fn refused(&mut self, id: LaunchId, reason: &str) {
+    /// A launch that did not run to its end through no fault of the task: the host refused
+    /// it or the connection under it died. The task goes back to the queue without using a
+    /// retry (a host failure is not a task failure), unless it was being killed anyway.
+    fn launch_undone(&mut self, id: LaunchId, why: &str) {
         let Some(launch) = self.end_launch(id) else {
             return;
         };
-        // A refused launch never ran: it costs no retry.
-        self.tasks[launch.task].attempts -= 1;
-        match launch.kill {
-            Some(Kill::Cancel) => {
-                self.finish_task(launch.task, Outcome::NotRun("cancelled".into()))
-            }
-            Some(Kill::Timeout) => self.finish_task(launch.task, Outcome::TimedOut),
-            None => {
-                tracing::debug!("launch {id:?} refused: {reason}");
-                self.requeues += 1;
-                self.requeue(launch.task);
-            }
-        }
-    }
-
-    /// The connection under a launch died: the task goes back to the queue (a host failure
-    /// costs no task retry), unless it was being killed anyway.
-    fn launch_lost(&mut self, id: LaunchId) {
-        let Some(launch) = self.end_launch(id) else {
-            return;
-        };
+        tracing::debug!("launch {id:?} of task {} undone: {why}", launch.task);
         self.tasks[launch.task].attempts -= 1;
         match launch.kill {
             Some(Kill::Cancel) => {

@@ -139,6 +139,13 @@ impl Lab {
         )
     }
 
+    /// `dts submit -H <the lab's hosts.toml>`, run in the lab dir as its HOME.
+    pub fn submit(&self) -> assert_cmd::Command {
+        let mut cmd = dts(self.dir.path());
+        cmd.args(["submit", "-H"]).arg(self.inventory());
+        cmd
+    }
+
     /// Kills one host's sshd and every session process it started.
     pub fn kill_host(&mut self, i: usize) {
         if let Some(mut child) = self.hosts[i].child.take() {
