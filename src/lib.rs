@@ -14,6 +14,7 @@ pub mod placement;
 pub mod probe;
 pub mod report;
 pub mod runner;
+pub mod simulate;
 pub mod stats;
 pub mod transport;
 

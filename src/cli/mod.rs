@@ -2,6 +2,7 @@
 //! its configuration, runs, and returns the process exit code or a typed error.
 
 pub mod hosts;
+pub mod simulate;
 pub mod submit;
 
 use std::path::PathBuf;
@@ -38,6 +39,49 @@ pub enum Commands {
     Submit(Box<SubmitArgs>),
     /// Probe every host: reachable, latency, cores, load, memory.
     Hosts(HostsArgs),
+    /// Compare the placement algorithms on a simulated cluster (no hosts needed).
+    #[command(after_help = SIMULATE_EXAMPLES)]
+    Simulate(SimulateArgs),
+}
+
+const SIMULATE_EXAMPLES: &str = "\
+Examples:
+  dts simulate                                      8 hosts x 8 slots, 10000 exponential tasks
+  dts simulate --hosts 4x8,4x8@0.5 --dist lognormal:0,1
+  dts simulate --hosts 16x4 --tasks 100000 --keys 500 --algo consistent-hash --json
+
+Distributions (task length in seconds on a speed-1 host): const:D, uniform:LO,HI, exp:MEAN,
+lognormal:MU,SIGMA, pareto:ALPHA,XMIN.";
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Algorithm to simulate, or all.
+    #[arg(long, value_name = "ALGO", default_value = "all")]
+    pub algo: String,
+    /// Tasks, all submitted at once.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub tasks: usize,
+    /// Hosts: COUNTxSLOTS[@SPEED][+LOAD], comma separated (e.g. 4x8,4x8@0.5, 2x16+3).
+    #[arg(long, value_name = "SPEC", default_value = "8x8")]
+    pub hosts: String,
+    /// Task-length distribution.
+    #[arg(long, value_name = "DIST", default_value = "exp")]
+    pub dist: String,
+    /// Distinct keys for consistent-hash (tasks cycle over them) [default: one per task].
+    #[arg(long, value_name = "N")]
+    pub keys: Option<usize>,
+    /// Seed for task lengths and random placement.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+    /// Consistent-hash load bound.
+    #[arg(long, value_name = "E", default_value_t = 0.25)]
+    pub epsilon: f64,
+    /// Average over N runs with seeds SEED, SEED+1, ... (new task lengths each run).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub repeat: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 const SUBMIT_EXAMPLES: &str = "\
@@ -116,5 +160,6 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
         Commands::Submit(args) => submit::run(*args),
         Commands::Hosts(args) => hosts::run(args),
+        Commands::Simulate(args) => simulate::run(args),
     }
 }

@@ -72,25 +72,19 @@ impl ConsistentHash {
         }
     }
 
-    /// Hosts in the key's rendezvous order (best first), skipping gone ones.
-    fn order(&self, key: u64) -> Vec<usize> {
-        let mut hosts: Vec<(usize, f64)> = (0..self.host_hashes.len())
-            .filter(|&h| !self.gone[h])
+    /// The best-scoring host that is not gone and, if `room`, is below its bound.
+    fn best(&self, key: u64, room: bool) -> Option<usize> {
+        (0..self.host_hashes.len())
+            .filter(|&h| !self.gone[h] && (!room || self.assigned[h] < self.bounds[h]))
             .map(|h| (h, score(key, self.host_hashes[h], self.weights[h])))
-            .collect();
-        hosts.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        hosts.into_iter().map(|(h, _)| h).collect()
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+            .map(|(h, _)| h)
     }
 
-    /// The best-scoring live host with room under its bound; if all are at their bound,
-    /// the best-scoring live host (the bound cannot hold once hosts are gone).
+    /// The first host in the key's rendezvous order with room under its bound; if all are
+    /// at their bound (possible once hosts are gone), the best remaining host.
     fn home(&self, key: u64) -> Option<usize> {
-        let order = self.order(key);
-        order
-            .iter()
-            .copied()
-            .find(|&h| self.assigned[h] < self.bounds[h])
-            .or_else(|| order.first().copied())
+        self.best(key, true).or_else(|| self.best(key, false))
     }
 
     fn assign(&mut self, task: TaskRef) {

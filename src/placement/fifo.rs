@@ -7,8 +7,8 @@ use super::{HostView, Placement, TaskRef};
 
 /// Picks the host for the task at the head of the queue.
 pub trait ChooseHost {
-    /// A host with a free slot, or `None` when every host is full.
-    fn choose(&mut self, hosts: &[HostView]) -> Option<usize>;
+    /// A host with a free slot for the next of `queued` tasks, or `None` to wait.
+    fn choose(&mut self, hosts: &[HostView], queued: usize) -> Option<usize>;
 }
 
 /// A FIFO queue placed by a [`ChooseHost`].
@@ -36,7 +36,7 @@ impl<C: ChooseHost> Placement for Fifo<C> {
         if self.queue.is_empty() {
             return None;
         }
-        let host = self.chooser.choose(hosts)?;
+        let host = self.chooser.choose(hosts, self.queue.len())?;
         let task = self.queue.pop_front()?;
         Some((task.id, host))
     }

@@ -18,7 +18,7 @@ impl Random {
 }
 
 impl ChooseHost for Random {
-    fn choose(&mut self, hosts: &[HostView]) -> Option<usize> {
+    fn choose(&mut self, hosts: &[HostView], _queued: usize) -> Option<usize> {
         let candidates = hosts.iter().filter(|h| h.free() > 0).count() as u64;
         if candidates == 0 {
             return None;

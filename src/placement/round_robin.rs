@@ -10,7 +10,7 @@ pub struct RoundRobin {
 }
 
 impl ChooseHost for RoundRobin {
-    fn choose(&mut self, hosts: &[HostView]) -> Option<usize> {
+    fn choose(&mut self, hosts: &[HostView], _queued: usize) -> Option<usize> {
         let n = hosts.len();
         let host = (0..n)
             .map(|i| (self.cursor + i) % n)

@@ -1,6 +1,7 @@
 //! What the user reads about a run: the end-of-run summary (and, for `dts hosts`, the probe
 //! table). Rendering is pure: it turns records into text.
 
+pub mod compare;
 pub mod hosts_table;
 
 use std::fmt::Write;

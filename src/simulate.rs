@@ -1,0 +1,401 @@
+//! A discrete-event simulated cluster driving the real placement code (pure: no I/O, no
+//! clock). `dts simulate` compares algorithms with it; `dts submit --dry-run` uses it with
+//! equal task times to show the plan a run would follow.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use crate::placement::{self, Algorithm, HostView, Liveness, Params, TaskRef, rng::SplitMix64};
+use crate::stats::{self, Attempt, Capacity, Stats, TaskTimes};
+
+/// A simulated host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimHost {
+    pub name: String,
+    pub slots: u32,
+    /// How fast tasks run there (1.0 = nominal).
+    pub speed: f64,
+    /// What placement believes about its speed.
+    pub weight: f64,
+    /// Background runnable processes competing for its cores.
+    pub load: f64,
+}
+
+impl SimHost {
+    /// Background load takes its share of the cores: with `load` extra runnable processes,
+    /// a task gets `slots / (slots + load)` of a core.
+    fn effective_speed(&self) -> f64 {
+        let slots = f64::from(self.slots.max(1));
+        self.speed * slots / (slots + self.load.max(0.0))
+    }
+}
+
+/// A simulated task: its nominal work (seconds on a speed-1 host) and its key's hash.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimTask {
+    pub work: f64,
+    pub key: u64,
+}
+
+/// Where and when each task ran.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Placed {
+    pub host: usize,
+    pub started: f64,
+    pub finished: f64,
+    /// Consistent-hash: whether the host was the key's first choice.
+    pub hit: Option<bool>,
+}
+
+/// Runs every task to completion; all are submitted at time 0.
+pub fn run(
+    algorithm: Algorithm,
+    hosts: &[SimHost],
+    tasks: &[SimTask],
+    seed: u64,
+    epsilon: f64,
+) -> Vec<Placed> {
+    let params = Params {
+        seed,
+        epsilon,
+        hosts: hosts.iter().map(|h| (h.name.clone(), h.weight)).collect(),
+        total_tasks: tasks.len(),
+    };
+    let mut placement = placement::new(algorithm, &params);
+    for (id, t) in tasks.iter().enumerate() {
+        placement.push(TaskRef {
+            id: id as u32,
+            key: t.key,
+        });
+    }
+    let mut views: Vec<HostView> = hosts
+        .iter()
+        .map(|h| HostView {
+            liveness: Liveness::Up,
+            slots: h.slots,
+            running: 0,
+            weight: h.weight,
+            load: h.load,
+        })
+        .collect();
+    let mut placed = vec![None; tasks.len()];
+    let mut finishing: BinaryHeap<Finish> = BinaryHeap::new();
+    let mut now = 0.0;
+    loop {
+        while let Some((id, host)) = placement.next(&views) {
+            let task = tasks[id as usize];
+            let finished = now + task.work / hosts[host].effective_speed();
+            views[host].running += 1;
+            let hit = placement
+                .first_choice(TaskRef { id, key: task.key })
+                .map(|first| first == host);
+            placed[id as usize] = Some(Placed {
+                host,
+                started: now,
+                finished,
+                hit,
+            });
+            finishing.push(Finish { at: finished, host });
+        }
+        let Some(next) = finishing.pop() else { break };
+        now = next.at;
+        views[next.host].running -= 1;
+    }
+    placed
+        .into_iter()
+        .map(|p| p.expect("every task is placed once the queue drains"))
+        .collect()
+}
+
+/// Metrics of a simulated run, through the same [`stats::compute`] real runs use.
+pub fn stats(hosts: &[SimHost], tasks: &[SimTask], placed: &[Placed]) -> Stats {
+    let times: Vec<TaskTimes> = placed
+        .iter()
+        .map(|p| TaskTimes {
+            submitted: 0.0,
+            started: p.started,
+            finished: p.finished,
+            run: p.finished - p.started,
+            host: p.host,
+            succeeded: true,
+            hit: p.hit,
+        })
+        .collect();
+    let attempts: Vec<Attempt> = placed
+        .iter()
+        .map(|p| Attempt {
+            host: p.host,
+            started: p.started,
+            finished: p.finished,
+        })
+        .collect();
+    let capacity: Vec<Capacity> = hosts
+        .iter()
+        .map(|h| Capacity {
+            slots: h.slots,
+            speed: h.effective_speed(),
+        })
+        .collect();
+    let _ = tasks;
+    stats::compute(&times, &attempts, &capacity)
+}
+
+/// A task-length distribution.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Dist {
+    Const(f64),
+    Uniform(f64, f64),
+    /// Exponential with this mean.
+    Exp(f64),
+    /// Log-normal: mu and sigma of the underlying normal.
+    LogNormal(f64, f64),
+    /// Pareto: shape alpha and scale (minimum) x_m.
+    Pareto(f64, f64),
+}
+
+impl Dist {
+    pub fn sample(&self, rng: &mut SplitMix64) -> f64 {
+        match *self {
+            Dist::Const(d) => d,
+            Dist::Uniform(lo, hi) => lo + (hi - lo) * rng.unit(),
+            Dist::Exp(mean) => -mean * rng.unit().ln(),
+            Dist::LogNormal(mu, sigma) => (mu + sigma * standard_normal(rng)).exp(),
+            Dist::Pareto(alpha, xm) => xm / rng.unit().powf(1.0 / alpha),
+        }
+    }
+
+    /// Parses `const:1`, `uniform:1,10`, `exp`, `exp:2`, `lognormal:0,1`, `pareto:2,1`.
+    pub fn parse(text: &str) -> Result<Dist, String> {
+        let (name, args) = text.split_once(':').unwrap_or((text, ""));
+        let numbers: Vec<f64> = if args.is_empty() {
+            Vec::new()
+        } else {
+            args.split(',')
+                .map(|a| {
+                    a.trim()
+                        .parse::<f64>()
+                        .map_err(|_| format!("'{a}' is not a number"))
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let arg = |i: usize, default: f64| numbers.get(i).copied().unwrap_or(default);
+        let max_args = match name {
+            "const" | "exp" => 1,
+            "uniform" | "lognormal" | "pareto" => 2,
+            _ => {
+                return Err(format!(
+                    "unknown distribution '{name}' (expected const, uniform, exp, lognormal or pareto)"
+                ));
+            }
+        };
+        if numbers.len() > max_args {
+            return Err(format!("{name} takes at most {max_args} parameter(s)"));
+        }
+        let dist = match name {
+            "const" => Dist::Const(arg(0, 1.0)),
+            "exp" => Dist::Exp(arg(0, 1.0)),
+            "uniform" => Dist::Uniform(arg(0, 0.5), arg(1, 1.5)),
+            "lognormal" => Dist::LogNormal(arg(0, 0.0), arg(1, 1.0)),
+            _ => Dist::Pareto(arg(0, 2.0), arg(1, 1.0)),
+        };
+        dist.validate()?;
+        Ok(dist)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let ok = match *self {
+            Dist::Const(d) | Dist::Exp(d) => d > 0.0,
+            Dist::Uniform(lo, hi) => lo >= 0.0 && hi > lo,
+            Dist::LogNormal(_, sigma) => sigma >= 0.0,
+            Dist::Pareto(alpha, xm) => alpha > 0.0 && xm > 0.0,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("parameters out of range in {self:?}"))
+        }
+    }
+}
+
+fn standard_normal(rng: &mut SplitMix64) -> f64 {
+    // Box–Muller.
+    let (u1, u2) = (rng.unit(), rng.unit());
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+/// `n` tasks with lengths from `dist` and keys cycling over `keys` distinct values
+/// (`None`: every task its own key).
+pub fn tasks(n: usize, dist: Dist, keys: Option<usize>, seed: u64) -> Vec<SimTask> {
+    let mut rng = SplitMix64::new(seed ^ 0x5EED_7A5C);
+    (0..n)
+        .map(|i| {
+            let key = keys.map_or(i, |k| i % k.max(1));
+            SimTask {
+                work: dist.sample(&mut rng),
+                key: placement::key_hash(key.to_string().as_bytes()),
+            }
+        })
+        .collect()
+}
+
+/// Parses `8x8`, `4x8,4x8@0.5`, `2x16@2+3` (count × slots @ speed + background load).
+pub fn parse_hosts(spec: &str) -> Result<Vec<SimHost>, String> {
+    let mut hosts = Vec::new();
+    for group in spec.split(',') {
+        let group = group.trim();
+        let (count_slots, rest) = group
+            .split_once('@')
+            .map_or((group, None), |(a, b)| (a, Some(b)));
+        let (count, slots) = count_slots.split_once('x').ok_or_else(|| {
+            format!("'{group}': expected COUNTxSLOTS[@SPEED][+LOAD], e.g. 4x8@0.5")
+        })?;
+        let count: usize = count
+            .parse()
+            .map_err(|_| format!("'{group}': bad host count '{count}'"))?;
+        let (slots, load_after_slots) = slots
+            .split_once('+')
+            .map_or((slots, None), |(a, b)| (a, Some(b)));
+        let slots: u32 = slots
+            .parse()
+            .map_err(|_| format!("'{group}': bad slot count '{slots}'"))?;
+        let (speed, load) = match rest {
+            Some(rest) => {
+                let (speed, load) = rest
+                    .split_once('+')
+                    .map_or((rest, None), |(a, b)| (a, Some(b)));
+                (
+                    speed
+                        .parse::<f64>()
+                        .map_err(|_| format!("'{group}': bad speed '{speed}'"))?,
+                    load,
+                )
+            }
+            None => (1.0, load_after_slots),
+        };
+        let load = match load {
+            Some(l) => l
+                .parse::<f64>()
+                .map_err(|_| format!("'{group}': bad load '{l}'"))?,
+            None => 0.0,
+        };
+        if count == 0
+            || slots == 0
+            || speed.partial_cmp(&0.0) != Some(Ordering::Greater)
+            || load < 0.0
+        {
+            return Err(format!(
+                "'{group}': count, slots and speed must be positive, load not negative"
+            ));
+        }
+        for _ in 0..count {
+            hosts.push(SimHost {
+                name: format!("s{}", hosts.len() + 1),
+                slots,
+                speed,
+                weight: speed,
+                load,
+            });
+        }
+    }
+    Ok(hosts)
+}
+
+/// A task finishing on a host at a time; the heap pops the earliest.
+#[derive(Debug, Clone, Copy)]
+struct Finish {
+    at: f64,
+    host: usize,
+}
+
+impl PartialEq for Finish {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Finish {}
+
+impl PartialOrd for Finish {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Finish {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .at
+            .total_cmp(&self.at)
+            .then(other.host.cmp(&self.host))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identical(n: usize, slots: u32) -> Vec<SimHost> {
+        parse_hosts(&format!("{n}x{slots}")).unwrap()
+    }
+
+    #[test]
+    fn host_specs_parse() {
+        let hosts = parse_hosts("2x8,1x4@0.5+3").unwrap();
+        assert_eq!(hosts.len(), 3);
+        assert_eq!(
+            (hosts[0].slots, hosts[0].speed, hosts[0].load),
+            (8, 1.0, 0.0)
+        );
+        assert_eq!(
+            (hosts[2].slots, hosts[2].speed, hosts[2].load),
+            (4, 0.5, 3.0)
+        );
+        assert_eq!(parse_hosts("2x8+1").unwrap()[1].load, 1.0);
+        assert!(parse_hosts("8").is_err());
+        assert!(parse_hosts("0x8").is_err());
+        assert!(parse_hosts("2x8@-1").is_err());
+    }
+
+    #[test]
+    fn distributions_parse_and_have_their_means() {
+        assert_eq!(Dist::parse("exp").unwrap(), Dist::Exp(1.0));
+        assert_eq!(Dist::parse("uniform:1,3").unwrap(), Dist::Uniform(1.0, 3.0));
+        assert!(Dist::parse("weibull").is_err());
+        assert!(Dist::parse("exp:0").is_err());
+        assert!(Dist::parse("const:1,2").is_err());
+        let mut rng = SplitMix64::new(1);
+        for (dist, mean) in [
+            (Dist::Exp(2.0), 2.0),
+            (Dist::Uniform(1.0, 3.0), 2.0),
+            (Dist::LogNormal(0.0, 0.5), (0.125f64).exp()),
+            (Dist::Pareto(3.0, 1.0), 1.5),
+        ] {
+            let n = 200_000;
+            let got = (0..n).map(|_| dist.sample(&mut rng)).sum::<f64>() / n as f64;
+            assert!(
+                (got - mean).abs() / mean < 0.03,
+                "{dist:?}: mean {got}, expected {mean}"
+            );
+        }
+    }
+
+    #[test]
+    fn equal_tasks_on_equal_hosts_finish_in_rounds() {
+        let hosts = identical(4, 2);
+        let tasks = tasks(16, Dist::Const(1.0), None, 1);
+        let placed = run(Algorithm::RoundRobin, &hosts, &tasks, 0, 0.25);
+        let s = stats(&hosts, &tasks, &placed);
+        assert_eq!(s.makespan, 2.0);
+        assert_eq!(s.ru, 1.0);
+        assert_eq!(s.lb_ratio, 1.0);
+        assert_eq!(s.atct, 1.5);
+    }
+
+    #[test]
+    fn background_load_slows_a_host() {
+        let hosts = parse_hosts("1x4+4").unwrap();
+        let tasks = tasks(4, Dist::Const(1.0), None, 1);
+        let placed = run(Algorithm::LeastLoad, &hosts, &tasks, 0, 0.25);
+        assert!(placed.iter().all(|p| (p.finished - 2.0).abs() < 1e-9));
+    }
+}
