@@ -97,9 +97,15 @@ pub fn run(
             });
             finishing.push(Finish { at: finished, host });
         }
+        // Free every slot that ends at this instant before placing again, as the
+        // dispatcher handles all pending events before it dispatches.
         let Some(next) = finishing.pop() else { break };
         now = next.at;
         views[next.host].running -= 1;
+        while finishing.peek().is_some_and(|f| f.at == now) {
+            let same = finishing.pop().expect("peeked");
+            views[same.host].running -= 1;
+        }
     }
     placed
         .into_iter()
