@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod job;
 pub mod nodeset;
 pub mod placement;
+pub mod plan;
 pub mod probe;
 pub mod report;
 pub mod runner;

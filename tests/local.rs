@@ -225,3 +225,34 @@ fn help_documents_exit_codes() {
         .stdout(contains("Exit codes:"))
         .stdout(contains("3    no host reachable"));
 }
+
+#[test]
+fn dry_run_without_probing_needs_no_reachable_host() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("hosts.toml"),
+        "[defaults]\nuser = \"x\"\nslots = 2\n[[host]]\nname = \"far[1-3]\"\naddress = \"192.0.2.[1-3]\"\nweight = 1.0\n",
+    )
+    .unwrap();
+    dts(home.path())
+        .args([
+            "submit",
+            "--dry-run",
+            "--no-probe",
+            "--array",
+            "1-12",
+            "--",
+            "touch ran.{}",
+        ])
+        .assert()
+        .success()
+        .stdout(contains("plan for 12 tasks (round-robin)"))
+        .stdout(contains("far1"))
+        .stdout(contains("33.3 %"));
+    assert!(!home.path().join("ran.1").exists());
+    dts(home.path())
+        .args(["submit", "--no-probe", "--array", "1", "--", "true"])
+        .assert()
+        .code(2)
+        .stderr(contains("--dry-run"));
+}

@@ -393,3 +393,69 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn dry_run_probes_and_prints_the_plan_without_running_anything() {
+    let lab = Lab::start(2);
+    let out = lab
+        .submit()
+        .args([
+            "--dry-run",
+            "--json",
+            "--algo",
+            "consistent-hash",
+            "--array",
+            "1-40",
+            "--",
+        ])
+        .arg(format!("touch {}/ran.{{}}", lab.dir.path().display()))
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entries = plan["plan"].as_array().unwrap();
+    assert_eq!(entries.len(), 40);
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["host"] == "h1" || e["host"] == "h2")
+    );
+    assert_eq!(entries[0]["index"], 1);
+    assert_eq!(entries[0]["key"], "1");
+    let per_host: u64 = plan["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["tasks"].as_u64().unwrap())
+        .sum();
+    assert_eq!(per_host, 40);
+    // Probed: slots come from the inventory (4), and nothing ran.
+    assert_eq!(plan["hosts"][0]["slots"], 4);
+    assert!(
+        !std::fs::read_dir(lab.dir.path()).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("ran."))
+    );
+    // Same keys, same hosts: the same plan again.
+    let again = lab
+        .submit()
+        .args([
+            "--dry-run",
+            "--json",
+            "--algo",
+            "consistent-hash",
+            "--array",
+            "1-40",
+            "--",
+        ])
+        .arg(format!("touch {}/ran.{{}}", lab.dir.path().display()))
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(plan["plan"], again["plan"]);
+}

@@ -1,6 +1,5 @@
 //! `dts hosts`: probe every host in parallel and print a table (or JSON).
 
-use std::sync::Arc;
 use std::thread;
 
 use super::HostsArgs;
@@ -8,6 +7,7 @@ use crate::error::{Error, exit};
 use crate::inventory::{self, Host, Transport};
 use crate::probe::{self, ProbeReport};
 use crate::report::hosts_table::{self, HostRow};
+use crate::transport::HostError;
 use crate::transport::ssh::{self, connect};
 
 pub fn run(args: HostsArgs) -> Result<i32, Error> {
@@ -32,38 +32,42 @@ pub fn run(args: HostsArgs) -> Result<i32, Error> {
 
 /// Probes every host at once; rows come back in inventory order.
 pub fn probe_all(hosts: &[Host]) -> Vec<HostRow> {
-    let handshakes = Arc::new(ssh::Handshakes::default());
-    let auth = Arc::new(ssh::AuthEnv::from_process());
-    let options = ssh::Options::default();
+    hosts
+        .iter()
+        .zip(probe_each(hosts))
+        .map(|(host, result)| row(host, result))
+        .collect()
+}
+
+/// Connects to every host at once and runs the probe; results in inventory order.
+pub fn probe_each(hosts: &[Host]) -> Vec<Result<ProbeReport, HostError>> {
+    let handshakes = ssh::Handshakes::default();
+    let auth = ssh::AuthEnv::from_process();
+    let timeout = ssh::Options::default().probe_timeout;
     thread::scope(|scope| {
         let handles: Vec<_> = hosts
             .iter()
             .map(|host| {
-                let (handshakes, auth, timeout) =
-                    (handshakes.clone(), auth.clone(), options.probe_timeout);
+                let (handshakes, auth) = (&handshakes, &auth);
                 scope.spawn(move || match host.transport {
                     Transport::Local => Ok(probe::local()),
-                    Transport::Ssh => connect::connect(host, &handshakes, &auth)
+                    Transport::Ssh => connect::connect(host, handshakes, auth)
                         .and_then(|session| connect::probe(&session, timeout)),
                 })
             })
             .collect();
-        hosts
-            .iter()
-            .zip(handles)
-            .map(|(host, handle)| {
-                let result = handle.join().unwrap_or_else(|_| {
-                    Err(crate::transport::HostError::transient(
-                        "probe thread panicked",
-                    ))
-                });
-                row(host, result)
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(HostError::transient("probe thread panicked")))
             })
             .collect()
     })
 }
 
-fn row(host: &Host, result: Result<ProbeReport, crate::transport::HostError>) -> HostRow {
+fn row(host: &Host, result: Result<ProbeReport, HostError>) -> HostRow {
     let address = match host.transport {
         Transport::Local => "local".to_string(),
         Transport::Ssh if host.port == 22 => host.address.clone(),

@@ -133,6 +133,21 @@ pub struct SubmitArgs {
     /// Only use hosts with this label.
     #[arg(long, value_name = "LABEL")]
     pub constraint: Option<String>,
+    /// Consistent-hash load bound: a host takes at most ⌈(1+E)·fair share⌉ of the tasks.
+    #[arg(long, value_name = "E", default_value_t = 0.25)]
+    pub epsilon: f64,
+    /// How often hosts are probed for load during a run (0 to probe only at connect).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub probe_interval: Duration,
+    /// Print the plan (which host runs which task) without running anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: do not connect to the hosts (slots come from the inventory).
+    #[arg(long, requires = "dry_run")]
+    pub no_probe: bool,
+    /// With --dry-run: print the plan as JSON.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
     /// Time between TERM and KILL when a task is killed.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub kill_grace: Duration,

@@ -9,30 +9,73 @@ use crate::error::{Error, exit};
 use crate::inventory::{self, Host};
 use crate::job::{self, JobSpec, Overrides};
 use crate::placement::{Algorithm, rng};
+use crate::plan::{self, PlanHost};
 use crate::report;
 use crate::runner::{self, RunConfig, RunOutcome};
-
-/// Consistent-hash load bound.
-const EPSILON: f64 = 0.25;
 
 pub fn run(args: SubmitArgs) -> Result<i32, Error> {
     let env = inventory::Env::from_process();
     let inventory = inventory::resolve(args.hosts.as_deref(), &env)?;
     let job = job::build(&overrides(&args), &mut std::io::stdin().lock())?;
     let hosts = eligible_hosts(inventory.hosts, args.constraint.as_deref())?;
+    if !(args.epsilon > 0.0 && args.epsilon.is_finite()) {
+        return Err(Error::Usage(format!(
+            "invalid --epsilon {}: must be a positive number",
+            args.epsilon
+        )));
+    }
     let seed = job.seed.unwrap_or_else(random_seed);
+    if args.dry_run {
+        return dry_run(&args, &job, &hosts, seed);
+    }
     let config = RunConfig {
         run_id: new_run_id(),
         hosts: hosts.into_iter().map(Arc::new).collect(),
         kill_grace: args.kill_grace,
-        epsilon: EPSILON,
+        epsilon: args.epsilon,
         seed,
+        probe_interval: (!args.probe_interval.is_zero()).then_some(args.probe_interval),
         job,
     };
     announce(&config);
     let outcome = runner::run(config)?;
     eprint!("{}", report::summary(&outcome));
     exit_code(&outcome)
+}
+
+/// Prints the plan; probes the hosts first unless `--no-probe`.
+fn dry_run(args: &SubmitArgs, job: &JobSpec, hosts: &[Host], seed: u64) -> Result<i32, Error> {
+    let probes: Vec<Option<Result<_, String>>> = if args.no_probe {
+        vec![None; hosts.len()]
+    } else {
+        super::hosts::probe_each(hosts)
+            .into_iter()
+            .map(|r| Some(r.map_err(|e| e.message)))
+            .collect()
+    };
+    let plan_hosts: Vec<PlanHost> = hosts
+        .iter()
+        .zip(probes)
+        .map(|(host, probe)| PlanHost { host, probe })
+        .collect();
+    let plan = plan::build(job, &plan_hosts, seed, args.epsilon);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).expect("plan serialises")
+        );
+    } else {
+        print!("{}", report::plan::render(&plan));
+    }
+    if plan.hosts.iter().all(|h| h.excluded.is_some()) {
+        let errors = plan
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.excluded.clone().unwrap_or_default()))
+            .collect();
+        return Err(Error::NoHostReachable(errors));
+    }
+    Ok(exit::SUCCESS)
 }
 
 fn overrides(args: &SubmitArgs) -> Overrides {

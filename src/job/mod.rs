@@ -57,6 +57,22 @@ pub struct JobSpec {
     pub slots: Option<u32>,
 }
 
+impl JobSpec {
+    /// The key consistent-hash hashes for `task`: the rendered `key` template, or the item.
+    /// `{host}` renders empty: a key cannot depend on where the task goes.
+    pub fn key_of(&self, task: &Task) -> Vec<u8> {
+        match &self.key {
+            Some(template) => template.render_key(&Context {
+                item: &task.item,
+                seq: task.seq,
+                index: task.index,
+                host: "",
+            }),
+            None => task.item.to_vec(),
+        }
+    }
+}
+
 /// Values given on the command line; each one overrides the job file.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {

@@ -22,11 +22,16 @@ pub fn key_hash(key: &[u8]) -> u64 {
     xxh3_64(key)
 }
 
-fn score(key: u64, host_hash: u64, weight: f64) -> f64 {
+/// The 53-bit draw of a key on a host.
+fn draw(key: u64, host_hash: u64) -> u64 {
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&key.to_le_bytes());
     bytes[8..].copy_from_slice(&host_hash.to_le_bytes());
-    let u = ((xxh3_64(&bytes) >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    xxh3_64(&bytes) >> 11
+}
+
+fn score(key: u64, host_hash: u64, weight: f64) -> f64 {
+    let u = (draw(key, host_hash) as f64 + 0.5) / (1u64 << 53) as f64;
     -weight / u.ln()
 }
 
@@ -43,6 +48,9 @@ pub struct ConsistentHash {
     /// Hosts known to be gone, whose queues have been re-homed.
     gone: Vec<bool>,
     queued: usize,
+    /// All weights equal: the score is monotonic in the draw, so the draw is compared
+    /// directly (same order, no logarithm).
+    uniform: bool,
 }
 
 impl ConsistentHash {
@@ -69,6 +77,16 @@ impl ConsistentHash {
             queues: vec![VecDeque::new(); n],
             gone: vec![false; n],
             queued: 0,
+            uniform: params.hosts.windows(2).all(|w| w[0].1 == w[1].1),
+        }
+    }
+
+    /// A value that orders hosts for `key` exactly as the rendezvous score does.
+    fn rank(&self, key: u64, h: usize) -> f64 {
+        if self.uniform {
+            draw(key, self.host_hashes[h]) as f64
+        } else {
+            score(key, self.host_hashes[h], self.weights[h])
         }
     }
 
@@ -76,7 +94,7 @@ impl ConsistentHash {
     fn best(&self, key: u64, room: bool) -> Option<usize> {
         (0..self.host_hashes.len())
             .filter(|&h| !self.gone[h] && (!room || self.assigned[h] < self.bounds[h]))
-            .map(|h| (h, score(key, self.host_hashes[h], self.weights[h])))
+            .map(|h| (h, self.rank(key, h)))
             .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
             .map(|(h, _)| h)
     }
@@ -167,7 +185,7 @@ impl Placement for ConsistentHash {
 
     fn first_choice(&self, task: TaskRef) -> Option<usize> {
         (0..self.host_hashes.len())
-            .map(|h| (h, score(task.key, self.host_hashes[h], self.weights[h])))
+            .map(|h| (h, self.rank(task.key, h)))
             .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
             .map(|(h, _)| h)
     }

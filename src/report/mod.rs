@@ -3,6 +3,7 @@
 
 pub mod compare;
 pub mod hosts_table;
+pub mod plan;
 
 use std::fmt::Write;
 

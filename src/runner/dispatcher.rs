@@ -45,6 +45,7 @@ enum Timer {
     Reconnect(usize),
     InterruptDeadline,
     StartWindow,
+    Probe,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +61,8 @@ struct TaskRt {
     attempts: u32,
     key: u64,
     first_started: Option<Instant>,
+    /// Consistent-hash: the key's first-choice host.
+    first_choice: Option<usize>,
     /// Host, start and end of the latest attempt that ran.
     last_run: Option<(usize, Instant, Instant)>,
 }
@@ -124,12 +127,17 @@ impl Dispatcher {
             .job
             .tasks
             .iter()
-            .map(|t| TaskRt {
-                state: TaskState::Queued,
-                attempts: 0,
-                key: task_key(&cfg, t),
-                first_started: None,
-                last_run: None,
+            .enumerate()
+            .map(|(id, t)| {
+                let key = placement::key_hash(&cfg.job.key_of(t));
+                TaskRt {
+                    state: TaskState::Queued,
+                    attempts: 0,
+                    key,
+                    first_started: None,
+                    first_choice: placement.first_choice(TaskRef { id: id as u32, key }),
+                    last_run: None,
+                }
             })
             .collect();
         for (id, t) in tasks.iter().enumerate() {
@@ -185,6 +193,7 @@ impl Dispatcher {
         for h in 0..self.hosts.len() {
             self.open_wanted_conns(h);
         }
+        self.arm_probe();
         loop {
             self.dispatch();
             self.flush();
@@ -368,7 +377,7 @@ impl Dispatcher {
         if rt.spec.transport == Transport::Ssh {
             rt.shell = LoginShell::from_path(&probe.shell);
         }
-        rt.probe = Some(probe);
+        rt.probed(probe);
         rt.state = HostState::Up;
         rt.ever_up = true;
         rt.failures = 0;
@@ -482,7 +491,7 @@ impl Dispatcher {
             Event::Exited { id, status, at } => self.exited(id, status, at),
             Event::Refused { id, reason } => self.launch_undone(id, &reason),
             Event::Probed { conn, probe } => {
-                self.hosts[conn.host].probe = Some(probe);
+                self.hosts[conn.host].probed(probe);
                 self.views[conn.host] = self.hosts[conn.host].view();
             }
         }
@@ -626,7 +635,22 @@ impl Dispatcher {
                 }
                 Timer::InterruptDeadline => self.abandon_running(),
                 Timer::StartWindow => self.dispatching = true,
+                Timer::Probe => {
+                    for rt in &self.hosts {
+                        if let Some(conn) = rt.up_conn() {
+                            conn.handle.send(Command::Probe);
+                        }
+                    }
+                    self.arm_probe();
+                }
             }
+        }
+    }
+
+    fn arm_probe(&mut self) {
+        if let Some(every) = self.cfg.probe_interval {
+            self.timers
+                .push(Reverse((Instant::now() + every, Timer::Probe)));
         }
     }
 
@@ -731,6 +755,10 @@ impl Dispatcher {
                 started: rt.first_started,
                 finished: rt.last_run.map(|(_, _, end)| end),
                 run_time: rt.last_run.map(|(_, start, end)| end - start),
+                hit: rt
+                    .first_choice
+                    .zip(rt.last_run)
+                    .map(|(first, (host, _, _))| first == host),
             })
             .collect();
         let hosts = self
@@ -758,19 +786,6 @@ impl Dispatcher {
             requeues: self.requeues,
         }
     }
-}
-
-fn task_key(cfg: &RunConfig, task: &crate::job::Task) -> u64 {
-    let key = match &cfg.job.key {
-        Some(template) => template.render_key(&Context {
-            item: &task.item,
-            seq: task.seq,
-            index: task.index,
-            host: "",
-        }),
-        None => task.item.to_vec(),
-    };
-    placement::key_hash(&key)
 }
 
 fn describe(outcome: &Outcome) -> String {

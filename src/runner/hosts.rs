@@ -56,6 +56,8 @@ pub struct HostRt {
     pub slots: Option<u32>,
     pub shell: LoginShell,
     pub probe: Option<ProbeReport>,
+    /// Runnable processes that are not ours, from the latest probe.
+    pub background: f64,
     /// Transient failures since the host was last up.
     pub failures: u32,
     pub last_error: Option<String>,
@@ -74,6 +76,7 @@ impl HostRt {
             slots,
             shell: LoginShell::Posix,
             probe: None,
+            background: 0.0,
             failures: 0,
             last_error: None,
             ever_up: false,
@@ -133,6 +136,22 @@ impl HostRt {
                 .and_then(|p| p.load)
                 .map_or(0.0, |l| l[0]),
         }
+    }
+
+    /// Takes a probe: the background load is the 1-minute load average minus our own
+    /// tasks running there (an estimate: the average lags behind starts and ends).
+    pub fn probed(&mut self, probe: ProbeReport) {
+        if let Some([load1, _, _]) = probe.load {
+            self.background = (load1 - f64::from(self.running)).max(0.0);
+        }
+        self.probe = Some(probe);
+    }
+
+    /// The first connection that is up, to send host-wide requests on.
+    pub fn up_conn(&self) -> Option<&Conn> {
+        self.conns
+            .iter()
+            .find(|c| matches!(c.state, ConnState::Up { .. }))
     }
 
     pub fn is_gone(&self) -> bool {

@@ -29,6 +29,8 @@ pub struct RunConfig {
     pub epsilon: f64,
     /// Seed for random placement (resolved: given or drawn).
     pub seed: u64,
+    /// How often hosts are probed again for their load (`None`: only when they connect).
+    pub probe_interval: Option<Duration>,
 }
 
 /// How a task ended.
@@ -56,6 +58,8 @@ pub struct TaskRecord {
     pub finished: Option<Instant>,
     /// Run time of the final attempt.
     pub run_time: Option<Duration>,
+    /// Consistent-hash: whether the final attempt ran on the key's first-choice host.
+    pub hit: Option<bool>,
 }
 
 /// One attempt that ran, for utilisation.

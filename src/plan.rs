@@ -1,0 +1,206 @@
+//! `dts submit --dry-run`: the plan a run would follow, from the real placement code driven
+//! by the simulator with every task taking the same time. Pure: probes come in as data.
+
+use serde::Serialize;
+
+use crate::inventory::Host;
+use crate::job::JobSpec;
+use crate::placement;
+use crate::probe::ProbeReport;
+use crate::simulate::{self, SimHost, SimTask};
+
+/// What is known about a host when planning.
+#[derive(Debug, Clone)]
+pub struct PlanHost<'a> {
+    pub host: &'a Host,
+    /// The probe, or why it failed; `None` when probing was skipped.
+    pub probe: Option<Result<ProbeReport, String>>,
+}
+
+/// One task's planned host.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedTask {
+    pub index: u64,
+    pub item: String,
+    pub key: String,
+    pub host: String,
+}
+
+/// One host's share of the plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedHost {
+    pub name: String,
+    pub tasks: usize,
+    pub slots: u32,
+    pub weight: f64,
+    /// Why the host is left out (unreachable), if it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub excluded: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub algorithm: String,
+    pub plan: Vec<PlannedTask>,
+    pub hosts: Vec<PlannedHost>,
+    /// Assumptions the reader should know about.
+    pub notes: Vec<String>,
+}
+
+/// Slots a host would run with: `--slots`, the inventory, the probed cores, else 1.
+fn slots_of(job: &JobSpec, h: &PlanHost<'_>) -> (u32, bool) {
+    let probed = h
+        .probe
+        .as_ref()
+        .and_then(|p| p.as_ref().ok())
+        .and_then(|p| p.cores);
+    match job.slots.or(h.host.slots).or(probed) {
+        Some(slots) => (slots, false),
+        None => (1, true),
+    }
+}
+
+/// Plans `job` over `hosts`.
+pub fn build(job: &JobSpec, hosts: &[PlanHost<'_>], seed: u64, epsilon: f64) -> Plan {
+    let mut notes = vec![note(job.algorithm)];
+    let mut planned_hosts = Vec::new();
+    let mut sim_hosts = Vec::new();
+    let mut sim_index = Vec::new();
+    let mut guessed_slots = false;
+    for (i, h) in hosts.iter().enumerate() {
+        let (slots, guessed) = slots_of(job, h);
+        let excluded = match &h.probe {
+            Some(Err(e)) => Some(e.clone()),
+            _ => None,
+        };
+        if excluded.is_none() {
+            guessed_slots |= guessed;
+            let load = h
+                .probe
+                .as_ref()
+                .and_then(|p| p.as_ref().ok())
+                .and_then(|p| p.load)
+                .map_or(0.0, |l| l[0]);
+            sim_index.push(i);
+            sim_hosts.push(SimHost {
+                name: h.host.name.clone(),
+                slots,
+                speed: 1.0,
+                weight: h.host.weight,
+                load,
+            });
+        }
+        planned_hosts.push(PlannedHost {
+            name: h.host.name.clone(),
+            tasks: 0,
+            slots,
+            weight: h.host.weight,
+            excluded,
+        });
+    }
+    if guessed_slots {
+        notes.push("hosts without `slots` and without a probe are assumed to have 1 slot".into());
+    }
+    let keys: Vec<Vec<u8>> = job.tasks.iter().map(|t| job.key_of(t)).collect();
+    let sim_tasks: Vec<SimTask> = keys
+        .iter()
+        .map(|k| SimTask {
+            work: 1.0,
+            key: placement::key_hash(k),
+        })
+        .collect();
+    let mut plan = Vec::with_capacity(job.tasks.len());
+    if !sim_hosts.is_empty() {
+        let placed = simulate::run(job.algorithm, &sim_hosts, &sim_tasks, seed, epsilon);
+        for ((task, key), p) in job.tasks.iter().zip(&keys).zip(placed) {
+            let host = sim_index[p.host];
+            planned_hosts[host].tasks += 1;
+            plan.push(PlannedTask {
+                index: task.index,
+                item: String::from_utf8_lossy(&task.item).into_owned(),
+                key: String::from_utf8_lossy(key).into_owned(),
+                host: hosts[host].host.name.clone(),
+            });
+        }
+    }
+    Plan {
+        algorithm: job.algorithm.name().to_string(),
+        plan,
+        hosts: planned_hosts,
+        notes,
+    }
+}
+
+fn note(algorithm: placement::Algorithm) -> String {
+    use placement::Algorithm::*;
+    match algorithm {
+        ConsistentHash => "consistent-hash: each key goes to the same host on every run while the host set is \
+                           unchanged; the plan assumes tasks take equal time, and at the end of a real run idle \
+                           hosts may take over queued tasks"
+            .into(),
+        other => format!(
+            "{other} decides as slots free during the run: this plan is what it does if every task takes the \
+             same time"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::{self, Env};
+    use crate::job::{self, Overrides};
+
+    fn job(algo: &str, n: u32) -> JobSpec {
+        let overrides = Overrides {
+            array: Some(format!("1-{n}")),
+            algorithm: Some(algo.into()),
+            command: vec!["true".into()],
+            ..Overrides::default()
+        };
+        job::build(&overrides, &mut std::io::empty()).unwrap()
+    }
+
+    fn hosts() -> Vec<Host> {
+        let text = "[defaults]\nuser = \"u\"\nslots = 2\n[[host]]\nname = \"n[1-3]\"\n";
+        inventory::parse(std::path::Path::new("hosts.toml"), text, &Env::default())
+            .unwrap()
+            .hosts
+    }
+
+    #[test]
+    fn round_robin_plan_spreads_evenly_and_skips_unreachable_hosts() {
+        let hosts = hosts();
+        let plan_hosts: Vec<PlanHost> = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, host)| PlanHost {
+                host,
+                probe: (i == 2).then(|| Err("connection refused".to_string())),
+            })
+            .collect();
+        let plan = build(&job("round-robin", 10), &plan_hosts, 0, 0.25);
+        let tasks: Vec<usize> = plan.hosts.iter().map(|h| h.tasks).collect();
+        assert_eq!(tasks, vec![5, 5, 0]);
+        assert_eq!(
+            plan.hosts[2].excluded.as_deref(),
+            Some("connection refused")
+        );
+        assert_eq!(plan.plan.len(), 10);
+        assert_eq!(plan.plan[0].host, "n1");
+        assert_eq!(plan.plan[1].host, "n2");
+    }
+
+    #[test]
+    fn consistent_hash_plan_is_stable() {
+        let hosts = hosts();
+        let plan_hosts: Vec<PlanHost> = hosts
+            .iter()
+            .map(|host| PlanHost { host, probe: None })
+            .collect();
+        let a = build(&job("consistent-hash", 50), &plan_hosts, 1, 0.25);
+        let b = build(&job("consistent-hash", 50), &plan_hosts, 2, 0.25);
+        assert_eq!(a.plan, b.plan);
+        assert!(a.notes[0].starts_with("consistent-hash"));
+    }
+}

@@ -1,0 +1,46 @@
+//! The `--dry-run` plan as a table per host.
+
+use comfy_table::{CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
+
+use crate::plan::Plan;
+
+pub fn render(plan: &Plan) -> String {
+    let total = plan.plan.len().max(1) as f64;
+    let any_excluded = plan.hosts.iter().any(|h| h.excluded.is_some());
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    let mut header = vec!["host", "tasks", "share", "slots", "weight"];
+    if any_excluded {
+        header.push("note");
+    }
+    table.set_header(header);
+    for h in &plan.hosts {
+        let mut row = vec![
+            h.name.clone(),
+            h.tasks.to_string(),
+            format!("{:.1} %", 100.0 * h.tasks as f64 / total),
+            h.slots.to_string(),
+            format!("{}", h.weight),
+        ];
+        if any_excluded {
+            row.push(
+                h.excluded
+                    .as_ref()
+                    .map_or_else(String::new, |e| format!("left out: {e}")),
+            );
+        }
+        table.add_row(row);
+    }
+    for column in table.column_iter_mut().skip(1).take(4) {
+        column.set_cell_alignment(CellAlignment::Right);
+    }
+    let mut text = format!(
+        "plan for {} tasks ({})\n{table}\n",
+        plan.plan.len(),
+        plan.algorithm
+    );
+    for note in &plan.notes {
+        text.push_str(&format!("note: {note}\n"));
+    }
+    text
+}
