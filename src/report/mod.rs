@@ -41,6 +41,18 @@ pub fn summary(outcome: &RunOutcome) -> String {
         " in {elapsed:.2} s ({rate:.1} tasks/s) on {used_hosts} host{}",
         plural(used_hosts)
     );
+    let stats = outcome.stats();
+    if stats.tasks > 0 {
+        let _ = write!(
+            text,
+            "dts: ATCT {:.2} s, run p50 {:.2} s / p95 {:.2} s, RU {:.2}, LBD {:.3}, LB ratio {:.2}",
+            stats.atct, stats.run.p50, stats.run.p95, stats.ru, stats.lbd, stats.lb_ratio
+        );
+        if let Some(hit) = stats.hit_rate {
+            let _ = write!(text, ", hit rate {hit:.2}");
+        }
+        text.push('\n');
+    }
     failed_lines(outcome, &mut text);
     for host in &outcome.hosts {
         if let Some(error) = &host.error {

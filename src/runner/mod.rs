@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::error::Error;
 use crate::inventory::Host;
 use crate::job::JobSpec;
+use crate::stats::{self, Attempt, Capacity, Stats, TaskTimes};
 use crate::transport::ExitStatus;
 
 pub use dispatcher::Dispatcher;
@@ -98,6 +99,45 @@ pub struct RunOutcome {
 impl RunOutcome {
     pub fn all_succeeded(&self) -> bool {
         self.tasks.iter().all(|t| t.outcome == Outcome::Succeeded)
+    }
+
+    /// The run's metrics, through the same [`stats::compute`] the simulator uses. Every
+    /// task counts as submitted when the run started; tasks that never ran are left out.
+    pub fn stats(&self) -> Stats {
+        let since = |at: Instant| at.saturating_duration_since(self.started).as_secs_f64();
+        let tasks: Vec<TaskTimes> = self
+            .tasks
+            .iter()
+            .filter_map(|t| {
+                Some(TaskTimes {
+                    submitted: 0.0,
+                    started: since(t.started?),
+                    finished: since(t.finished?),
+                    run: t.run_time?.as_secs_f64(),
+                    host: t.host?,
+                    succeeded: t.outcome == Outcome::Succeeded,
+                    hit: t.hit,
+                })
+            })
+            .collect();
+        let attempts: Vec<Attempt> = self
+            .attempts
+            .iter()
+            .map(|a| Attempt {
+                host: a.host,
+                started: since(a.started),
+                finished: since(a.finished),
+            })
+            .collect();
+        let capacity: Vec<Capacity> = self
+            .hosts
+            .iter()
+            .map(|h| Capacity {
+                slots: h.slots,
+                speed: h.weight,
+            })
+            .collect();
+        stats::compute(&tasks, &attempts, &capacity)
     }
 }
 
