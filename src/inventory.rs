@@ -24,8 +24,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::error::{Error, Located, line_col};
@@ -41,21 +41,23 @@ pub const SYSTEM_KNOWN_HOSTS: &str = "/etc/ssh/ssh_known_hosts";
 pub const FILE_NAME: &str = "hosts.toml";
 
 /// How tasks reach a host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Transport {
     Ssh,
     Local,
 }
 
 /// What to do with a host key that known_hosts does not list. A changed key is always refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum HostKeyPolicy {
     Strict,
     AcceptNew,
 }
 
-/// One host after nodeset expansion and defaults.
-#[derive(Debug, Clone, PartialEq)]
+/// One host after nodeset expansion and defaults (serialisable: a run saves its hosts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Host {
     pub name: String,
     pub address: String,

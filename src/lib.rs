@@ -17,6 +17,7 @@ pub mod report;
 pub mod runner;
 pub mod simulate;
 pub mod stats;
+pub mod store;
 pub mod transport;
 
 pub use error::{Error, Result};

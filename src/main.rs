@@ -3,6 +3,10 @@
 use clap::Parser;
 
 fn main() {
+    // `dts cancel/pause/resume` announce requests with SIGUSR1; until the dispatcher takes
+    // the signal over, ignore it rather than die (its one-second poll still sees them).
+    // SAFETY: setting a signal disposition at start-up, before any thread exists.
+    unsafe { libc::signal(libc::SIGUSR1, libc::SIG_IGN) };
     let cli = dts::cli::Cli::parse();
     init_tracing(cli.verbose);
     let code = match dts::cli::run(cli) {

@@ -1,8 +1,14 @@
 //! Command-line definitions (clap) and one file per subcommand. Each subcommand resolves
 //! its configuration, runs, and returns the process exit code or a typed error.
 
+pub mod clean;
+pub mod control;
 pub mod hosts;
+pub mod logs;
+pub mod retry;
+pub mod session;
 pub mod simulate;
+pub mod status;
 pub mod submit;
 
 use std::path::PathBuf;
@@ -37,11 +43,88 @@ pub enum Commands {
     /// Run a job array across the hosts.
     #[command(after_help = SUBMIT_EXAMPLES)]
     Submit(Box<SubmitArgs>),
+    /// Recent runs, newest first; or one run's state, hosts, running tasks and figures.
+    Status(StatusArgs),
+    /// A task's output (stdout, or --stderr), or every task's output in order.
+    Logs(LogsArgs),
+    /// Stop a run: no new tasks start and running ones are killed on their hosts.
+    Cancel(RunArg),
+    /// Stop starting new tasks; running ones finish.
+    Pause(RunArg),
+    /// Start tasks again after `dts pause`.
+    Resume(RunArg),
+    /// Finish a run that was interrupted, cancelled or failed, under the same run id.
+    Retry(RetryArgs),
+    /// Remove old runs from the state directory.
+    Clean(CleanArgs),
     /// Probe every host: reachable, latency, cores, load, memory.
     Hosts(HostsArgs),
     /// Compare the placement algorithms on a simulated cluster (no hosts needed).
     #[command(after_help = SIMULATE_EXAMPLES)]
     Simulate(SimulateArgs),
+    /// The background coordinator of a run (started by --detach).
+    #[command(hide = true)]
+    Coordinate(RunArg),
+}
+
+/// A run: its id, a unique prefix or suffix of it, or `last`.
+#[derive(Debug, Args)]
+pub struct RunArg {
+    /// Run id, a unique part of it (prefix or suffix), or `last`.
+    #[arg(value_name = "RUN")]
+    pub run: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Run id, a unique part of it, or `last` [default: list recent runs].
+    #[arg(value_name = "RUN")]
+    pub run: Option<String>,
+    /// Redraw every second until the run ends.
+    #[arg(long, requires = "run")]
+    pub watch: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Run id, a unique part of it, or `last`.
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// Task index (as in `[host INDEX]`) [default: every task, in order, with headers].
+    #[arg(value_name = "TASK")]
+    pub task: Option<u64>,
+    /// Show stderr instead of stdout.
+    #[arg(long)]
+    pub stderr: bool,
+    /// Keep printing while the task runs.
+    #[arg(long, short = 'f', requires = "task")]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// Run id, a unique part of it, or `last`.
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// Only tasks that failed or timed out (not cancelled or never run).
+    #[arg(long)]
+    pub failed: bool,
+    /// Run in the background; print the run id.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Remove runs created longer ago than this (e.g. 7d, 12h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub older_than: Duration,
+    /// Only list what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 const SIMULATE_EXAMPLES: &str = "\
@@ -148,6 +231,12 @@ pub struct SubmitArgs {
     /// With --dry-run: print the plan as JSON.
     #[arg(long, requires = "dry_run")]
     pub json: bool,
+    /// Run in the background (own session, output in the run directory); print the run id.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub detach: bool,
+    /// Append a GNU parallel-style joblog (Seq, Host, Starttime, JobRuntime, ...) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub joblog: Option<PathBuf>,
     /// Time between TERM and KILL when a task is killed.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub kill_grace: Duration,
@@ -174,6 +263,18 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 pub fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
         Commands::Submit(args) => submit::run(*args),
+        Commands::Status(args) => status::run(args),
+        Commands::Logs(args) => logs::run(args),
+        Commands::Cancel(arg) => control::run(control::Request::Cancel, &arg.run),
+        Commands::Pause(arg) => control::run(control::Request::Pause, &arg.run),
+        Commands::Resume(arg) => control::run(control::Request::Resume, &arg.run),
+        Commands::Retry(args) => retry::run(args),
+        Commands::Clean(args) => clean::run(args),
+        Commands::Coordinate(arg) => {
+            let state = crate::store::StateDir::locate(&crate::store::StateEnv::from_process())?;
+            let writer = crate::store::RunWriter::open(&state, &arg.run)?;
+            session::run(writer, false)
+        }
         Commands::Hosts(args) => hosts::run(args),
         Commands::Simulate(args) => simulate::run(args),
     }

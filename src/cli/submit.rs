@@ -1,17 +1,16 @@
 //! `dts submit`: resolve the inventory and the job, run it, print the summary, and map the
 //! outcome to an exit code.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use super::SubmitArgs;
+use super::{SubmitArgs, session};
 use crate::error::{Error, exit};
 use crate::inventory::{self, Host};
 use crate::job::{self, JobSpec, Overrides};
-use crate::placement::{Algorithm, rng};
+use crate::placement::rng;
 use crate::plan::{self, PlanHost};
 use crate::report;
-use crate::runner::{self, RunConfig, RunOutcome};
+use crate::store::{self, RunSpec, RunWriter, StateDir, StateEnv};
 
 pub fn run(args: SubmitArgs) -> Result<i32, Error> {
     let env = inventory::Env::from_process();
@@ -28,19 +27,52 @@ pub fn run(args: SubmitArgs) -> Result<i32, Error> {
     if args.dry_run {
         return dry_run(&args, &job, &hosts, seed);
     }
-    let config = RunConfig {
-        run_id: new_run_id(),
-        hosts: hosts.into_iter().map(Arc::new).collect(),
-        kill_grace: args.kill_grace,
-        epsilon: args.epsilon,
-        seed,
-        probe_interval: (!args.probe_interval.is_zero()).then_some(args.probe_interval),
-        job,
+    let state = StateDir::locate(&StateEnv::from_process())?;
+    let spec = run_spec(&args, &job, hosts, seed)?;
+    let id = store::new_run_id();
+    let writer = RunWriter::create(&state, &id, &spec, &job.tasks, store::epoch_now())?;
+    if args.detach {
+        drop(writer);
+        session::detach(&state, &id)?;
+        eprintln!("dts: run {id} started in the background; dts status {id}");
+        println!("{id}");
+        return Ok(exit::SUCCESS);
+    }
+    session::run(writer, true)
+}
+
+/// What the store saves of this submission.
+fn run_spec(
+    args: &SubmitArgs,
+    job: &JobSpec,
+    hosts: Vec<Host>,
+    seed: u64,
+) -> Result<RunSpec, Error> {
+    let joblog = match &args.joblog {
+        Some(path) => Some(std::path::absolute(path).map_err(|source| Error::ReadFile {
+            path: path.clone(),
+            source,
+        })?),
+        None => None,
     };
-    announce(&config);
-    let outcome = runner::run(config)?;
-    eprint!("{}", report::summary(&outcome));
-    exit_code(&outcome)
+    Ok(RunSpec {
+        name: job.name.clone(),
+        command: job.command.spec().clone(),
+        algorithm: job.algorithm.name().to_string(),
+        key: job.key.as_ref().map(|k| k.spec().clone()),
+        retries: job.retries,
+        timeout: job.timeout,
+        workdir: job.workdir.clone(),
+        env: job.env.clone(),
+        throttle: job.throttle,
+        slots: job.slots,
+        seed,
+        epsilon: args.epsilon,
+        kill_grace: args.kill_grace,
+        probe_interval: (!args.probe_interval.is_zero()).then_some(args.probe_interval),
+        hosts,
+        joblog,
+    })
 }
 
 /// Prints the plan; probes the hosts first unless `--no-probe`.
@@ -108,67 +140,10 @@ fn eligible_hosts(hosts: Vec<Host>, label: Option<&str>) -> Result<Vec<Host>, Er
     Ok(matching)
 }
 
-fn announce(config: &RunConfig) {
-    let job: &JobSpec = &config.job;
-    let mut line = format!(
-        "dts: run {}: {} task{} on {} host{} ({}",
-        config.run_id,
-        job.tasks.len(),
-        if job.tasks.len() == 1 { "" } else { "s" },
-        config.hosts.len(),
-        if config.hosts.len() == 1 { "" } else { "s" },
-        job.algorithm,
-    );
-    if job.algorithm == Algorithm::Random {
-        line.push_str(&format!(", seed {}", config.seed));
-    }
-    line.push(')');
-    eprintln!("{line}");
-}
-
-fn exit_code(outcome: &RunOutcome) -> Result<i32, Error> {
-    if outcome.interrupted {
-        return Ok(exit::INTERRUPTED);
-    }
-    if outcome.no_host {
-        let errors = outcome
-            .hosts
-            .iter()
-            .map(|h| {
-                (
-                    h.name.clone(),
-                    h.error.clone().unwrap_or_else(|| "unreachable".into()),
-                )
-            })
-            .collect();
-        return Err(Error::NoHostReachable(errors));
-    }
-    Ok(if outcome.all_succeeded() {
-        exit::SUCCESS
-    } else {
-        exit::TASK_FAILED
-    })
-}
-
 fn random_seed() -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_nanos() as u64;
     rng::mix(nanos ^ (u64::from(std::process::id()) << 32)) % 1_000_000
-}
-
-/// A short, sortable run id: UTC time to the second plus four random hex digits.
-pub fn new_run_id() -> String {
-    let now = std::time::SystemTime::now();
-    let stamp = humantime::format_rfc3339_seconds(now).to_string();
-    // 2026-11-25T06:15:30Z -> 20261125-061530
-    let digits: String = stamp.chars().filter(char::is_ascii_digit).collect();
-    let suffix = rng::mix(
-        now.duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos() as u64
-            ^ u64::from(std::process::id()),
-    ) & 0xffff;
-    format!("{}-{}-{suffix:04x}", &digits[..8], &digits[8..14])
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use crate::error::{Error, Located, line_col};
 use crate::placement::Algorithm;
 use file::{FileSource, JobFile};
-pub use template::{Context, Template};
+pub use template::{Context, Template, TemplateSpec};
 
 /// One element of the job array.
 #[derive(Debug, Clone, PartialEq, Eq)]

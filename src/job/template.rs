@@ -44,6 +44,27 @@ pub struct Template {
     source: String,
     body: Body,
     uses_host: bool,
+    spec: TemplateSpec,
+}
+
+/// How a template was written, to store it and build it again (a run's spec is saved so a
+/// detached coordinator or `dts retry` can rebuild the job).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TemplateSpec {
+    Shell(String),
+    Argv(Vec<String>),
+    Key(String),
+}
+
+impl TemplateSpec {
+    pub fn build(&self) -> Result<Template, SpecError> {
+        match self {
+            TemplateSpec::Shell(line) => Template::shell(line),
+            TemplateSpec::Argv(words) => Template::argv(words),
+            TemplateSpec::Key(text) => Template::key(text),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +113,7 @@ impl Template {
             return Err(SpecError::new(0, "empty command"));
         }
         check_no_nul(line, 0)?;
-        Ok(Template::line(line))
+        Ok(Template::line(line, TemplateSpec::Shell(line.into())))
     }
 
     /// An exact argv: each word is quoted as a whole after substitution.
@@ -106,12 +127,14 @@ impl Template {
             check_no_nul(word, offset)?;
             offset += word.len() + 1;
         }
+        let spec = TemplateSpec::Argv(words.to_vec());
         let words: Vec<Word> = words.iter().map(|w| Word::parse(w)).collect();
         let uses_host = words.iter().any(|w| uses_host(&w.pieces));
         Ok(Template {
             source,
             body: Body::Argv(words),
             uses_host,
+            spec,
         })
     }
 
@@ -120,16 +143,22 @@ impl Template {
         if text.is_empty() {
             return Err(SpecError::new(0, "empty key"));
         }
-        Ok(Template::line(text))
+        Ok(Template::line(text, TemplateSpec::Key(text.into())))
     }
 
-    fn line(text: &str) -> Template {
+    fn line(text: &str, spec: TemplateSpec) -> Template {
         let pieces = parse_pieces(text);
         Template {
             source: text.into(),
             uses_host: uses_host(&pieces),
             body: Body::Line(pieces),
+            spec,
         }
+    }
+
+    /// How the template was written.
+    pub fn spec(&self) -> &TemplateSpec {
+        &self.spec
     }
 
     /// The template as written, for display; argv words are shown quoted.

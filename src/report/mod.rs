@@ -2,8 +2,10 @@
 //! table). Rendering is pure: it turns records into text.
 
 pub mod compare;
+pub mod document;
 pub mod hosts_table;
 pub mod plan;
+pub mod status;
 
 use std::fmt::Write;
 

@@ -1,23 +1,30 @@
-//! The dispatcher: the one owner of run state. It reacts to connection events, timers and
-//! signals in a single select loop, asks placement where queued tasks go whenever a slot
-//! may have freed, and writes task output.
+//! The dispatcher: the one owner of run state. It reacts to connection events, timers,
+//! signals and control requests in a single select loop, asks placement where queued tasks
+//! go whenever a slot may have freed, records every transition in the run store, and
+//! writes task output.
+//!
+//! Each turn of the loop handles what is pending, dispatches, commits the store, and only
+//! then sends the launches and kills it decided: what the store says is never behind what
+//! the hosts were told.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use super::hosts::{BACKOFF, Conn, ConnState, HostRt, HostState};
 use super::output::{LineBuf, write_tagged};
-use super::{AttemptRecord, HostRecord, Outcome, RunConfig, RunOutcome, TaskRecord};
+use super::{AttemptRecord, HostRecord, Outcome, RunConfig, RunOutcome, Stop, TaskRecord, joblog};
 use crate::error::Error;
 use crate::inventory::Transport;
 use crate::job::Context;
 use crate::placement::{self, HostView, Placement, TaskRef};
+use crate::store::{RunWriter, attempt_outcome, task_state};
 use crate::transport::wrapper::{self, LoginShell, TaskScript};
 use crate::transport::{
     Command, ConnHandle, ConnId, Event, EventSender, ExitStatus, HostError, LaunchId, Stream,
@@ -29,23 +36,26 @@ const EVENT_QUEUE: usize = 4096;
 /// How long dispatch waits, after the first host is up, for the others to connect: enough
 /// for a round of handshakes, so a short array spreads over the hosts instead of filling
 /// whichever connected first. Dispatch starts at once when every host has answered.
-const START_WINDOW: std::time::Duration = std::time::Duration::from_millis(500);
-/// After an interrupt, how long past the kill grace to wait for hosts to confirm kills.
-const INTERRUPT_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
+const START_WINDOW: Duration = Duration::from_millis(500);
+/// After an interrupt or cancel, how long past the kill grace to wait for hosts to confirm.
+const STOP_SLACK: Duration = Duration::from_secs(5);
+/// How often the store is checked for control requests when no SIGUSR1 announces them.
+const CONTROL_POLL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kill {
     Timeout,
-    Cancel,
+    Stop(Stop),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     Timeout(LaunchId),
     Reconnect(usize),
-    InterruptDeadline,
+    StopDeadline,
     StartWindow,
     Probe,
+    Control,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,8 +67,10 @@ enum TaskState {
 
 struct TaskRt {
     state: TaskState,
-    /// Launches started so far (the current one included).
-    attempts: u32,
+    /// Attempt number of the latest launch; grows with every launch, across sessions.
+    attempt: u32,
+    /// Task failures so far in this session, counted against `--retries`.
+    failures: u32,
     key: u64,
     first_started: Option<Instant>,
     /// Consistent-hash: the key's first-choice host.
@@ -69,6 +81,7 @@ struct TaskRt {
 
 struct LaunchRt {
     task: usize,
+    attempt: u32,
     host: usize,
     conn: usize,
     started: Option<Instant>,
@@ -76,11 +89,15 @@ struct LaunchRt {
     tag: String,
     stdout: LineBuf,
     stderr: LineBuf,
+    received: u64,
+    /// The rendered command, kept for the joblog.
+    command: Option<String>,
 }
 
 pub struct Dispatcher {
     cfg: RunConfig,
     started: Instant,
+    started_epoch: SystemTime,
     tasks: Vec<TaskRt>,
     launches: HashMap<LaunchId, LaunchRt>,
     next_launch: u64,
@@ -90,13 +107,19 @@ pub struct Dispatcher {
     events_tx: EventSender,
     events_rx: mpsc::Receiver<Event>,
     ssh: ssh::Shared,
+    store: RunWriter,
+    store_broken: bool,
+    /// Commands decided this turn, sent once the store has committed.
+    outbox: Vec<(usize, usize, Command)>,
+    joblog: Option<BufWriter<File>>,
     out: BufWriter<Box<dyn Write>>,
     err: BufWriter<Box<dyn Write>>,
     output_broken: bool,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     unfinished: usize,
     running: u32,
-    interrupted: bool,
+    stopped: Option<Stop>,
+    paused: bool,
     no_host: bool,
     /// False until every host has connected or failed once, or the start window passed.
     dispatching: bool,
@@ -108,6 +131,7 @@ pub struct Dispatcher {
 impl Dispatcher {
     pub fn new(
         cfg: RunConfig,
+        store: RunWriter,
         out: Box<dyn Write>,
         err: Box<dyn Write>,
     ) -> Result<Dispatcher, Error> {
@@ -132,7 +156,8 @@ impl Dispatcher {
                 let key = placement::key_hash(&cfg.job.key_of(t));
                 TaskRt {
                     state: TaskState::Queued,
-                    attempts: 0,
+                    attempt: cfg.prior_attempts.get(id).copied().unwrap_or(0),
+                    failures: 0,
                     key,
                     first_started: None,
                     first_choice: placement.first_choice(TaskRef { id: id as u32, key }),
@@ -157,9 +182,19 @@ impl Dispatcher {
             auth: Arc::new(ssh::AuthEnv::from_process()),
             options: Arc::new(ssh::Options::default()),
         };
+        let joblog = match &cfg.joblog {
+            Some(path) => Some(BufWriter::new(joblog::open(path).map_err(|source| {
+                Error::ReadFile {
+                    path: path.clone(),
+                    source,
+                }
+            })?)),
+            None => None,
+        };
         Ok(Dispatcher {
             unfinished: tasks.len(),
             started: Instant::now(),
+            started_epoch: SystemTime::now(),
             tasks,
             launches: HashMap::new(),
             next_launch: 0,
@@ -169,12 +204,17 @@ impl Dispatcher {
             events_tx,
             events_rx,
             ssh,
+            store,
+            store_broken: false,
+            outbox: Vec::new(),
+            joblog,
             out: BufWriter::with_capacity(64 * 1024, out),
             err: BufWriter::new(err),
             output_broken: false,
             timers: BinaryHeap::new(),
             running: 0,
-            interrupted: false,
+            stopped: None,
+            paused: false,
             no_host: false,
             dispatching: false,
             window_armed: false,
@@ -184,23 +224,23 @@ impl Dispatcher {
         })
     }
 
-    /// Runs until every task has an outcome, no host is left, or an interrupt is handled.
+    /// Runs until every task has an outcome, no host is left, or a stop is handled.
     pub async fn run(mut self) -> Result<RunOutcome, Error> {
         let signal_error =
             |e: std::io::Error| Error::Runtime(format!("cannot handle signals: {e}"));
         let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
         let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
+        let mut sigusr1 = signal(SignalKind::user_defined1()).map_err(signal_error)?;
         for h in 0..self.hosts.len() {
             self.open_wanted_conns(h);
         }
-        self.arm_probe();
+        self.arm(Timer::Probe);
+        self.arm(Timer::Control);
         loop {
             self.dispatch();
+            self.commit_and_send();
             self.flush();
-            if self.unfinished == 0 {
-                break;
-            }
-            if self.check_hosts_left() {
+            if self.unfinished == 0 || self.check_hosts_left() {
                 break;
             }
             let deadline = self.timers.peek().map(|Reverse((at, _))| *at);
@@ -213,19 +253,35 @@ impl Dispatcher {
                     }
                 }
                 () = sleep_until(deadline) => self.fire_timers(),
-                _ = sigint.recv() => self.interrupt(),
-                _ = sigterm.recv() => self.interrupt(),
+                _ = sigint.recv() => self.stop(Stop::Interrupted),
+                _ = sigterm.recv() => self.stop(Stop::Interrupted),
+                _ = sigusr1.recv() => self.take_control(),
             }
         }
         self.shutdown();
+        let outcome = self.outcome();
+        let state = outcome.state();
+        let at = self.epoch(Instant::now());
+        let recorded = self.store.run_state(state, Some(at));
+        self.record(recorded);
+        self.commit_and_send();
         self.flush();
-        Ok(self.outcome())
+        Ok(outcome)
+    }
+
+    /// Seconds since the Unix epoch at `at`.
+    fn epoch(&self, at: Instant) -> f64 {
+        let since = at.saturating_duration_since(self.started);
+        (self.started_epoch + since)
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64()
     }
 
     // ----- placement and launching -------------------------------------------------------
 
     fn dispatch(&mut self) {
-        if self.interrupted || !self.dispatching {
+        if self.stopped.is_some() || self.paused || !self.dispatching {
             return;
         }
         let throttle = self.cfg.job.throttle.unwrap_or(u32::MAX);
@@ -246,22 +302,31 @@ impl Dispatcher {
             });
             return;
         };
-        self.tasks[task].attempts += 1;
+        self.tasks[task].attempt += 1;
+        let attempt = self.tasks[task].attempt;
         let id = LaunchId(self.next_launch);
         self.next_launch += 1;
-        let script = self.script(task, host);
+        let (command, script) = self.script(task, host);
+        let seq = self.cfg.job.tasks[task].seq;
+        let at = self.epoch(Instant::now());
+        let recorded = self
+            .store
+            .dispatched(seq, attempt, &self.hosts[host].spec.name, at);
+        self.record(recorded);
         let rt = &mut self.hosts[host];
         rt.conns[conn].running += 1;
-        rt.conns[conn].handle.send(Command::Launch { id, script });
         rt.running += 1;
         self.running += 1;
         self.views[host] = rt.view();
+        self.outbox
+            .push((host, conn, Command::Launch { id, script }));
         let index = self.cfg.job.tasks[task].index;
         self.tasks[task].state = TaskState::Running(id);
         self.launches.insert(
             id,
             LaunchRt {
                 task,
+                attempt,
                 host,
                 conn,
                 started: None,
@@ -269,6 +334,8 @@ impl Dispatcher {
                 tag: format!("{} {index}", rt.spec.name),
                 stdout: LineBuf::default(),
                 stderr: LineBuf::default(),
+                received: 0,
+                command: self.joblog.is_some().then_some(command),
             },
         );
         if let Some(timeout) = self.cfg.job.timeout {
@@ -277,8 +344,8 @@ impl Dispatcher {
         }
     }
 
-    /// The command line sent to the host for one attempt of `task`.
-    fn script(&self, task: usize, host: usize) -> String {
+    /// The rendered command and the full command line sent to the host for one attempt.
+    fn script(&self, task: usize, host: usize) -> (String, String) {
         let job = &self.cfg.job;
         let t = &job.tasks[task];
         let rt = &self.hosts[host];
@@ -291,9 +358,9 @@ impl Dispatcher {
         let command = job.command.render(&ctx);
         let (seq, count, index, attempt) = (
             t.seq.to_string(),
-            job.tasks.len().to_string(),
+            self.cfg.total_tasks.to_string(),
             t.index.to_string(),
-            self.tasks[task].attempts.to_string(),
+            self.tasks[task].attempt.to_string(),
         );
         let mut env: Vec<(&str, &str)> = vec![
             ("DTS_RUN_ID", &self.cfg.run_id),
@@ -311,9 +378,29 @@ impl Dispatcher {
             kill_grace: self.cfg.kill_grace,
         }
         .render();
-        match rt.spec.transport {
+        let line = match rt.spec.transport {
             Transport::Ssh => wrapper::remote_command(rt.shell, &script),
             Transport::Local => script,
+        };
+        (command, line)
+    }
+
+    /// Commits what this turn recorded, then sends what it decided.
+    fn commit_and_send(&mut self) {
+        let committed = self.store.commit();
+        self.record(committed);
+        for (host, conn, command) in self.outbox.drain(..) {
+            self.hosts[host].conns[conn].handle.send(command);
+        }
+    }
+
+    /// Keeps running when the store fails, after saying so once.
+    fn record(&mut self, result: Result<(), Error>) {
+        if let Err(e) = result {
+            if !self.store_broken {
+                self.store_broken = true;
+                let _ = writeln!(self.err, "dts: warning: the run is no longer recorded: {e}");
+            }
         }
     }
 
@@ -382,6 +469,9 @@ impl Dispatcher {
         rt.ever_up = true;
         rt.failures = 0;
         self.views[conn.host] = rt.view();
+        let (name, slots) = (rt.spec.name.clone(), rt.slots.unwrap_or(0));
+        let recorded = self.store.host(&name, slots, "up", None);
+        self.record(recorded);
         self.open_wanted_conns(conn.host);
         if !self.dispatching && !self.window_armed {
             self.window_armed = true;
@@ -422,16 +512,18 @@ impl Dispatcher {
         let before = rt.state.clone();
         rt.connection_failed(error, now);
         let name = rt.spec.name.clone();
-        match rt.state.clone() {
+        let slots = rt.slots.unwrap_or(0);
+        let state = rt.state.clone();
+        match &state {
             HostState::Backoff(at) => {
                 let wait = at.saturating_duration_since(now);
                 self.note(&format!(
                     "{name}: {error}; retrying in {}",
                     humantime::format_duration(round_secs(wait))
                 ));
-                self.timers.push(Reverse((at, Timer::Reconnect(h))));
+                self.timers.push(Reverse((*at, Timer::Reconnect(h))));
             }
-            HostState::Gone(reason) if before != rt.state => {
+            HostState::Gone(reason) if before != state => {
                 self.note(&format!("{name}: {reason}; it leaves the run"));
             }
             HostState::Up => {
@@ -441,6 +533,13 @@ impl Dispatcher {
             }
             _ => {}
         }
+        let label = match &state {
+            HostState::Gone(_) => "gone",
+            HostState::Up => "up",
+            _ => "reconnecting",
+        };
+        let recorded = self.store.host(&name, slots, label, Some(&error.message));
+        self.record(recorded);
         self.views[h] = self.hosts[h].view();
         self.check_start();
     }
@@ -481,12 +580,7 @@ impl Dispatcher {
                 probe,
             } => self.conn_up(conn, capacity, probe),
             Event::Down { conn, error } => self.conn_down(conn, &error),
-            Event::Started { id, at } => {
-                if let Some(launch) = self.launches.get_mut(&id) {
-                    launch.started = Some(at);
-                    self.tasks[launch.task].first_started.get_or_insert(at);
-                }
-            }
+            Event::Started { id, at } => self.launch_started(id, at),
             Event::Output { id, stream, data } => self.output(id, stream, &data),
             Event::Exited { id, status, at } => self.exited(id, status, at),
             Event::Refused { id, reason } => self.launch_undone(id, &reason),
@@ -497,24 +591,41 @@ impl Dispatcher {
         }
     }
 
+    fn launch_started(&mut self, id: LaunchId, at: Instant) {
+        let Some(launch) = self.launches.get_mut(&id) else {
+            return;
+        };
+        launch.started = Some(at);
+        let (task, attempt) = (launch.task, launch.attempt);
+        self.tasks[task].first_started.get_or_insert(at);
+        let seq = self.cfg.job.tasks[task].seq;
+        let recorded = self.store.started(seq, attempt, self.epoch(at));
+        self.record(recorded);
+    }
+
     fn output(&mut self, id: LaunchId, stream: Stream, data: &[u8]) {
         let Some(launch) = self.launches.get_mut(&id) else {
             return;
         };
-        if self.output_broken {
-            return;
+        launch.received += data.len() as u64;
+        let task = &self.cfg.job.tasks[launch.task];
+        let recorded = self
+            .store
+            .output(task.seq, task.index, launch.attempt, stream, data);
+        if self.cfg.echo && !self.output_broken {
+            let (buf, writer) = match stream {
+                Stream::Stdout => (&mut launch.stdout, &mut self.out),
+                Stream::Stderr => (&mut launch.stderr, &mut self.err),
+            };
+            let tag = &launch.tag;
+            if buf
+                .feed(data, |line| write_tagged(writer, tag, line))
+                .is_err()
+            {
+                self.output_broken = true;
+            }
         }
-        let (buf, writer) = match stream {
-            Stream::Stdout => (&mut launch.stdout, &mut self.out),
-            Stream::Stderr => (&mut launch.stderr, &mut self.err),
-        };
-        let tag = &launch.tag;
-        if buf
-            .feed(data, |line| write_tagged(writer, tag, line))
-            .is_err()
-        {
-            self.output_broken = true;
-        }
+        self.record(recorded);
     }
 
     /// Removes a launch, frees its slot and flushes its partial lines.
@@ -525,7 +636,7 @@ impl Dispatcher {
         rt.conns[launch.conn].running -= 1;
         self.running -= 1;
         self.views[launch.host] = rt.view();
-        if !self.output_broken {
+        if self.cfg.echo && !self.output_broken {
             let tag = &launch.tag;
             let out = launch
                 .stdout
@@ -550,26 +661,37 @@ impl Dispatcher {
         });
         self.tasks[launch.task].last_run = Some((launch.host, started, at));
         let outcome = match launch.kill {
-            Some(Kill::Cancel) => Outcome::NotRun("cancelled".into()),
+            Some(Kill::Stop(Stop::Cancelled)) => Outcome::Cancelled,
+            Some(Kill::Stop(Stop::Interrupted)) => Outcome::NotRun("interrupted".into()),
             Some(Kill::Timeout) => Outcome::TimedOut,
             None if status.success() => Outcome::Succeeded,
-            None => Outcome::Failed(status),
+            None => Outcome::Failed(status.clone()),
         };
+        let seq = self.cfg.job.tasks[launch.task].seq;
+        let recorded = self.store.attempt_ended(
+            seq,
+            launch.attempt,
+            attempt_label(&outcome),
+            Some(&status),
+            self.epoch(at),
+        );
+        self.record(recorded);
+        self.write_joblog(&launch, &status, started, at);
         let retryable = matches!(outcome, Outcome::Failed(_) | Outcome::TimedOut);
+        if retryable {
+            self.tasks[launch.task].failures += 1;
+        }
         if retryable
-            && self.tasks[launch.task].attempts <= self.cfg.job.retries
-            && !self.interrupted
+            && self.tasks[launch.task].failures <= self.cfg.job.retries
+            && self.stopped.is_none()
         {
             let what = describe(&outcome);
-            let (task, host) = (
-                &self.cfg.job.tasks[launch.task],
-                &self.hosts[launch.host].spec.name,
-            );
-            let attempt = self.tasks[launch.task].attempts + 1;
+            let index = self.cfg.job.tasks[launch.task].index;
+            let host = self.hosts[launch.host].spec.name.clone();
+            let next = self.tasks[launch.task].failures + 1;
             let total = self.cfg.job.retries + 1;
             self.note(&format!(
-                "task {} {what} on {host}; retrying (attempt {attempt} of {total})",
-                task.index
+                "task {index} {what} on {host}; retrying (attempt {next} of {total})"
             ));
             self.requeue(launch.task);
         } else {
@@ -577,23 +699,59 @@ impl Dispatcher {
         }
     }
 
+    fn write_joblog(
+        &mut self,
+        launch: &LaunchRt,
+        status: &ExitStatus,
+        started: Instant,
+        at: Instant,
+    ) {
+        let Some(log) = self.joblog.as_mut() else {
+            return;
+        };
+        let entry = joblog::Entry {
+            seq: self.cfg.job.tasks[launch.task].seq,
+            host: &self.hosts[launch.host].spec.name,
+            start: (self.started_epoch + started.saturating_duration_since(self.started))
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64(),
+            runtime: at.saturating_duration_since(started).as_secs_f64(),
+            received: launch.received,
+            status: Some(status),
+            command: launch.command.as_deref().unwrap_or(""),
+        };
+        let _ = log.write_all(joblog::line(&entry).as_bytes());
+    }
+
     /// A launch that did not run to its end through no fault of the task: the host refused
     /// it or the connection under it died. The task goes back to the queue without using a
-    /// retry (a host failure is not a task failure), unless it was being killed anyway.
+    /// retry (a host failure is not a task failure), unless it was being stopped anyway.
     fn launch_undone(&mut self, id: LaunchId, why: &str) {
         let Some(launch) = self.end_launch(id) else {
             return;
         };
         tracing::debug!("launch {id:?} of task {} undone: {why}", launch.task);
-        self.tasks[launch.task].attempts -= 1;
-        match launch.kill {
-            Some(Kill::Cancel) => {
-                self.finish_task(launch.task, Outcome::NotRun("cancelled".into()))
+        let outcome = match (launch.kill, self.stopped) {
+            (Some(Kill::Stop(Stop::Cancelled)), _) | (None, Some(Stop::Cancelled)) => {
+                Some(Outcome::Cancelled)
             }
-            Some(Kill::Timeout) => self.finish_task(launch.task, Outcome::TimedOut),
-            None if self.interrupted => {
-                self.finish_task(launch.task, Outcome::NotRun("interrupted".into()))
+            (Some(Kill::Stop(Stop::Interrupted)), _) | (None, Some(Stop::Interrupted)) => {
+                Some(Outcome::NotRun("interrupted".into()))
             }
+            (Some(Kill::Timeout), _) => Some(Outcome::TimedOut),
+            (None, None) => None,
+        };
+        let seq = self.cfg.job.tasks[launch.task].seq;
+        let label = outcome
+            .as_ref()
+            .map_or(attempt_outcome::REQUEUED, attempt_label);
+        let recorded =
+            self.store
+                .attempt_ended(seq, launch.attempt, label, None, self.epoch(Instant::now()));
+        self.record(recorded);
+        match outcome {
+            Some(outcome) => self.finish_task(launch.task, outcome),
             None => {
                 self.requeues += 1;
                 self.requeue(launch.task);
@@ -603,6 +761,8 @@ impl Dispatcher {
 
     fn requeue(&mut self, task: usize) {
         self.tasks[task].state = TaskState::Queued;
+        let recorded = self.store.task_queued(self.cfg.job.tasks[task].seq);
+        self.record(recorded);
         self.placement.push(TaskRef {
             id: task as u32,
             key: self.tasks[task].key,
@@ -610,13 +770,52 @@ impl Dispatcher {
     }
 
     fn finish_task(&mut self, task: usize, outcome: Outcome) {
-        if !matches!(self.tasks[task].state, TaskState::Done(_)) {
-            self.unfinished -= 1;
+        if matches!(self.tasks[task].state, TaskState::Done(_)) {
+            return;
         }
+        self.unfinished -= 1;
+        let rt = &self.tasks[task];
+        let (finished, run_s) = match rt.last_run {
+            Some((_, start, end)) => (Some(self.epoch(end)), Some((end - start).as_secs_f64())),
+            None => (None, None),
+        };
+        let hit = rt
+            .first_choice
+            .zip(rt.last_run)
+            .map(|(first, (host, _, _))| first == host);
+        let (status, reason) = match &outcome {
+            Outcome::Failed(status) => (Some(status.clone()), None),
+            Outcome::NotRun(why) => (None, Some(why.as_str())),
+            Outcome::Cancelled => (None, Some("cancelled")),
+            _ => (None, None),
+        };
+        let seq = self.cfg.job.tasks[task].seq;
+        let recorded = self.store.task_finished(
+            seq,
+            task_label(&outcome),
+            status.as_ref(),
+            reason,
+            finished,
+            run_s,
+            hit,
+        );
+        self.record(recorded);
         self.tasks[task].state = TaskState::Done(outcome);
     }
 
-    // ----- timers and signals ------------------------------------------------------------
+    // ----- timers, signals and control ---------------------------------------------------
+
+    fn arm(&mut self, timer: Timer) {
+        let after = match timer {
+            Timer::Probe => match self.cfg.probe_interval {
+                Some(every) => every,
+                None => return,
+            },
+            Timer::Control => CONTROL_POLL,
+            _ => return,
+        };
+        self.timers.push(Reverse((Instant::now() + after, timer)));
+    }
 
     fn fire_timers(&mut self) {
         let now = Instant::now();
@@ -633,7 +832,7 @@ impl Dispatcher {
                         self.open_wanted_conns(h);
                     }
                 }
-                Timer::InterruptDeadline => self.abandon_running(),
+                Timer::StopDeadline => self.abandon_running(),
                 Timer::StartWindow => self.dispatching = true,
                 Timer::Probe => {
                     for rt in &self.hosts {
@@ -641,16 +840,13 @@ impl Dispatcher {
                             conn.handle.send(Command::Probe);
                         }
                     }
-                    self.arm_probe();
+                    self.arm(Timer::Probe);
+                }
+                Timer::Control => {
+                    self.take_control();
+                    self.arm(Timer::Control);
                 }
             }
-        }
-    }
-
-    fn arm_probe(&mut self) {
-        if let Some(every) = self.cfg.probe_interval {
-            self.timers
-                .push(Reverse((Instant::now() + every, Timer::Probe)));
         }
     }
 
@@ -663,7 +859,7 @@ impl Dispatcher {
         }
         launch.kill = Some(Kill::Timeout);
         let (task, host, conn) = (launch.task, launch.host, launch.conn);
-        self.hosts[host].conns[conn].handle.send(Command::Kill(id));
+        self.outbox.push((host, conn, Command::Kill(id)));
         let timeout = self.cfg.job.timeout.unwrap_or_default();
         self.note(&format!(
             "task {} timed out after {} on {}; killing it",
@@ -673,17 +869,62 @@ impl Dispatcher {
         ));
     }
 
-    fn interrupt(&mut self) {
-        if self.interrupted {
-            self.note("interrupted again: exiting now");
-            self.flush();
-            // Exiting closes every connection; the wrappers kill their tasks.
-            std::process::exit(crate::error::exit::INTERRUPTED);
+    /// Acts on a request `dts cancel`, `pause` or `resume` left in the store.
+    fn take_control(&mut self) {
+        let control = match self.store.take_control() {
+            Ok(control) => control,
+            Err(e) => {
+                self.record(Err(e));
+                None
+            }
+        };
+        match control.as_deref() {
+            Some("cancel") => self.stop(Stop::Cancelled),
+            Some("pause") if !self.paused && self.stopped.is_none() => {
+                self.paused = true;
+                self.note(
+                    "paused: running tasks finish, no new ones start (dts resume to continue)",
+                );
+                let recorded = self.store.run_state("paused", None);
+                self.record(recorded);
+            }
+            Some("resume") if self.paused && self.stopped.is_none() => {
+                self.paused = false;
+                self.note("resumed");
+                let recorded = self.store.run_state("running", None);
+                self.record(recorded);
+            }
+            _ => {}
         }
-        self.interrupted = true;
-        self.note("interrupted: killing running tasks (again to exit at once)");
+    }
+
+    /// Stops the run: nothing new starts, running tasks are killed on their hosts.
+    fn stop(&mut self, why: Stop) {
+        if self.stopped.is_some() {
+            if why == Stop::Interrupted {
+                self.note("interrupted again: exiting now");
+                let recorded = self
+                    .store
+                    .run_state("interrupted", Some(self.epoch(Instant::now())));
+                self.record(recorded);
+                self.commit_and_send();
+                self.flush();
+                // Exiting closes every connection; the wrappers kill their tasks.
+                std::process::exit(crate::error::exit::INTERRUPTED);
+            }
+            return;
+        }
+        self.stopped = Some(why);
+        let (label, outcome) = match why {
+            Stop::Interrupted => (
+                "interrupted: killing running tasks (again to exit at once)",
+                Outcome::NotRun("interrupted".into()),
+            ),
+            Stop::Cancelled => ("cancelled: killing running tasks", Outcome::Cancelled),
+        };
+        self.note(label);
         for id in self.placement.drain() {
-            self.finish_task(id as usize, Outcome::NotRun("interrupted".into()));
+            self.finish_task(id as usize, outcome.clone());
         }
         let running: Vec<(LaunchId, usize, usize)> = self
             .launches
@@ -692,13 +933,12 @@ impl Dispatcher {
             .collect();
         for (id, host, conn) in running {
             if let Some(launch) = self.launches.get_mut(&id) {
-                launch.kill.get_or_insert(Kill::Cancel);
+                launch.kill.get_or_insert(Kill::Stop(why));
             }
-            self.hosts[host].conns[conn].handle.send(Command::Kill(id));
+            self.outbox.push((host, conn, Command::Kill(id)));
         }
-        let deadline = Instant::now() + self.cfg.kill_grace + INTERRUPT_SLACK;
-        self.timers
-            .push(Reverse((deadline, Timer::InterruptDeadline)));
+        let deadline = Instant::now() + self.cfg.kill_grace + STOP_SLACK;
+        self.timers.push(Reverse((deadline, Timer::StopDeadline)));
     }
 
     /// Hosts did not confirm kills in time: stop waiting for them.
@@ -706,9 +946,18 @@ impl Dispatcher {
         let ids: Vec<LaunchId> = self.launches.keys().copied().collect();
         for id in ids {
             if let Some(launch) = self.end_launch(id) {
+                let seq = self.cfg.job.tasks[launch.task].seq;
+                let recorded = self.store.attempt_ended(
+                    seq,
+                    launch.attempt,
+                    attempt_outcome::LOST,
+                    None,
+                    self.epoch(Instant::now()),
+                );
+                self.record(recorded);
                 self.finish_task(
                     launch.task,
-                    Outcome::NotRun("interrupted; kill not confirmed".into()),
+                    Outcome::NotRun("kill not confirmed by the host".into()),
                 );
             }
         }
@@ -735,9 +984,12 @@ impl Dispatcher {
             self.output_broken = true;
         }
         let _ = self.err.flush();
+        if let Some(log) = self.joblog.as_mut() {
+            let _ = log.flush();
+        }
     }
 
-    fn outcome(self) -> RunOutcome {
+    fn outcome(&self) -> RunOutcome {
         let finished = Instant::now();
         let tasks = self
             .tasks
@@ -751,7 +1003,7 @@ impl Dispatcher {
                     _ => Outcome::NotRun("interrupted".into()),
                 },
                 host: rt.last_run.map(|(h, _, _)| h),
-                attempts: rt.attempts,
+                attempts: rt.attempt,
                 started: rt.first_started,
                 finished: rt.last_run.map(|(_, _, end)| end),
                 run_time: rt.last_run.map(|(_, start, end)| end - start),
@@ -776,15 +1028,35 @@ impl Dispatcher {
             })
             .collect();
         RunOutcome {
+            run_id: self.cfg.run_id.clone(),
             started: self.started,
             finished,
             tasks,
-            attempts: self.attempts,
+            attempts: self.attempts.clone(),
             hosts,
-            interrupted: self.interrupted,
+            stopped: self.stopped,
             no_host: self.no_host,
             requeues: self.requeues,
         }
+    }
+}
+
+fn task_label(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Succeeded => task_state::SUCCEEDED,
+        Outcome::Failed(_) => task_state::FAILED,
+        Outcome::TimedOut => task_state::TIMED_OUT,
+        Outcome::Cancelled => task_state::CANCELLED,
+        Outcome::NotRun(_) => task_state::NOT_RUN,
+    }
+}
+
+fn attempt_label(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Succeeded => attempt_outcome::SUCCEEDED,
+        Outcome::Failed(_) => attempt_outcome::FAILED,
+        Outcome::TimedOut => attempt_outcome::TIMED_OUT,
+        Outcome::Cancelled | Outcome::NotRun(_) => attempt_outcome::CANCELLED,
     }
 }
 
@@ -793,6 +1065,7 @@ fn describe(outcome: &Outcome) -> String {
         Outcome::Failed(status) => format!("failed ({status})"),
         Outcome::TimedOut => "timed out".into(),
         Outcome::Succeeded => "succeeded".into(),
+        Outcome::Cancelled => "cancelled".into(),
         Outcome::NotRun(why) => why.clone(),
     }
 }
@@ -801,8 +1074,8 @@ fn local_cores() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
-fn round_secs(d: std::time::Duration) -> std::time::Duration {
-    std::time::Duration::from_secs(d.as_secs_f64().round() as u64).max(BACKOFF.min(d))
+fn round_secs(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs_f64().round() as u64).max(BACKOFF.min(d))
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -1,12 +1,16 @@
 //! The runner: starts connections and drives the dispatcher, the single owner of run state.
 //!
-//! Connections report [`Event`]s on one channel; the dispatcher reacts to them, to timers
-//! and to signals in one select loop, and is the only code that changes task or host state.
+//! Connections report [`Event`](crate::transport::Event)s on one channel; the dispatcher
+//! reacts to them, to timers, to signals and to control requests in one select loop, and is
+//! the only code that changes task or host state. Every transition goes to the run store
+//! before the dispatcher acts on it.
 
 mod dispatcher;
 pub mod hosts;
+pub mod joblog;
 pub mod output;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +18,7 @@ use crate::error::Error;
 use crate::inventory::Host;
 use crate::job::JobSpec;
 use crate::stats::{self, Attempt, Capacity, Stats, TaskTimes};
+use crate::store::RunWriter;
 use crate::transport::ExitStatus;
 
 pub use dispatcher::Dispatcher;
@@ -22,7 +27,12 @@ pub use dispatcher::Dispatcher;
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub run_id: String,
+    /// The job; its `tasks` are the ones to run now (all of them, or what `retry` requeued).
     pub job: JobSpec,
+    /// Attempts each task of `job.tasks` already had (0 on a fresh run).
+    pub prior_attempts: Vec<u32>,
+    /// Tasks in the whole run (`DTS_TASK_COUNT`).
+    pub total_tasks: usize,
     /// The hosts that may run tasks, in inventory order.
     pub hosts: Vec<Arc<Host>>,
     pub kill_grace: Duration,
@@ -32,6 +42,10 @@ pub struct RunConfig {
     pub seed: u64,
     /// How often hosts are probed again for their load (`None`: only when they connect).
     pub probe_interval: Option<Duration>,
+    /// Print task output, tagged, on stdout and stderr (off for detached runs).
+    pub echo: bool,
+    /// GNU parallel-style joblog to append to.
+    pub joblog: Option<PathBuf>,
 }
 
 /// How a task ended.
@@ -42,8 +56,19 @@ pub enum Outcome {
     Failed(ExitStatus),
     /// Its final attempt ran past `--timeout`.
     TimedOut,
-    /// Never finished: cancelled, interrupted, or no host left to run it.
+    /// Stopped by `dts cancel`.
+    Cancelled,
+    /// Never finished: interrupted, or no host left to run it.
     NotRun(String),
+}
+
+/// Why a run stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// `dts cancel`.
+    Cancelled,
 }
 
 /// The final record of one task.
@@ -85,12 +110,13 @@ pub struct HostRecord {
 /// The result of a run.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
+    pub run_id: String,
     pub started: Instant,
     pub finished: Instant,
     pub tasks: Vec<TaskRecord>,
     pub attempts: Vec<AttemptRecord>,
     pub hosts: Vec<HostRecord>,
-    pub interrupted: bool,
+    pub stopped: Option<Stop>,
     /// No host could run the tasks that were left.
     pub no_host: bool,
     pub requeues: u32,
@@ -99,6 +125,17 @@ pub struct RunOutcome {
 impl RunOutcome {
     pub fn all_succeeded(&self) -> bool {
         self.tasks.iter().all(|t| t.outcome == Outcome::Succeeded)
+    }
+
+    /// The run's final state, as the store records it.
+    pub fn state(&self) -> &'static str {
+        match self.stopped {
+            Some(Stop::Cancelled) => "cancelled",
+            Some(Stop::Interrupted) => "interrupted",
+            None if self.no_host => "no-host",
+            None if self.all_succeeded() => "succeeded",
+            None => "failed",
+        }
     }
 
     /// The run's metrics, through the same [`stats::compute`] the simulator uses. Every
@@ -141,8 +178,8 @@ impl RunOutcome {
     }
 }
 
-/// Runs the job to completion on a fresh single-threaded runtime.
-pub fn run(config: RunConfig) -> Result<RunOutcome, Error> {
+/// Runs the job to completion on a fresh single-threaded runtime, recording it in `store`.
+pub fn run(config: RunConfig, store: RunWriter) -> Result<RunOutcome, Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -150,7 +187,7 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, Error> {
     runtime.block_on(async move {
         let stdout = std::io::stdout();
         let stderr = std::io::stderr();
-        Dispatcher::new(config, Box::new(stdout), Box::new(stderr))?
+        Dispatcher::new(config, store, Box::new(stdout), Box::new(stderr))?
             .run()
             .await
     })

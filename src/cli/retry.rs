@@ -1,0 +1,27 @@
+//! `dts retry RUN [--failed] [--detach]`: finish a run that was interrupted, cancelled or
+//! failed. Tasks that succeeded never run again; the others go back to the queue under the
+//! same run id, their attempt numbers growing.
+
+use super::{RetryArgs, session};
+use crate::error::{Error, exit};
+use crate::store::{self, RunWriter, StateDir, StateEnv};
+
+pub fn run(args: RetryArgs) -> Result<i32, Error> {
+    let state = StateDir::locate(&StateEnv::from_process())?;
+    let id = state.resolve(&args.run)?;
+    let mut writer = RunWriter::open(&state, &id)?;
+    let queued = writer.requeue_unfinished(args.failed, store::epoch_now())?;
+    if queued == 0 {
+        let what = if args.failed { "failed" } else { "unfinished" };
+        eprintln!("dts: run {id} has no {what} task to retry");
+        return Ok(exit::SUCCESS);
+    }
+    if args.detach {
+        drop(writer);
+        session::detach(&state, &id)?;
+        eprintln!("dts: retrying {queued} task(s) of run {id} in the background; dts status {id}");
+        println!("{id}");
+        return Ok(exit::SUCCESS);
+    }
+    session::run(writer, true)
+}

@@ -1,0 +1,141 @@
+//! A coordinator session: whatever started it (a foreground `submit`, a detached
+//! coordinator, `retry`), it runs the tasks the store has queued with the run's saved spec,
+//! prints the summary and maps the outcome to an exit code.
+
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, exit};
+use crate::placement::Algorithm;
+use crate::report;
+use crate::runner::{self, RunConfig, RunOutcome, Stop};
+use crate::store::{self, RunWriter, StateDir};
+
+/// How long `--detach` waits for the background coordinator to take over the run.
+const DETACH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the queued tasks of the run `writer` holds; `echo` prints task output here.
+pub fn run(mut writer: RunWriter, echo: bool) -> Result<i32, Error> {
+    let spec = writer.spec()?;
+    let queued = writer.queued_tasks()?;
+    let total = writer.total()?;
+    let (tasks, prior_attempts): (Vec<_>, Vec<_>) = queued.into_iter().unzip();
+    let job = spec.job(tasks)?;
+    let config = RunConfig {
+        run_id: writer.id().to_string(),
+        total_tasks: total,
+        prior_attempts,
+        hosts: spec.hosts.iter().cloned().map(Arc::new).collect(),
+        kill_grace: spec.kill_grace,
+        epsilon: spec.epsilon,
+        seed: spec.seed,
+        probe_interval: spec.probe_interval,
+        echo,
+        joblog: spec.joblog.clone(),
+        job,
+    };
+    announce(&config);
+    writer.begin_session(store::epoch_now())?;
+    let outcome = runner::run(config, writer)?;
+    eprint!("{}", report::summary(&outcome));
+    exit_code(&outcome)
+}
+
+fn announce(config: &RunConfig) {
+    let job = &config.job;
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let mut line = format!(
+        "dts: run {}: {} task{} on {} host{} ({}",
+        config.run_id,
+        job.tasks.len(),
+        plural(job.tasks.len()),
+        config.hosts.len(),
+        plural(config.hosts.len()),
+        job.algorithm,
+    );
+    if job.algorithm == Algorithm::Random {
+        line.push_str(&format!(", seed {}", config.seed));
+    }
+    line.push(')');
+    eprintln!("{line}");
+}
+
+/// 0 all succeeded, 1 a task failed or was cancelled, 3 no host, 130 interrupted.
+pub fn exit_code(outcome: &RunOutcome) -> Result<i32, Error> {
+    match outcome.stopped {
+        Some(Stop::Interrupted) => return Ok(exit::INTERRUPTED),
+        Some(Stop::Cancelled) => return Ok(exit::TASK_FAILED),
+        None => {}
+    }
+    if outcome.no_host {
+        let errors = outcome
+            .hosts
+            .iter()
+            .map(|h| {
+                (
+                    h.name.clone(),
+                    h.error.clone().unwrap_or_else(|| "unreachable".into()),
+                )
+            })
+            .collect();
+        return Err(Error::NoHostReachable(errors));
+    }
+    Ok(if outcome.all_succeeded() {
+        exit::SUCCESS
+    } else {
+        exit::TASK_FAILED
+    })
+}
+
+/// Starts a coordinator for run `id` in the background, in its own session with its output
+/// in the run directory, and waits until it holds the run.
+pub fn detach(state: &StateDir, id: &str) -> Result<(), Error> {
+    let dir = state.run_dir(id);
+    let log_path = dir.join(store::COORDINATOR_LOG);
+    let io = |source| Error::ReadFile {
+        path: log_path.clone(),
+        source,
+    };
+    let log = std::fs::File::create(&log_path).map_err(io)?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Runtime(format!("cannot find the dts binary: {e}")))?;
+    let mut command = std::process::Command::new(exe);
+    command
+        .arg("coordinate")
+        .arg(id)
+        .env("DTS_STATE_DIR", state.root())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(io)?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe; the child leaves our session so closing the
+    // terminal does not reach it.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| Error::Runtime(format!("cannot start the background coordinator: {e}")))?;
+    let deadline = Instant::now() + DETACH_TIMEOUT;
+    while !store::coordinator_alive(&dir) {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(Error::Runtime(format!(
+                "the background coordinator exited ({status}) before starting; see {}",
+                log_path.display()
+            )));
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Runtime(format!(
+                "the background coordinator did not start within {}s; see {}",
+                DETACH_TIMEOUT.as_secs(),
+                log_path.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}

@@ -1,0 +1,284 @@
+//! The run store: one directory per run under `$DTS_STATE_DIR` (default
+//! `$XDG_STATE_HOME/dts/runs`, i.e. `~/.local/state/dts/runs`), mode 0700, holding
+//! `run.db` (SQLite, WAL), the task output files `out/INDEX.ATTEMPT.{stdout,stderr}`,
+//! `coordinator.log` for detached runs, and `lock`, which the live coordinator holds with
+//! `flock` so anyone can tell a running run from one whose coordinator died.
+//!
+//! The coordinator writes through [`RunWriter`]; `status`, `logs`, `retry` and the control
+//! commands read through [`reader`]. SQLite's WAL lets readers look while a run writes;
+//! every run has its own database, so concurrent runs never contend.
+
+pub mod reader;
+mod schema;
+pub mod spec;
+mod writer;
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+pub use schema::COORDINATOR_LOG;
+pub use spec::RunSpec;
+pub use writer::{RunWriter, attempt_outcome, output_file, task_state};
+
+use crate::error::Error;
+
+/// Where runs live.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+/// The environment variables that choose the state directory.
+#[derive(Debug, Clone, Default)]
+pub struct StateEnv {
+    pub dts_state_dir: Option<PathBuf>,
+    pub xdg_state_home: Option<PathBuf>,
+    pub home: Option<PathBuf>,
+}
+
+impl StateEnv {
+    pub fn from_process() -> StateEnv {
+        let var = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        StateEnv {
+            dts_state_dir: var("DTS_STATE_DIR"),
+            xdg_state_home: var("XDG_STATE_HOME").filter(|p| p.is_absolute()),
+            home: var("HOME"),
+        }
+    }
+}
+
+impl StateDir {
+    /// `$DTS_STATE_DIR`, else `$XDG_STATE_HOME/dts/runs`, else `~/.local/state/dts/runs`.
+    pub fn locate(env: &StateEnv) -> Result<StateDir, Error> {
+        let root = if let Some(dir) = &env.dts_state_dir {
+            dir.clone()
+        } else if let Some(xdg) = &env.xdg_state_home {
+            xdg.join("dts/runs")
+        } else if let Some(home) = &env.home {
+            home.join(".local/state/dts/runs")
+        } else {
+            return Err(Error::Usage(
+                "cannot find a state directory: set DTS_STATE_DIR or HOME".into(),
+            ));
+        };
+        Ok(StateDir { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates the directory (0700) if needed.
+    pub fn create(&self) -> Result<(), Error> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .map_err(|source| Error::ReadFile {
+                path: self.root.clone(),
+                source,
+            })
+    }
+
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Every run id, oldest first (ids sort by time).
+    pub fn run_ids(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        let mut ids: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join(schema::DB_FILE).exists())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Finds a run by its id, a unique prefix or suffix of it, or `last` (the newest).
+    pub fn resolve(&self, query: &str) -> Result<String, Error> {
+        let ids = self.run_ids();
+        if query == "last" {
+            return ids
+                .last()
+                .cloned()
+                .ok_or_else(|| Error::Usage(format!("no runs in {}", self.root.display())));
+        }
+        if ids.iter().any(|id| id == query) {
+            return Ok(query.to_string());
+        }
+        let matches: Vec<&String> = ids
+            .iter()
+            .filter(|id| !query.is_empty() && (id.starts_with(query) || id.ends_with(query)))
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(Error::Usage(format!(
+                "no run matches '{query}' in {}",
+                self.root.display()
+            ))),
+            many => Err(Error::Usage(format!(
+                "'{query}' matches {} runs ({}); give more of the id",
+                many.len(),
+                many.iter()
+                    .take(5)
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+}
+
+/// Whether a coordinator holds the run's lock (is alive, on this machine).
+pub fn coordinator_alive(run_dir: &Path) -> bool {
+    let Ok(file) = File::open(run_dir.join(schema::LOCK_FILE)) else {
+        return false;
+    };
+    // SAFETY: flock on a valid descriptor we own.
+    let got = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
+    !got
+}
+
+/// Takes the run's lock for the life of the returned file.
+fn lock(run_dir: &Path) -> std::io::Result<Option<File>> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(run_dir.join(schema::LOCK_FILE))?;
+    // SAFETY: flock on a valid descriptor we own.
+    let got = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    Ok(got.then_some(file))
+}
+
+/// A short, sortable run id: UTC time to the second plus four random hex digits.
+pub fn new_run_id() -> String {
+    let now = std::time::SystemTime::now();
+    let stamp = humantime::format_rfc3339_seconds(now).to_string();
+    // 2026-11-25T06:15:30Z -> 20261125-061530
+    let digits: String = stamp.chars().filter(char::is_ascii_digit).collect();
+    let nanos = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    let suffix =
+        crate::placement::rng::mix(nanos ^ u64::from(std::process::id()).rotate_left(32)) & 0xffff;
+    format!("{}-{}-{suffix:04x}", &digits[..8], &digits[8..14])
+}
+
+/// Seconds since the Unix epoch.
+pub fn epoch_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// This machine's host name, for recording where a coordinator runs.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    if !ok {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(ids: &[&str]) -> (tempfile::TempDir, StateDir) {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir {
+            root: tmp.path().to_path_buf(),
+        };
+        for id in ids {
+            std::fs::create_dir(tmp.path().join(id)).unwrap();
+            std::fs::write(tmp.path().join(id).join(schema::DB_FILE), "").unwrap();
+        }
+        (tmp, state)
+    }
+
+    #[test]
+    fn resolves_ids_prefixes_suffixes_and_last() {
+        let (_tmp, state) = dir_with(&[
+            "20261125-010000-aaaa",
+            "20261125-020000-bbbb",
+            "20261126-010000-cccc",
+        ]);
+        assert_eq!(state.resolve("last").unwrap(), "20261126-010000-cccc");
+        assert_eq!(state.resolve("bbbb").unwrap(), "20261125-020000-bbbb");
+        assert_eq!(state.resolve("20261126").unwrap(), "20261126-010000-cccc");
+        assert!(
+            state
+                .resolve("20261125")
+                .unwrap_err()
+                .to_string()
+                .contains("matches 2 runs")
+        );
+        assert!(
+            state
+                .resolve("zzzz")
+                .unwrap_err()
+                .to_string()
+                .contains("no run matches")
+        );
+    }
+
+    #[test]
+    fn locate_follows_the_lookup_order() {
+        let env = StateEnv {
+            dts_state_dir: Some("/s".into()),
+            xdg_state_home: Some("/x".into()),
+            home: Some("/h".into()),
+        };
+        assert_eq!(StateDir::locate(&env).unwrap().root, PathBuf::from("/s"));
+        let env = StateEnv {
+            dts_state_dir: None,
+            ..env
+        };
+        assert_eq!(
+            StateDir::locate(&env).unwrap().root,
+            PathBuf::from("/x/dts/runs")
+        );
+        let env = StateEnv {
+            xdg_state_home: None,
+            ..env
+        };
+        assert_eq!(
+            StateDir::locate(&env).unwrap().root,
+            PathBuf::from("/h/.local/state/dts/runs")
+        );
+    }
+
+    #[test]
+    fn the_lock_tells_a_live_coordinator() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(!coordinator_alive(tmp.path()));
+        let held = lock(tmp.path()).unwrap().expect("free lock");
+        assert!(coordinator_alive(tmp.path()));
+        assert!(lock(tmp.path()).unwrap().is_none());
+        drop(held);
+        assert!(!coordinator_alive(tmp.path()));
+    }
+
+    #[test]
+    fn run_ids_sort_by_time() {
+        let a = new_run_id();
+        assert_eq!(a.len(), 20);
+        assert!(a.chars().nth(8) == Some('-') && a.chars().nth(15) == Some('-'));
+    }
+}

@@ -1,0 +1,63 @@
+//! What a run is, as saved in its database: enough to rebuild the job and the hosts in a
+//! detached coordinator or in `dts retry`, so both run exactly what was submitted.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::inventory::Host;
+use crate::job::{JobSpec, Task, TemplateSpec};
+use crate::placement::Algorithm;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub name: String,
+    pub command: TemplateSpec,
+    pub algorithm: String,
+    pub key: Option<TemplateSpec>,
+    pub retries: u32,
+    pub timeout: Option<Duration>,
+    pub workdir: Option<String>,
+    pub env: Vec<(String, String)>,
+    pub throttle: Option<u32>,
+    pub slots: Option<u32>,
+    pub seed: u64,
+    pub epsilon: f64,
+    pub kill_grace: Duration,
+    pub probe_interval: Option<Duration>,
+    pub hosts: Vec<Host>,
+    pub joblog: Option<PathBuf>,
+}
+
+impl RunSpec {
+    /// The job's settings (its tasks are saved separately).
+    pub fn job(&self, tasks: Vec<Task>) -> Result<JobSpec, Error> {
+        let bad =
+            |what: &str, e: String| Error::Runtime(format!("saved run has a bad {what}: {e}"));
+        Ok(JobSpec {
+            name: self.name.clone(),
+            command: self
+                .command
+                .build()
+                .map_err(|e| bad("command", e.to_string()))?,
+            tasks,
+            throttle: self.throttle,
+            algorithm: self
+                .algorithm
+                .parse::<Algorithm>()
+                .map_err(|e| bad("algorithm", e))?,
+            key: match &self.key {
+                Some(key) => Some(key.build().map_err(|e| bad("key", e.to_string()))?),
+                None => None,
+            },
+            retries: self.retries,
+            timeout: self.timeout,
+            workdir: self.workdir.clone(),
+            env: self.env.clone(),
+            seed: Some(self.seed),
+            slots: self.slots,
+        })
+    }
+}
