@@ -30,6 +30,7 @@ fn spec() -> RunSpec {
         probe_interval: None,
         hosts: inventory::local_default(&inventory::Env::default()).hosts,
         joblog: None,
+        junit: None,
     }
 }
 

@@ -297,6 +297,76 @@ fn product(segments: &[Segment<'_>]) -> Vec<String> {
     names
 }
 
+/// Folds host names back into a nodeset for display: `node01,node02,node03,gpu1` →
+/// `node[01-03],gpu1`. Names group by prefix and digit width (a zero-padded width, or none);
+/// groups come in order of first appearance.
+pub fn fold(names: &[&str]) -> String {
+    let split = |name: &str| -> (usize, usize) {
+        let digits = name.bytes().rev().take_while(u8::is_ascii_digit).count();
+        (name.len() - digits, digits)
+    };
+    // Widths that some name of a prefix pads to, e.g. `n08` makes `n` padded to 2.
+    let padded: Vec<(&str, usize)> = names
+        .iter()
+        .filter_map(|name| {
+            let (cut, digits) = split(name);
+            (digits > 1 && name[cut..].starts_with('0')).then(|| (&name[..cut], digits))
+        })
+        .collect();
+    let mut groups: Vec<(&str, usize, Vec<u64>)> = Vec::new();
+    let mut plain: Vec<String> = Vec::new();
+    for name in names {
+        let (cut, digits) = split(name);
+        let (prefix, number) = name.split_at(cut);
+        let Ok(n) = number.parse::<u64>() else {
+            plain.push((*name).to_string());
+            continue;
+        };
+        let width = if padded.contains(&(prefix, digits)) {
+            digits
+        } else {
+            0
+        };
+        match groups
+            .iter_mut()
+            .find(|(p, w, _)| *p == prefix && *w == width)
+        {
+            Some((_, _, numbers)) => numbers.push(n),
+            None => groups.push((prefix, width, vec![n])),
+        }
+    }
+    let mut parts: Vec<String> = groups
+        .into_iter()
+        .map(|(prefix, width, numbers)| fold_group(prefix, width, numbers))
+        .collect();
+    parts.extend(plain);
+    parts.join(",")
+}
+
+fn fold_group(prefix: &str, width: usize, mut numbers: Vec<u64>) -> String {
+    numbers.sort_unstable();
+    numbers.dedup();
+    if numbers.len() == 1 {
+        return format!("{prefix}{:0width$}", numbers[0]);
+    }
+    let mut ranges = Vec::new();
+    let mut i = 0;
+    while i < numbers.len() {
+        let start = numbers[i];
+        while i + 1 < numbers.len() && numbers[i + 1] == numbers[i] + 1 {
+            i += 1;
+        }
+        let end = numbers[i];
+        ranges.push(if start == end {
+            format!("{start:0width$}")
+        } else {
+            format!("{start:0width$}-{end:0width$}")
+        });
+        i += 1;
+    }
+    format!("{prefix}[{}]", ranges.join(","))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,5 +523,19 @@ mod tests {
                 prop_assert!(e.offset <= pattern.len());
             }
         }
+    }
+
+    #[test]
+    fn fold_inverts_expand_for_display() {
+        assert_eq!(
+            fold(&["node01", "node02", "node03", "gpu1"]),
+            "node[01-03],gpu1"
+        );
+        assert_eq!(fold(&["n1", "n3", "n4", "n10"]), "n[1,3-4,10]");
+        assert_eq!(fold(&["login", "h1"]), "h1,login");
+        assert_eq!(fold(&["h7"]), "h7");
+        let names = expand("r[1-2]-n[08-10]").unwrap();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        assert_eq!(fold(&refs), "r1-n[08-10],r2-n[08-10]");
     }
 }

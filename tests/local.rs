@@ -46,7 +46,8 @@ fn exit_codes_say_what_happened() {
         .args(["submit", "--array", "0-4", "--", "test {} -ne 3"])
         .assert()
         .code(1)
-        .stderr(contains("failed: 3 (exit 1 on localhost)"));
+        .stderr(contains("4 succeeded, 1 failed"))
+        .stderr(contains("│ 3            ┆     1 ┆ exit 1 │"));
     dts(home.path())
         .args(["submit", "--array", "5-1", "--", "true"])
         .assert()

@@ -43,7 +43,8 @@ fn a_failing_task_makes_exit_code_one() {
         .args(["--array", "0-3", "--", "exit $(( {} % 2 ))"])
         .assert()
         .code(1)
-        .stderr(contains("failed: 1 (exit 1 on h1), 3 (exit 1 on h1)"));
+        .stderr(contains("4 tasks: 2 succeeded, 2 failed"))
+        .stderr(contains("│ 1,3          ┆     2 ┆ exit 1 │"));
 }
 
 #[test]
@@ -53,12 +54,12 @@ fn death_by_signal_is_reported_as_the_signal() {
         .args(["--array", "1", "--", "sh -c 'kill -TERM $$'"])
         .assert()
         .code(1)
-        .stderr(contains("1 (signal TERM on h1)"));
+        .stderr(contains("┆     1 ┆ signal TERM"));
     lab.submit()
         .args(["--array", "1", "--", "kill -KILL $$"])
         .assert()
         .code(1)
-        .stderr(contains("1 (signal KILL on h1)"));
+        .stderr(contains("┆     1 ┆ signal KILL"));
 }
 
 #[test]
@@ -265,7 +266,7 @@ fn a_timed_out_task_is_killed_and_reported() {
         .assert()
         .code(1)
         .stderr(contains("task 1 timed out after 1s on h1"))
-        .stderr(contains("1 (timed out on h1)"));
+        .stderr(contains("┆     1 ┆ timed out"));
     wait_until(
         Duration::from_secs(10),
         "the timed-out task to go away",
@@ -379,7 +380,10 @@ fn ctrl_c_kills_running_tasks_and_exits_130() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("8 not run"), "{stderr}");
+    assert!(
+        stderr.contains("interrupted — 8 tasks: 0 succeeded, 0 failed, 8 not run"),
+        "{stderr}"
+    );
     wait_until(Duration::from_secs(10), "task processes to go away", || {
         processes_matching(&mark).is_empty()
     });

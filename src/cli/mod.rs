@@ -17,6 +17,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::Error;
+use crate::report::progress::ProgressFlag;
+use crate::runner::output::OutputMode;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -62,6 +64,13 @@ pub enum Commands {
     /// Compare the placement algorithms on a simulated cluster (no hosts needed).
     #[command(after_help = SIMULATE_EXAMPLES)]
     Simulate(SimulateArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `dts man | man -l -`.
+    Man,
     /// The background coordinator of a run (started by --detach).
     #[command(hide = true)]
     Coordinate(RunArg),
@@ -115,6 +124,8 @@ pub struct RetryArgs {
     /// Run in the background; print the run id.
     #[arg(long)]
     pub detach: bool,
+    #[command(flatten)]
+    pub display: DisplayArgs,
 }
 
 #[derive(Debug, Args)]
@@ -228,9 +239,11 @@ pub struct SubmitArgs {
     /// With --dry-run: do not connect to the hosts (slots come from the inventory).
     #[arg(long, requires = "dry_run")]
     pub no_probe: bool,
-    /// With --dry-run: print the plan as JSON.
-    #[arg(long, requires = "dry_run")]
-    pub json: bool,
+    #[command(flatten)]
+    pub display: DisplayArgs,
+    /// Write a JUnit XML report (one test case per task) to FILE when the run ends.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// Run in the background (own session, output in the run directory); print the run id.
     #[arg(long, conflicts_with = "dry_run")]
     pub detach: bool,
@@ -243,6 +256,37 @@ pub struct SubmitArgs {
     /// Command after `--`: one argument is a shell command line, several are an exact argv.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// How a run shows itself on the terminal.
+#[derive(Debug, Args)]
+pub struct DisplayArgs {
+    /// Task output: tagged `[host index] line`, grouped per task when it ends, raw lines,
+    /// or none (it is always in the run store: dts logs).
+    #[arg(long, value_enum, value_name = "MODE", default_value = "tagged")]
+    pub output: OutputMode,
+    /// Live progress on stderr: bars on a terminal and plain lines otherwise (auto), or as
+    /// asked.
+    #[arg(long, value_enum, value_name = "MODE", default_value = "auto")]
+    pub progress: ProgressFlag,
+    /// No progress, notes or end report on stderr; errors still print.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Print the run document as JSON on stdout at the end (task output then goes only to
+    /// the run store); with --dry-run, the plan.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl DisplayArgs {
+    pub fn session(&self) -> session::Display {
+        session::Display {
+            output: self.output,
+            progress: self.progress,
+            quiet: self.quiet,
+            json: self.json,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -273,9 +317,24 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Commands::Coordinate(arg) => {
             let state = crate::store::StateDir::locate(&crate::store::StateEnv::from_process())?;
             let writer = crate::store::RunWriter::open(&state, &arg.run)?;
-            session::run(writer, false)
+            session::run(writer, &session::Display::detached())
         }
         Commands::Hosts(args) => hosts::run(args),
+        Commands::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "dts", &mut std::io::stdout());
+            Ok(crate::error::exit::SUCCESS)
+        }
+        Commands::Man => {
+            use clap::CommandFactory;
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                // `dts man | head` closing the pipe early is fine.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(Error::Runtime(format!("writing the man page: {e}")))
+                }
+                _ => Ok(crate::error::exit::SUCCESS),
+            }
+        }
         Commands::Simulate(args) => simulate::run(args),
     }
 }

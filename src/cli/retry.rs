@@ -23,5 +23,5 @@ pub fn run(args: RetryArgs) -> Result<i32, Error> {
         println!("{id}");
         return Ok(exit::SUCCESS);
     }
-    session::run(writer, true)
+    session::run(writer, &args.display.session())
 }

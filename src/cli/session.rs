@@ -2,25 +2,52 @@
 //! coordinator, `retry`), it runs the tasks the store has queued with the run's saved spec,
 //! prints the summary and maps the outcome to an exit code.
 
+use std::io::IsTerminal;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, exit};
 use crate::placement::Algorithm;
-use crate::report;
+use crate::report::progress::{self, ProgressFlag};
+use crate::report::{document, end, junit};
+use crate::runner::output::OutputMode;
 use crate::runner::{self, RunConfig, RunOutcome, Stop};
-use crate::store::{self, RunWriter, StateDir};
+use crate::store::{self, RunWriter, StateDir, reader};
 
 /// How long `--detach` waits for the background coordinator to take over the run.
 const DETACH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs the queued tasks of the run `writer` holds; `echo` prints task output here.
-pub fn run(mut writer: RunWriter, echo: bool) -> Result<i32, Error> {
+/// How a session shows itself.
+#[derive(Debug, Clone)]
+pub struct Display {
+    pub output: OutputMode,
+    pub progress: ProgressFlag,
+    pub quiet: bool,
+    /// The run document on stdout at the end (task output then only goes to the store).
+    pub json: bool,
+}
+
+impl Display {
+    /// A detached coordinator: nothing on a terminal, notes and the report in its log.
+    pub fn detached() -> Display {
+        Display {
+            output: OutputMode::None,
+            progress: ProgressFlag::None,
+            quiet: false,
+            json: false,
+        }
+    }
+}
+
+/// Runs the queued tasks of the run `writer` holds, then reports.
+pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
     let spec = writer.spec()?;
     let queued = writer.queued_tasks()?;
     let total = writer.total()?;
+    let dir = writer.dir().to_path_buf();
     let (tasks, prior_attempts): (Vec<_>, Vec<_>) = queued.into_iter().unzip();
     let job = spec.job(tasks)?;
     let config = RunConfig {
@@ -32,15 +59,52 @@ pub fn run(mut writer: RunWriter, echo: bool) -> Result<i32, Error> {
         epsilon: spec.epsilon,
         seed: spec.seed,
         probe_interval: spec.probe_interval,
-        echo,
+        output: if display.json {
+            OutputMode::None
+        } else {
+            display.output
+        },
+        progress: progress::Mode::resolve(
+            display.progress,
+            display.quiet,
+            std::io::stderr().is_terminal(),
+        ),
+        quiet: display.quiet,
         joblog: spec.joblog.clone(),
         job,
     };
-    announce(&config);
+    if !display.quiet {
+        announce(&config);
+    }
     writer.begin_session(store::epoch_now())?;
     let outcome = runner::run(config, writer)?;
-    eprint!("{}", report::summary(&outcome));
+    report(&dir, &spec, display)?;
     exit_code(&outcome)
+}
+
+/// The end report on stderr (or the JSON document on stdout) and the JUnit file.
+fn report(dir: &Path, spec: &crate::store::RunSpec, display: &Display) -> Result<(), Error> {
+    let detail = reader::detail_in(dir)?;
+    let stats = detail.stats();
+    let doc = document::build(&detail, &stats, store::epoch_now(), |t| {
+        detail.last_stderr_line(t)
+    });
+    if display.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("documents serialise")
+        );
+    } else if !display.quiet {
+        eprint!("{}", end::render(&doc));
+    }
+    if let Some(path) = &spec.junit {
+        let xml = junit::render(&detail, |t| detail.stderr_tail(t, 4096));
+        std::fs::write(path, xml).map_err(|source| Error::ReadFile {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 fn announce(config: &RunConfig) {

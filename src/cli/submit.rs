@@ -38,7 +38,7 @@ pub fn run(args: SubmitArgs) -> Result<i32, Error> {
         println!("{id}");
         return Ok(exit::SUCCESS);
     }
-    session::run(writer, true)
+    session::run(writer, &args.display.session())
 }
 
 /// What the store saves of this submission.
@@ -48,13 +48,7 @@ fn run_spec(
     hosts: Vec<Host>,
     seed: u64,
 ) -> Result<RunSpec, Error> {
-    let joblog = match &args.joblog {
-        Some(path) => Some(std::path::absolute(path).map_err(|source| Error::ReadFile {
-            path: path.clone(),
-            source,
-        })?),
-        None => None,
-    };
+    let joblog = absolute(args.joblog.as_ref())?;
     Ok(RunSpec {
         name: job.name.clone(),
         command: job.command.spec().clone(),
@@ -72,6 +66,7 @@ fn run_spec(
         probe_interval: (!args.probe_interval.is_zero()).then_some(args.probe_interval),
         hosts,
         joblog,
+        junit: absolute(args.junit.as_ref())?,
     })
 }
 
@@ -91,7 +86,7 @@ fn dry_run(args: &SubmitArgs, job: &JobSpec, hosts: &[Host], seed: u64) -> Resul
         .map(|(host, probe)| PlanHost { host, probe })
         .collect();
     let plan = plan::build(job, &plan_hosts, seed, args.epsilon);
-    if args.json {
+    if args.display.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&plan).expect("plan serialises")
@@ -123,6 +118,17 @@ fn overrides(args: &SubmitArgs) -> Overrides {
         seed: args.seed,
         command: args.command.clone(),
     }
+}
+
+/// A path the background coordinator can use whatever its working directory.
+fn absolute(path: Option<&std::path::PathBuf>) -> Result<Option<std::path::PathBuf>, Error> {
+    path.map(|p| {
+        std::path::absolute(p).map_err(|source| Error::ReadFile {
+            path: p.clone(),
+            source,
+        })
+    })
+    .transpose()
 }
 
 /// Hosts carrying `label`, or all of them.

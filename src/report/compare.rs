@@ -91,3 +91,36 @@ pub fn render(rows: &[AlgorithmRow]) -> String {
     }
     table.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comparison_table() {
+        let row = |name: &str, atct, makespan, hit| AlgorithmRow {
+            algorithm: name.into(),
+            atct_s: atct,
+            wait_p95_s: 148.53,
+            ru: 0.986,
+            lbd: 0.0016,
+            makespan_s: makespan,
+            lb_ratio: makespan / 157.2,
+            throughput: 10_000.0 / makespan,
+            hit_rate: hit,
+        };
+        let rows = vec![
+            row("round-robin", 78.99, 159.4, None),
+            row("consistent-hash", 79.0, 160.8, Some(0.984)),
+        ];
+        insta::assert_snapshot!(render(&rows));
+        let mean = AlgorithmRow::mean(&[
+            row("x", 1.0, 10.0, Some(0.5)),
+            row("x", 3.0, 20.0, Some(1.0)),
+        ]);
+        assert_eq!(
+            (mean.atct_s, mean.makespan_s, mean.hit_rate),
+            (2.0, 15.0, Some(0.75))
+        );
+    }
+}

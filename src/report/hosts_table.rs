@@ -60,3 +60,35 @@ fn format_mib(mib: u64) -> String {
         format!("{mib} MiB")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_table() {
+        let ok = HostRow {
+            name: "node01".into(),
+            address: "10.0.0.1".into(),
+            status: "ok".into(),
+            latency_ms: Some(3.25),
+            cores: Some(16),
+            load1: Some(0.5),
+            mem_available_mib: Some(60_000),
+            mem_total_mib: Some(64_000),
+            slots: Some(16),
+        };
+        let down = HostRow {
+            name: "node02".into(),
+            address: "10.0.0.2:2222".into(),
+            status: "error: connect to 10.0.0.2:2222: Connection refused (os error 111)".into(),
+            latency_ms: None,
+            cores: None,
+            load1: None,
+            mem_available_mib: None,
+            mem_total_mib: None,
+            slots: Some(8),
+        };
+        insta::assert_snapshot!(render(&[ok, down]));
+    }
+}

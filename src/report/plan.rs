@@ -44,3 +44,38 @@ pub fn render(plan: &Plan) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{PlannedHost, PlannedTask};
+
+    #[test]
+    fn plan_table_with_a_host_left_out() {
+        let host = |name: &str, tasks, excluded: Option<&str>| PlannedHost {
+            name: name.into(),
+            tasks,
+            slots: 8,
+            weight: 1.0,
+            excluded: excluded.map(str::to_string),
+        };
+        let plan = Plan {
+            algorithm: "consistent-hash".into(),
+            plan: (0..10)
+                .map(|i| PlannedTask {
+                    index: i,
+                    item: i.to_string(),
+                    key: i.to_string(),
+                    host: "a".into(),
+                })
+                .collect(),
+            hosts: vec![
+                host("a", 6, None),
+                host("b", 4, None),
+                host("c", 0, Some("connect to c:22: timed out after 10s")),
+            ],
+            notes: vec!["consistent-hash: each key goes to the same host on every run".into()],
+        };
+        insta::assert_snapshot!(render(&plan));
+    }
+}

@@ -18,12 +18,13 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use super::hosts::{BACKOFF, Conn, ConnState, HostRt, HostState};
-use super::output::{LineBuf, write_tagged};
+use super::output::{LineBuf, OutputMode, write_tagged};
 use super::{AttemptRecord, HostRecord, Outcome, RunConfig, RunOutcome, Stop, TaskRecord, joblog};
 use crate::error::Error;
 use crate::inventory::Transport;
 use crate::job::Context;
 use crate::placement::{self, HostView, Placement, TaskRef};
+use crate::report::progress::{HostLine, Progress, Snapshot};
 use crate::store::{RunWriter, attempt_outcome, task_state};
 use crate::transport::wrapper::{self, LoginShell, TaskScript};
 use crate::transport::{
@@ -41,6 +42,8 @@ const START_WINDOW: Duration = Duration::from_millis(500);
 const STOP_SLACK: Duration = Duration::from_secs(5);
 /// How often the store is checked for control requests when no SIGUSR1 announces them.
 const CONTROL_POLL: Duration = Duration::from_secs(1);
+/// Task output buffered within one turn before it is written out regardless.
+const OUTPUT_BUFFER: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kill {
@@ -112,9 +115,14 @@ pub struct Dispatcher {
     /// Commands decided this turn, sent once the store has committed.
     outbox: Vec<(usize, usize, Command)>,
     joblog: Option<BufWriter<File>>,
-    out: BufWriter<Box<dyn Write>>,
-    err: BufWriter<Box<dyn Write>>,
+    /// Task output and notes of this turn, written out together (around the progress bars).
+    out: Vec<u8>,
+    err: Vec<u8>,
     output_broken: bool,
+    progress: Progress,
+    /// Tasks with an outcome, and those among them that failed.
+    done: usize,
+    failed: usize,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     unfinished: usize,
     running: u32,
@@ -129,12 +137,7 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(
-        cfg: RunConfig,
-        store: RunWriter,
-        out: Box<dyn Write>,
-        err: Box<dyn Write>,
-    ) -> Result<Dispatcher, Error> {
+    pub fn new(cfg: RunConfig, store: RunWriter) -> Result<Dispatcher, Error> {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let params = placement::Params {
             seed: cfg.seed,
@@ -208,9 +211,12 @@ impl Dispatcher {
             store_broken: false,
             outbox: Vec::new(),
             joblog,
-            out: BufWriter::with_capacity(64 * 1024, out),
-            err: BufWriter::new(err),
+            out: Vec::new(),
+            err: Vec::new(),
             output_broken: false,
+            progress: Progress::new(cfg.progress, cfg.job.tasks.len(), cfg.hosts.len()),
+            done: 0,
+            failed: 0,
             timers: BinaryHeap::new(),
             running: 0,
             stopped: None,
@@ -240,6 +246,7 @@ impl Dispatcher {
             self.dispatch();
             self.commit_and_send();
             self.flush();
+            self.show_progress();
             if self.unfinished == 0 || self.check_hosts_left() {
                 break;
             }
@@ -266,7 +273,39 @@ impl Dispatcher {
         self.record(recorded);
         self.commit_and_send();
         self.flush();
+        self.progress.finish();
         Ok(outcome)
+    }
+
+    fn show_progress(&mut self) {
+        let hosts = &self.hosts;
+        let (total, done, failed, running, paused) = (
+            self.cfg.job.tasks.len(),
+            self.done,
+            self.failed,
+            self.running,
+            self.paused,
+        );
+        let elapsed = self.started.elapsed();
+        self.progress.update(|| Snapshot {
+            total,
+            done,
+            failed,
+            running,
+            elapsed,
+            paused,
+            hosts: hosts
+                .iter()
+                .map(|h| HostLine {
+                    name: h.spec.name.clone(),
+                    state: h.state_label(),
+                    running: h.running,
+                    slots: h.capacity(),
+                    done: h.done,
+                    failed: h.failed,
+                })
+                .collect(),
+        });
     }
 
     /// Seconds since the Unix epoch at `at`.
@@ -612,20 +651,23 @@ impl Dispatcher {
         let recorded = self
             .store
             .output(task.seq, task.index, launch.attempt, stream, data);
-        if self.cfg.echo && !self.output_broken {
-            let (buf, writer) = match stream {
-                Stream::Stdout => (&mut launch.stdout, &mut self.out),
-                Stream::Stderr => (&mut launch.stderr, &mut self.err),
-            };
-            let tag = &launch.tag;
-            if buf
-                .feed(data, |line| write_tagged(writer, tag, line))
-                .is_err()
-            {
-                self.output_broken = true;
+        let tag = match self.cfg.output {
+            OutputMode::Tagged => Some(launch.tag.as_str()),
+            OutputMode::Raw => None,
+            OutputMode::Grouped | OutputMode::None => {
+                self.record(recorded);
+                return;
             }
-        }
+        };
+        let (buf, writer) = match stream {
+            Stream::Stdout => (&mut launch.stdout, &mut self.out),
+            Stream::Stderr => (&mut launch.stderr, &mut self.err),
+        };
+        let _ = buf.feed(data, |line| write_tagged(writer, tag, line));
         self.record(recorded);
+        if self.out.len() + self.err.len() > OUTPUT_BUFFER {
+            self.flush();
+        }
     }
 
     /// Removes a launch, frees its slot and flushes its partial lines.
@@ -636,17 +678,39 @@ impl Dispatcher {
         rt.conns[launch.conn].running -= 1;
         self.running -= 1;
         self.views[launch.host] = rt.view();
-        if self.cfg.echo && !self.output_broken {
-            let tag = &launch.tag;
-            let out = launch
-                .stdout
-                .finish(|l| write_tagged(&mut self.out, tag, l));
-            let err = launch
-                .stderr
-                .finish(|l| write_tagged(&mut self.err, tag, l));
-            self.output_broken = out.is_err() || err.is_err();
-        }
+        let tag = match self.cfg.output {
+            OutputMode::Tagged => Some(launch.tag.as_str()),
+            _ => None,
+        };
+        let _ = launch
+            .stdout
+            .finish(|l| write_tagged(&mut self.out, tag, l));
+        let _ = launch
+            .stderr
+            .finish(|l| write_tagged(&mut self.err, tag, l));
         Some(launch)
+    }
+
+    /// `--output grouped`: the attempt's whole output, from the store, in one block.
+    fn write_group(&mut self, task: usize, attempt: u32) {
+        self.flush();
+        let index = self.cfg.job.tasks[task].index;
+        let paths = [
+            self.store.output_path(index, attempt, Stream::Stdout),
+            self.store.output_path(index, attempt, Stream::Stderr),
+        ];
+        let result = self.progress.suspend(|| -> std::io::Result<()> {
+            if let Ok(mut file) = File::open(&paths[0]) {
+                let mut out = std::io::stdout().lock();
+                std::io::copy(&mut file, &mut out)?;
+                out.flush()?;
+            }
+            if let Ok(mut file) = File::open(&paths[1]) {
+                std::io::copy(&mut file, &mut std::io::stderr().lock())?;
+            }
+            Ok(())
+        });
+        self.output_broken |= result.is_err();
     }
 
     fn exited(&mut self, id: LaunchId, status: ExitStatus, at: Instant) {
@@ -676,6 +740,9 @@ impl Dispatcher {
             self.epoch(at),
         );
         self.record(recorded);
+        if self.cfg.output == OutputMode::Grouped && !self.output_broken {
+            self.write_group(launch.task, launch.attempt);
+        }
         self.write_joblog(&launch, &status, started, at);
         let retryable = matches!(outcome, Outcome::Failed(_) | Outcome::TimedOut);
         if retryable {
@@ -774,6 +841,13 @@ impl Dispatcher {
             return;
         }
         self.unfinished -= 1;
+        self.done += 1;
+        let failed = matches!(outcome, Outcome::Failed(_) | Outcome::TimedOut);
+        self.failed += usize::from(failed);
+        if let Some((host, _, _)) = self.tasks[task].last_run {
+            self.hosts[host].done += 1;
+            self.hosts[host].failed += usize::from(failed);
+        }
         let rt = &self.tasks[task];
         let (finished, run_s) = match rt.last_run {
             Some((_, start, end)) => (Some(self.epoch(end)), Some((end - start).as_secs_f64())),
@@ -976,17 +1050,35 @@ impl Dispatcher {
     // ----- output ------------------------------------------------------------------------
 
     fn note(&mut self, message: &str) {
-        let _ = writeln!(self.err, "dts: {message}");
+        if !self.cfg.quiet {
+            let _ = writeln!(self.err, "dts: {message}");
+        }
     }
 
+    /// Writes this turn's output and notes, with the progress bars out of the way.
     fn flush(&mut self) {
-        if self.out.flush().is_err() {
-            self.output_broken = true;
-        }
-        let _ = self.err.flush();
         if let Some(log) = self.joblog.as_mut() {
             let _ = log.flush();
         }
+        if self.out.is_empty() && self.err.is_empty() {
+            return;
+        }
+        let (out, err) = (std::mem::take(&mut self.out), std::mem::take(&mut self.err));
+        let broken = self.output_broken;
+        let result = self.progress.suspend(|| {
+            let _ = std::io::stderr().lock().write_all(&err);
+            if broken {
+                return Ok(());
+            }
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&out).and_then(|()| stdout.flush())
+        });
+        // A closed stdout (`dts ... | head`) stops task output, not the run.
+        self.output_broken |= result.is_err();
+        self.out = out;
+        self.out.clear();
+        self.err = err;
+        self.err.clear();
     }
 
     fn outcome(&self) -> RunOutcome {

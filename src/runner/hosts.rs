@@ -64,6 +64,9 @@ pub struct HostRt {
     /// Whether any connection ever came up.
     pub ever_up: bool,
     pub running: u32,
+    /// Tasks whose final attempt ran here, and those among them that failed.
+    pub done: usize,
+    pub failed: usize,
 }
 
 impl HostRt {
@@ -81,6 +84,8 @@ impl HostRt {
             last_error: None,
             ever_up: false,
             running: 0,
+            done: 0,
+            failed: 0,
         }
     }
 
@@ -152,6 +157,17 @@ impl HostRt {
         self.conns
             .iter()
             .find(|c| matches!(c.state, ConnState::Up { .. }))
+    }
+
+    /// The state as the progress display names it.
+    pub fn state_label(&self) -> &'static str {
+        match self.state {
+            HostState::Connecting if self.ever_up || self.failures > 0 => "reconnecting",
+            HostState::Connecting => "connecting",
+            HostState::Up => "up",
+            HostState::Backoff(_) => "reconnecting",
+            HostState::Gone(_) => "gone",
+        }
     }
 
     pub fn is_gone(&self) -> bool {

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use crate::error::Error;
 use crate::inventory::Host;
 use crate::job::JobSpec;
-use crate::stats::{self, Attempt, Capacity, Stats, TaskTimes};
 use crate::store::RunWriter;
 use crate::transport::ExitStatus;
 
@@ -42,8 +41,12 @@ pub struct RunConfig {
     pub seed: u64,
     /// How often hosts are probed again for their load (`None`: only when they connect).
     pub probe_interval: Option<Duration>,
-    /// Print task output, tagged, on stdout and stderr (off for detached runs).
-    pub echo: bool,
+    /// How task output is shown on stdout and stderr (`None` for detached runs).
+    pub output: output::OutputMode,
+    /// Live progress on stderr.
+    pub progress: crate::report::progress::Mode,
+    /// No notes on stderr (host trouble, retries, pauses); errors still print.
+    pub quiet: bool,
     /// GNU parallel-style joblog to append to.
     pub joblog: Option<PathBuf>,
 }
@@ -137,45 +140,6 @@ impl RunOutcome {
             None => "failed",
         }
     }
-
-    /// The run's metrics, through the same [`stats::compute`] the simulator uses. Every
-    /// task counts as submitted when the run started; tasks that never ran are left out.
-    pub fn stats(&self) -> Stats {
-        let since = |at: Instant| at.saturating_duration_since(self.started).as_secs_f64();
-        let tasks: Vec<TaskTimes> = self
-            .tasks
-            .iter()
-            .filter_map(|t| {
-                Some(TaskTimes {
-                    submitted: 0.0,
-                    started: since(t.started?),
-                    finished: since(t.finished?),
-                    run: t.run_time?.as_secs_f64(),
-                    host: t.host?,
-                    succeeded: t.outcome == Outcome::Succeeded,
-                    hit: t.hit,
-                })
-            })
-            .collect();
-        let attempts: Vec<Attempt> = self
-            .attempts
-            .iter()
-            .map(|a| Attempt {
-                host: a.host,
-                started: since(a.started),
-                finished: since(a.finished),
-            })
-            .collect();
-        let capacity: Vec<Capacity> = self
-            .hosts
-            .iter()
-            .map(|h| Capacity {
-                slots: h.slots,
-                speed: h.weight,
-            })
-            .collect();
-        stats::compute(&tasks, &attempts, &capacity)
-    }
 }
 
 /// Runs the job to completion on a fresh single-threaded runtime, recording it in `store`.
@@ -184,11 +148,5 @@ pub fn run(config: RunConfig, store: RunWriter) -> Result<RunOutcome, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::Runtime(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(async move {
-        let stdout = std::io::stdout();
-        let stderr = std::io::stderr();
-        Dispatcher::new(config, store, Box::new(stdout), Box::new(stderr))?
-            .run()
-            .await
-    })
+    runtime.block_on(async move { Dispatcher::new(config, store)?.run().await })
 }

@@ -4,6 +4,20 @@
 
 use std::io::{self, Write};
 
+/// How task output is shown while a run goes on (the store always has all of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OutputMode {
+    /// Each line as `[host index] line`.
+    #[default]
+    Tagged,
+    /// Each task's output in one block when it ends, like `parallel --group`.
+    Grouped,
+    /// Lines as they are, untagged (still whole lines).
+    Raw,
+    /// Nothing (read it with `dts logs`).
+    None,
+}
+
 /// A line longer than this is written in pieces rather than held in memory.
 const MAX_PENDING: usize = 4 << 20;
 
@@ -53,11 +67,13 @@ impl LineBuf {
     }
 }
 
-/// Writes `[tag] line\n`.
-pub fn write_tagged(w: &mut impl Write, tag: &str, line: &[u8]) -> io::Result<()> {
-    w.write_all(b"[")?;
-    w.write_all(tag.as_bytes())?;
-    w.write_all(b"] ")?;
+/// Writes `[tag] line\n`, or `line\n` when `tag` is `None`.
+pub fn write_tagged(w: &mut impl Write, tag: Option<&str>, line: &[u8]) -> io::Result<()> {
+    if let Some(tag) = tag {
+        w.write_all(b"[")?;
+        w.write_all(tag.as_bytes())?;
+        w.write_all(b"] ")?;
+    }
     w.write_all(line)?;
     w.write_all(b"\n")
 }
@@ -118,7 +134,8 @@ mod tests {
     #[test]
     fn tagged_line_format() {
         let mut out = Vec::new();
-        write_tagged(&mut out, "h1 7", b"hello").unwrap();
-        assert_eq!(out, b"[h1 7] hello\n");
+        write_tagged(&mut out, Some("h1 7"), b"hello").unwrap();
+        write_tagged(&mut out, None, b"raw").unwrap();
+        assert_eq!(out, b"[h1 7] hello\nraw\n");
     }
 }

@@ -206,7 +206,16 @@ pub fn list(state: &StateDir) -> Vec<RunRow> {
 
 /// Everything about a run.
 pub fn detail(state: &StateDir, id: &str) -> Result<RunDetail, Error> {
-    let dir = state.run_dir(id);
+    detail_in(&state.run_dir(id))
+}
+
+/// Everything about the run in `dir`.
+pub fn detail_in(dir: &Path) -> Result<RunDetail, Error> {
+    let dir = dir.to_path_buf();
+    let id = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let conn = open(&dir)?;
     let run = run_row(&conn, &dir)?;
     let err = |e| db_error(&dir, e);
@@ -353,18 +362,27 @@ impl RunDetail {
 }
 
 impl RunDetail {
-    /// The last non-empty line a task's latest attempt wrote to stderr (at most 200
-    /// characters), for folding failures by cause.
-    pub fn last_stderr_line(&self, task: &TaskRow) -> Option<String> {
+    /// The last `max` bytes a task's latest attempt wrote to stderr, from a line start.
+    pub fn stderr_tail(&self, task: &TaskRow, max: u64) -> Option<String> {
         use std::io::{Read, Seek, SeekFrom};
         let path = self.output_path(task.index, task.attempts, Stream::Stderr);
         let mut file = std::fs::File::open(path).ok()?;
         let len = file.metadata().ok()?.len();
-        file.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
+        file.seek(SeekFrom::Start(len.saturating_sub(max))).ok()?;
         let mut tail = Vec::new();
         file.read_to_end(&mut tail).ok()?;
-        let text = String::from_utf8_lossy(&tail);
-        let line = text.lines().map(str::trim).rfind(|l| !l.is_empty())?;
+        let text = String::from_utf8_lossy(&tail).into_owned();
+        Some(match (len > max, text.find('\n')) {
+            (true, Some(cut)) => text[cut + 1..].to_string(),
+            _ => text,
+        })
+    }
+
+    /// The last non-empty line a task's latest attempt wrote to stderr (at most 200
+    /// characters), for folding failures by cause.
+    pub fn last_stderr_line(&self, task: &TaskRow) -> Option<String> {
+        let tail = self.stderr_tail(task, 4096)?;
+        let line = tail.lines().map(str::trim).rfind(|l| !l.is_empty())?;
         Some(line.chars().take(200).collect())
     }
 }

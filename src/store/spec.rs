@@ -29,6 +29,9 @@ pub struct RunSpec {
     pub probe_interval: Option<Duration>,
     pub hosts: Vec<Host>,
     pub joblog: Option<PathBuf>,
+    /// JUnit XML report rewritten at the end of every session.
+    #[serde(default)]
+    pub junit: Option<PathBuf>,
 }
 
 impl RunSpec {

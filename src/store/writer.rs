@@ -145,6 +145,13 @@ impl RunWriter {
         &self.id
     }
 
+    /// Where an attempt's output is (once it wrote any).
+    pub fn output_path(&self, index: u64, attempt: u32, stream: Stream) -> PathBuf {
+        self.dir
+            .join(OUT_DIR)
+            .join(output_file(index, attempt, stream))
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

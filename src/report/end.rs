@@ -1,0 +1,239 @@
+//! The end-of-run report on stderr: a table per host, the run's figures, failures folded by
+//! cause and hosts that left the run folded by error, like `dshbak -c`. Pure: it renders a
+//! [`RunDocument`].
+
+use std::fmt::Write;
+
+use comfy_table::{CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
+
+use super::document::{HostDoc, RunDocument};
+
+/// `0.42 s`, `12.3 s`, `3m05s`, `1h02m`.
+pub fn secs(s: f64) -> String {
+    let s = s.max(0.0);
+    if s < 10.0 {
+        format!("{s:.2} s")
+    } else if s < 60.0 {
+        format!("{s:.1} s")
+    } else if s < 3600.0 {
+        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else {
+        format!("{}h{:02}m", (s / 3600.0) as u64, (s % 3600.0 / 60.0) as u64)
+    }
+}
+
+pub fn render(doc: &RunDocument) -> String {
+    let mut text = String::new();
+    if doc.hosts.iter().any(|h| h.tasks > 0) {
+        text.push_str(&hosts_table(&doc.hosts));
+        text.push('\n');
+    }
+    let t = &doc.tasks;
+    let _ = write!(
+        text,
+        "run {}: {} — {} task{}: {} succeeded, {} failed",
+        doc.run_id,
+        doc.state,
+        t.total,
+        if t.total == 1 { "" } else { "s" },
+        t.succeeded,
+        t.failed
+    );
+    if t.cancelled > 0 {
+        let _ = write!(text, ", {} cancelled", t.cancelled);
+    }
+    if t.not_run > 0 {
+        let _ = write!(text, ", {} not run", t.not_run);
+    }
+    text.push('\n');
+    let s = &doc.stats;
+    if s.makespan_s > 0.0 {
+        let _ = writeln!(
+            text,
+            "makespan {}   ATCT {}   wait mean {} / p95 {}   run p50 {} / p95 {} / max {}",
+            secs(s.makespan_s),
+            secs(s.atct_s),
+            secs(s.wait_mean_s),
+            secs(s.wait_p95_s),
+            secs(s.run_p50_s),
+            secs(s.run_p95_s),
+            secs(s.run_max_s)
+        );
+        let _ = write!(
+            text,
+            "RU {:.2}   LBD {:.3}   LB ratio {:.2}   {:.1} tasks/s   {} retr{}   {} requeue{}",
+            s.ru,
+            s.lbd,
+            s.lb_ratio,
+            s.throughput,
+            s.retries,
+            if s.retries == 1 { "y" } else { "ies" },
+            s.requeues,
+            if s.requeues == 1 { "" } else { "s" }
+        );
+        if let Some(hit) = s.hit_rate {
+            let _ = write!(text, "   hit rate {hit:.2}");
+        }
+        text.push('\n');
+    }
+    text.push_str(&failures(doc));
+    text.push_str(&hosts_left_out(&doc.hosts));
+    text
+}
+
+fn hosts_table(hosts: &[HostDoc]) -> String {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header([
+        "host", "tasks", "failed", "busy", "RU", "mean run", "p95 run",
+    ]);
+    // Hosts that never ran anything because they failed are listed as left out instead.
+    for h in hosts.iter().filter(|h| h.tasks > 0 || h.error.is_none()) {
+        table.add_row([
+            h.name.clone(),
+            h.tasks.to_string(),
+            h.failed.to_string(),
+            secs(h.busy_s),
+            format!("{:.2}", h.ru),
+            secs(h.mean_run_s),
+            secs(h.p95_run_s),
+        ]);
+    }
+    for column in table.column_iter_mut().skip(1) {
+        column.set_cell_alignment(CellAlignment::Right);
+    }
+    table.to_string()
+}
+
+fn failures(doc: &RunDocument) -> String {
+    if doc.failures.is_empty() {
+        return String::new();
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["failed tasks", "count", "cause"]);
+    for f in &doc.failures {
+        table.add_row([f.tasks.clone(), f.count.to_string(), f.cause.clone()]);
+    }
+    if let Some(column) = table.column_mut(1) {
+        column.set_cell_alignment(CellAlignment::Right);
+    }
+    format!("{table}\n")
+}
+
+/// Hosts that left the run without running anything, grouped by error.
+fn hosts_left_out(hosts: &[HostDoc]) -> String {
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for h in hosts.iter().filter(|h| h.tasks == 0) {
+        let Some(error) = &h.error else { continue };
+        match groups.iter_mut().find(|(e, _)| e == error) {
+            Some((_, names)) => names.push(&h.name),
+            None => groups.push((error.clone(), vec![&h.name])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(error, names)| format!("left out: {}: {error}\n", crate::nodeset::fold(&names)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::document::{FailureDoc, StatsDoc, TaskCounts};
+    use super::*;
+
+    fn doc() -> RunDocument {
+        let host = |name: &str, tasks, failed, busy, ru| HostDoc {
+            name: name.into(),
+            slots: 8,
+            tasks,
+            failed,
+            busy_s: busy,
+            ru,
+            mean_run_s: 0.105,
+            p95_run_s: 0.2,
+            error: None,
+        };
+        let mut gone = host("node03", 0, 0, 0.0, 0.0);
+        gone.error = Some("connect to 10.0.0.3:22: Connection refused (os error 111)".into());
+        RunDocument {
+            run_id: "20261125-073209-aa58".into(),
+            name: "work".into(),
+            state: "failed".into(),
+            algorithm: "least-load".into(),
+            created: 1_795_591_378.0,
+            coordinator: None,
+            tasks: TaskCounts {
+                total: 400,
+                succeeded: 396,
+                failed: 4,
+                cancelled: 0,
+                not_run: 0,
+                running: 0,
+                queued: 0,
+            },
+            stats: StatsDoc {
+                atct_s: 61.25,
+                wait_mean_s: 58.0,
+                wait_p95_s: 110.0,
+                run_mean_s: 3.2,
+                run_p50_s: 2.1,
+                run_p95_s: 9.8,
+                run_max_s: 75.0,
+                makespan_s: 125.0,
+                ru: 0.85,
+                lbd: 0.021,
+                lb_ratio: 1.1,
+                throughput: 3.2,
+                hit_rate: None,
+                retries: 2,
+                requeues: 1,
+            },
+            hosts: vec![
+                host("node01", 200, 1, 420.0, 0.84),
+                host("node02", 200, 3, 430.0, 0.86),
+                gone,
+            ],
+            failures: vec![
+                FailureDoc {
+                    cause: "exit 1: error: input.csv: no such file".into(),
+                    count: 3,
+                    tasks: "3-4,17".into(),
+                },
+                FailureDoc {
+                    cause: "signal KILL".into(),
+                    count: 1,
+                    tasks: "250".into(),
+                },
+            ],
+            running: vec![],
+        }
+    }
+
+    #[test]
+    fn end_report() {
+        insta::assert_snapshot!(render(&doc()));
+    }
+
+    #[test]
+    fn end_report_of_a_clean_consistent_hash_run() {
+        let mut d = doc();
+        d.state = "succeeded".into();
+        d.tasks.succeeded = 400;
+        d.tasks.failed = 0;
+        d.failures.clear();
+        d.hosts.truncate(2);
+        d.stats.hit_rate = Some(0.97);
+        d.stats.retries = 0;
+        d.stats.requeues = 0;
+        insta::assert_snapshot!(render(&d));
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(secs(0.123), "0.12 s");
+        assert_eq!(secs(12.34), "12.3 s");
+        assert_eq!(secs(185.0), "3m05s");
+        assert_eq!(secs(3720.0), "1h02m");
+    }
+}
