@@ -166,7 +166,8 @@ impl HostRt {
             HostState::Connecting => "connecting",
             HostState::Up => "up",
             HostState::Backoff(_) => "reconnecting",
-            HostState::Gone(_) => "gone",
+            HostState::Gone(ref reason) if reason.starts_with("quarantined") => "quarantined",
+            HostState::Gone(_) => "failed",
         }
     }
 
