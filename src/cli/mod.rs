@@ -206,6 +206,9 @@ pub struct SubmitArgs {
     /// Items, one per line, from FILE or - for stdin.
     #[arg(long, value_name = "FILE")]
     pub items: Option<PathBuf>,
+    /// Items in --items are separated by NUL bytes (like xargs -0), so they may hold newlines.
+    #[arg(short = '0', long = "null", requires = "items")]
+    pub null: bool,
     /// Placement: random, round-robin, least-load or consistent-hash [default: round-robin].
     #[arg(long = "algo", value_name = "ALGO")]
     pub algorithm: Option<String>,
@@ -250,6 +253,29 @@ pub struct SubmitArgs {
     /// Append a GNU parallel-style joblog (Seq, Host, Starttime, JobRuntime, ...) to FILE.
     #[arg(long, value_name = "FILE")]
     pub joblog: Option<PathBuf>,
+    /// Wait this long before a failed task runs again.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub retry_delay: Duration,
+    /// Start a second copy of a task running FACTOR times longer than the median (default 3),
+    /// once nothing is queued and slots are free; the first copy to succeed wins.
+    #[arg(long, value_name = "FACTOR", num_args = 0..=1, default_missing_value = "3")]
+    pub speculate: Option<f64>,
+    /// Pass this variable from dts's environment to every task without ever writing it down
+    /// (not in the run store, not on a command line). Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub secret_env: Vec<String>,
+    /// Check a connection silent this long...
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub keepalive: Duration,
+    /// ...and give the host up after this many silent intervals.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub keepalive_count: u32,
+    /// Quarantine a host after this many connection failures...
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub quarantine_after: u32,
+    /// ...within this window (it is retried now and then and rejoins when it answers).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub quarantine_window: Duration,
     /// Time between TERM and KILL when a task is killed.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub kill_grace: Duration,

@@ -50,15 +50,14 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
     let dir = writer.dir().to_path_buf();
     let (tasks, prior_attempts): (Vec<_>, Vec<_>) = queued.into_iter().unzip();
     let job = spec.job(tasks)?;
+    let secrets = secret_values(&spec.secret_env)?;
     let config = RunConfig {
         run_id: writer.id().to_string(),
         total_tasks: total,
         prior_attempts,
         hosts: spec.hosts.iter().cloned().map(Arc::new).collect(),
-        kill_grace: spec.kill_grace,
-        epsilon: spec.epsilon,
-        seed: spec.seed,
-        probe_interval: spec.probe_interval,
+        secrets,
+        spec: spec.clone(),
         output: if display.json {
             OutputMode::None
         } else {
@@ -70,7 +69,6 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
             std::io::stderr().is_terminal(),
         ),
         quiet: display.quiet,
-        joblog: spec.joblog.clone(),
         job,
     };
     if !display.quiet {
@@ -107,6 +105,20 @@ fn report(dir: &Path, spec: &crate::store::RunSpec, display: &Display) -> Result
     Ok(())
 }
 
+/// Values of the secret variables from our environment; each must be set.
+pub fn secret_values(names: &[String]) -> Result<Vec<(String, String)>, Error> {
+    names
+        .iter()
+        .map(|name| match std::env::var(name) {
+            Ok(value) if !value.contains('\n') => Ok((name.clone(), value)),
+            Ok(_) => Err(Error::Usage(format!("secret variable {name} holds a newline; dts passes secrets one per line"))),
+            Err(_) => Err(Error::Usage(format!(
+                "secret variable {name} is not set in dts's environment (secrets are never saved: set it again for retries)"
+            ))),
+        })
+        .collect()
+}
+
 fn announce(config: &RunConfig) {
     let job = &config.job;
     let plural = |n: usize| if n == 1 { "" } else { "s" };
@@ -120,7 +132,7 @@ fn announce(config: &RunConfig) {
         job.algorithm,
     );
     if job.algorithm == Algorithm::Random {
-        line.push_str(&format!(", seed {}", config.seed));
+        line.push_str(&format!(", seed {}", config.spec.seed));
     }
     line.push(')');
     eprintln!("{line}");

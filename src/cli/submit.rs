@@ -10,7 +10,7 @@ use crate::job::{self, JobSpec, Overrides};
 use crate::placement::rng;
 use crate::plan::{self, PlanHost};
 use crate::report;
-use crate::store::{self, RunSpec, RunWriter, StateDir, StateEnv};
+use crate::store::{self, Faults, RunSpec, RunWriter, StateDir, StateEnv};
 
 pub fn run(args: SubmitArgs) -> Result<i32, Error> {
     let env = inventory::Env::from_process();
@@ -29,6 +29,8 @@ pub fn run(args: SubmitArgs) -> Result<i32, Error> {
     }
     let state = StateDir::locate(&StateEnv::from_process())?;
     let spec = run_spec(&args, &job, hosts, seed)?;
+    // Fail before anything is created when a secret is missing.
+    session::secret_values(&spec.secret_env)?;
     let id = store::new_run_id();
     let writer = RunWriter::create(&state, &id, &spec, &job.tasks, store::epoch_now())?;
     if args.detach {
@@ -67,6 +69,42 @@ fn run_spec(
         hosts,
         joblog,
         junit: absolute(args.junit.as_ref())?,
+        faults: faults(args)?,
+        secret_env: job.secret_env.clone(),
+    })
+}
+
+/// The fault-handling flags, checked.
+fn faults(args: &SubmitArgs) -> Result<Faults, Error> {
+    if let Some(factor) = args.speculate {
+        if !(factor > 1.0 && factor.is_finite()) {
+            return Err(Error::Usage(format!(
+                "invalid --speculate {factor}: the factor must be above 1"
+            )));
+        }
+    }
+    for (flag, value) in [
+        ("--keepalive-count", args.keepalive_count),
+        ("--quarantine-after", args.quarantine_after),
+    ] {
+        if value == 0 {
+            return Err(Error::Usage(format!(
+                "invalid {flag} 0: must be at least 1"
+            )));
+        }
+    }
+    if args.keepalive.is_zero() {
+        return Err(Error::Usage(
+            "invalid --keepalive 0s: must be positive".into(),
+        ));
+    }
+    Ok(Faults {
+        retry_delay: args.retry_delay,
+        keepalive: args.keepalive,
+        keepalive_count: args.keepalive_count,
+        quarantine_after: args.quarantine_after,
+        quarantine_window: args.quarantine_window,
+        speculate: args.speculate,
     })
 }
 
@@ -117,6 +155,8 @@ fn overrides(args: &SubmitArgs) -> Overrides {
         timeout: args.timeout.clone(),
         seed: args.seed,
         command: args.command.clone(),
+        null: args.null,
+        secret_env: args.secret_env.clone(),
     }
 }
 

@@ -31,6 +31,7 @@ struct Raw {
     timeout: Option<Spanned<String>>,
     workdir: Option<Spanned<String>>,
     env: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
+    secret_env: Option<Vec<Spanned<String>>>,
     slots: Option<Spanned<u32>>,
     seed: Option<u64>,
 }
@@ -95,6 +96,7 @@ pub(super) struct JobFile {
     pub timeout: Option<Duration>,
     pub workdir: Option<String>,
     pub env: Vec<(String, String)>,
+    pub secret_env: Vec<String>,
     pub slots: Option<u32>,
     pub seed: Option<u64>,
 }
@@ -116,6 +118,11 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<JobFile, Located> {
             .map(|w| at.non_empty(w, "workdir"))
             .transpose()?,
         env: raw.env.map(|e| at.env(e)).transpose()?.unwrap_or_default(),
+        secret_env: raw
+            .secret_env
+            .map(|names| at.secret_env(names))
+            .transpose()?
+            .unwrap_or_default(),
         slots: raw.slots.map(|s| at.slots(s)).transpose()?,
         seed: raw.seed,
     })
@@ -246,6 +253,20 @@ impl At<'_> {
         }
     }
 
+    fn secret_env(&self, names: Vec<Spanned<String>>) -> Result<Vec<String>, Located> {
+        names
+            .into_iter()
+            .map(|name| {
+                if is_shell_name(name.get_ref()) {
+                    Ok(name.into_inner())
+                } else {
+                    let message = format!("secret_env: '{}' {NOT_A_NAME}", name.get_ref());
+                    Err(self.error(name.span().start, message))
+                }
+            })
+            .collect()
+    }
+
     fn env(
         &self,
         env: BTreeMap<Spanned<String>, Spanned<String>>,
@@ -274,7 +295,7 @@ const NOT_A_NAME: &str =
     "is not a shell variable name (letters, digits and '_', not starting with a digit)";
 
 /// Whether `name` is a valid POSIX shell variable name.
-fn is_shell_name(name: &str) -> bool {
+pub(super) fn is_shell_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     bytes
         .next()

@@ -55,6 +55,8 @@ pub struct JobSpec {
     pub seed: Option<u64>,
     /// Per-host slots override (`--slots`).
     pub slots: Option<u32>,
+    /// Variables passed from dts's environment without ever being saved (`secret_env`).
+    pub secret_env: Vec<String>,
 }
 
 impl JobSpec {
@@ -88,6 +90,10 @@ pub struct Overrides {
     pub seed: Option<u64>,
     /// Words after `--`: one word is a shell command line, several are an exact argv.
     pub command: Vec<String>,
+    /// `--items` is NUL-separated (`-0`, like `xargs -0`), so items may hold newlines.
+    pub null: bool,
+    /// `--secret-env` names, added to the job file's `secret_env`.
+    pub secret_env: Vec<String>,
 }
 
 /// The message when neither the flags nor the job file give a command.
@@ -109,6 +115,7 @@ pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Err
         None => JobFile::default(),
     };
     let command = resolve_command(&overrides.command, file.command)?;
+    let secret_env = secret_names(&overrides.secret_env, file.secret_env, &file.env)?;
     let (tasks, throttle) = resolve_tasks(overrides, file.source, stdin)?;
     Ok(JobSpec {
         name: file.name.unwrap_or_else(|| default_name(overrides)),
@@ -125,6 +132,7 @@ pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Err
         env: file.env,
         seed: overrides.seed.or(file.seed),
         slots: check_slots(overrides.slots)?.or(file.slots),
+        secret_env,
     })
 }
 
@@ -209,7 +217,16 @@ fn resolve_tasks(
     }
     if let Some(path) = &overrides.items {
         let (name, data) = read_items_flag(path, stdin)?;
+        if overrides.null {
+            return Ok((
+                numbered(split_nul(&data).into_iter().map(<[u8]>::to_vec))?,
+                None,
+            ));
+        }
         return Ok((line_tasks(&name, &data)?, None));
+    }
+    if overrides.null {
+        return Err(Error::Usage("-0/--null applies to --items".into()));
     }
     file_tasks(from_file)
 }
@@ -292,6 +309,43 @@ pub fn split_lines(data: &[u8]) -> Vec<&[u8]> {
     }
     let data = data.strip_suffix(b"\n").unwrap_or(data);
     data.split(|&b| b == b'\n').collect()
+}
+
+/// Splits on NUL bytes, as `xargs -0` does: a final NUL ends the last item.
+pub fn split_nul(data: &[u8]) -> Vec<&[u8]> {
+    if data.is_empty() {
+        return Vec::new();
+    }
+    let data = data.strip_suffix(b"\0").unwrap_or(data);
+    data.split(|&b| b == 0).collect()
+}
+
+/// The secret variable names from the flags and the job file: valid names, no duplicates,
+/// none also given a plain value in `env`.
+fn secret_names(
+    flags: &[String],
+    file: Vec<String>,
+    env: &[(String, String)],
+) -> Result<Vec<String>, Error> {
+    let mut names: Vec<String> = file;
+    for name in flags {
+        if !file::is_shell_name(name) {
+            return Err(invalid_flag(
+                "--secret-env",
+                name,
+                "not a shell variable name",
+            ));
+        }
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    if let Some(name) = names.iter().find(|n| env.iter().any(|(k, _)| k == *n)) {
+        return Err(Error::Usage(format!(
+            "{name} is both in env and secret_env; a secret is never written down"
+        )));
+    }
+    Ok(names)
 }
 
 /// The 1-based line and byte column of the first NUL byte.

@@ -90,10 +90,13 @@ impl ConsistentHash {
         }
     }
 
-    /// The best-scoring host that is not gone and, if `room`, is below its bound.
-    fn best(&self, key: u64, room: bool) -> Option<usize> {
+    /// The best-scoring host that is not gone and not `avoid` and, if `room`, is below its
+    /// bound.
+    fn best(&self, key: u64, room: bool, avoid: Option<usize>) -> Option<usize> {
         (0..self.host_hashes.len())
-            .filter(|&h| !self.gone[h] && (!room || self.assigned[h] < self.bounds[h]))
+            .filter(|&h| {
+                Some(h) != avoid && !self.gone[h] && (!room || self.assigned[h] < self.bounds[h])
+            })
             .map(|h| (h, self.rank(key, h)))
             .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
             .map(|(h, _)| h)
@@ -101,12 +104,14 @@ impl ConsistentHash {
 
     /// The first host in the key's rendezvous order with room under its bound; if all are
     /// at their bound (possible once hosts are gone), the best remaining host.
-    fn home(&self, key: u64) -> Option<usize> {
-        self.best(key, true).or_else(|| self.best(key, false))
+    fn home(&self, key: u64, avoid: Option<usize>) -> Option<usize> {
+        self.best(key, true, avoid)
+            .or_else(|| self.best(key, false, avoid))
+            .or_else(|| self.best(key, false, None))
     }
 
-    fn assign(&mut self, task: TaskRef) {
-        if let Some(h) = self.home(task.key) {
+    fn assign(&mut self, task: TaskRef, avoid: Option<usize>) {
+        if let Some(h) = self.home(task.key, avoid) {
             self.assigned[h] += 1;
             self.queues[h].push_back(task);
             self.queued += 1;
@@ -122,7 +127,7 @@ impl ConsistentHash {
                 self.queued -= orphans.len();
                 self.assigned[h] -= orphans.len() as u64;
                 for task in orphans {
-                    self.assign(task);
+                    self.assign(task, None);
                 }
             }
         }
@@ -145,7 +150,11 @@ impl ConsistentHash {
 
 impl Placement for ConsistentHash {
     fn push(&mut self, task: TaskRef) {
-        self.assign(task);
+        self.assign(task, None);
+    }
+
+    fn push_avoiding(&mut self, task: TaskRef, avoid: usize) {
+        self.assign(task, Some(avoid));
     }
 
     fn next(&mut self, hosts: &[HostView]) -> Option<(u32, usize)> {

@@ -16,7 +16,7 @@ use std::str::FromStr;
 
 pub use consistent_hash::{ConsistentHash, key_hash};
 pub use fifo::{ChooseHost, Fifo};
-pub use least_load::LeastLoad;
+pub use least_load::{LeastLoad, pressure};
 pub use random::Random;
 pub use round_robin::RoundRobin;
 
@@ -116,6 +116,11 @@ pub struct TaskRef {
 pub trait Placement {
     /// Queues a task that is ready to run (new, retried or requeued).
     fn push(&mut self, task: TaskRef);
+    /// Queues a task that failed on host `avoid`: it goes elsewhere if it can.
+    fn push_avoiding(&mut self, task: TaskRef, avoid: usize) {
+        let _ = avoid;
+        self.push(task);
+    }
     /// The next task to start and the host index to start it on, or `None` when no queued
     /// task can start now. The caller starts it and updates `hosts` before calling again.
     fn next(&mut self, hosts: &[HostView]) -> Option<(u32, usize)>;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-use super::hosts::{BACKOFF, Conn, ConnState, HostRt, HostState};
+use super::hosts::{BACKOFF, Conn, ConnState, HostRt, HostState, Quarantine};
 use super::output::{LineBuf, OutputMode, write_tagged};
 use super::{AttemptRecord, HostRecord, Outcome, RunConfig, RunOutcome, Stop, TaskRecord, joblog};
 use crate::error::Error;
@@ -42,6 +42,12 @@ const START_WINDOW: Duration = Duration::from_millis(500);
 const STOP_SLACK: Duration = Duration::from_secs(5);
 /// How often the store is checked for control requests when no SIGUSR1 announces them.
 const CONTROL_POLL: Duration = Duration::from_secs(1);
+/// Successes whose run times make the median for `--speculate`, at least and at most.
+const SPECULATE_SAMPLES: usize = 5;
+const RECENT_RUNS: usize = 1024;
+/// No task is copied before it has run this long, whatever the median.
+const SPECULATE_MIN: Duration = Duration::from_secs(1);
+const SPECULATE_EVERY: Duration = Duration::from_millis(500);
 /// Task output buffered within one turn before it is written out regardless.
 const OUTPUT_BUFFER: usize = 1 << 20;
 
@@ -49,6 +55,8 @@ const OUTPUT_BUFFER: usize = 1 << 20;
 enum Kill {
     Timeout,
     Stop(Stop),
+    /// Another copy of the task (`--speculate`) succeeded first.
+    Superseded,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -59,6 +67,10 @@ enum Timer {
     StartWindow,
     Probe,
     Control,
+    /// A failed task may run again (`--retry-delay`); it would rather avoid this host.
+    Requeue(usize, usize),
+    /// Look for stragglers to copy (`--speculate`).
+    Speculate,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +92,8 @@ struct TaskRt {
     first_choice: Option<usize>,
     /// Host, start and end of the latest attempt that ran.
     last_run: Option<(usize, Instant, Instant)>,
+    /// Launches of this task running now: 1, or 2 with a speculative copy.
+    live: u8,
 }
 
 struct LaunchRt {
@@ -134,14 +148,21 @@ pub struct Dispatcher {
     window_armed: bool,
     attempts: Vec<AttemptRecord>,
     requeues: u32,
+    /// What every launch writes first on its control line (empty without secrets).
+    secrets_input: Vec<u8>,
+    quarantine: Quarantine,
+    /// Tasks waiting out `--retry-delay` (queued, but not in placement yet).
+    delayed: Vec<usize>,
+    /// Run times of recent successes, for the median `--speculate` compares against.
+    recent_runs: std::collections::VecDeque<f64>,
 }
 
 impl Dispatcher {
     pub fn new(cfg: RunConfig, store: RunWriter) -> Result<Dispatcher, Error> {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let params = placement::Params {
-            seed: cfg.seed,
-            epsilon: cfg.epsilon,
+            seed: cfg.spec.seed,
+            epsilon: cfg.spec.epsilon,
             hosts: cfg
                 .hosts
                 .iter()
@@ -165,6 +186,7 @@ impl Dispatcher {
                     first_started: None,
                     first_choice: placement.first_choice(TaskRef { id: id as u32, key }),
                     last_run: None,
+                    live: 0,
                 }
             })
             .collect();
@@ -183,9 +205,13 @@ impl Dispatcher {
         let ssh = ssh::Shared {
             handshakes: Arc::new(ssh::Handshakes::default()),
             auth: Arc::new(ssh::AuthEnv::from_process()),
-            options: Arc::new(ssh::Options::default()),
+            options: Arc::new(ssh::Options {
+                keepalive: cfg.spec.faults.keepalive,
+                keepalive_count: cfg.spec.faults.keepalive_count,
+                ..ssh::Options::default()
+            }),
         };
-        let joblog = match &cfg.joblog {
+        let joblog = match &cfg.spec.joblog {
             Some(path) => Some(BufWriter::new(joblog::open(path).map_err(|source| {
                 Error::ReadFile {
                     path: path.clone(),
@@ -226,6 +252,17 @@ impl Dispatcher {
             window_armed: false,
             attempts: Vec::new(),
             requeues: 0,
+            delayed: Vec::new(),
+            recent_runs: std::collections::VecDeque::new(),
+            quarantine: Quarantine {
+                after: cfg.spec.faults.quarantine_after,
+                window: cfg.spec.faults.quarantine_window,
+            },
+            secrets_input: if cfg.secrets.is_empty() {
+                Vec::new()
+            } else {
+                wrapper::secrets_input(&cfg.secrets)
+            },
             cfg,
         })
     }
@@ -242,6 +279,7 @@ impl Dispatcher {
         }
         self.arm(Timer::Probe);
         self.arm(Timer::Control);
+        self.arm(Timer::Speculate);
         loop {
             self.dispatch();
             self.commit_and_send();
@@ -357,10 +395,18 @@ impl Dispatcher {
         rt.running += 1;
         self.running += 1;
         self.views[host] = rt.view();
-        self.outbox
-            .push((host, conn, Command::Launch { id, script }));
+        self.outbox.push((
+            host,
+            conn,
+            Command::Launch {
+                id,
+                script,
+                input: self.secrets_input.clone(),
+            },
+        ));
         let index = self.cfg.job.tasks[task].index;
         self.tasks[task].state = TaskState::Running(id);
+        self.tasks[task].live += 1;
         self.launches.insert(
             id,
             LaunchRt {
@@ -414,7 +460,8 @@ impl Dispatcher {
             env: &env,
             workdir: job.workdir.as_deref(),
             command: &command,
-            kill_grace: self.cfg.kill_grace,
+            kill_grace: self.cfg.spec.kill_grace,
+            secrets: !self.cfg.secrets.is_empty(),
         }
         .render();
         let line = match rt.spec.transport {
@@ -504,10 +551,16 @@ impl Dispatcher {
             rt.shell = LoginShell::from_path(&probe.shell);
         }
         rt.probed(probe);
+        let rejoins = matches!(rt.state, HostState::Quarantined { .. })
+            || (rt.ever_up && rt.state != HostState::Up);
         rt.state = HostState::Up;
         rt.ever_up = true;
-        rt.failures = 0;
         self.views[conn.host] = rt.view();
+        if rejoins {
+            let name = self.hosts[conn.host].spec.name.clone();
+            self.note(&format!("{name} answers again: it rejoins the run"));
+        }
+        let rt = &self.hosts[conn.host];
         let (name, slots) = (rt.spec.name.clone(), rt.slots.unwrap_or(0));
         let recorded = self.store.host(&name, slots, "up", None);
         self.record(recorded);
@@ -543,13 +596,17 @@ impl Dispatcher {
             self.launch_undone(id, &error.message);
         }
         self.host_failed(h, error);
+        // The host is still up on other connections: replace the lost one.
+        if self.hosts[h].state == HostState::Up {
+            self.open_wanted_conns(h);
+        }
     }
 
     fn host_failed(&mut self, h: usize, error: &HostError) {
         let now = Instant::now();
         let rt = &mut self.hosts[h];
         let before = rt.state.clone();
-        rt.connection_failed(error, now);
+        rt.connection_failed(error, now, self.quarantine);
         let name = rt.spec.name.clone();
         let slots = rt.slots.unwrap_or(0);
         let state = rt.state.clone();
@@ -562,6 +619,15 @@ impl Dispatcher {
                 ));
                 self.timers.push(Reverse((*at, Timer::Reconnect(h))));
             }
+            HostState::Quarantined { retry, reason } => {
+                if !matches!(before, HostState::Quarantined { .. }) {
+                    self.note(&format!(
+                        "{name}: {reason}; tried again every {}",
+                        humantime::format_duration(super::hosts::QUARANTINE_RETRY)
+                    ));
+                }
+                self.timers.push(Reverse((*retry, Timer::Reconnect(h))));
+            }
             HostState::Gone(reason) if before != state => {
                 self.note(&format!("{name}: {reason}; it leaves the run"));
             }
@@ -572,11 +638,7 @@ impl Dispatcher {
             }
             _ => {}
         }
-        let label = match &state {
-            HostState::Gone(_) => "gone",
-            HostState::Up => "up",
-            _ => "reconnecting",
-        };
+        let label = self.hosts[h].state_label();
         let recorded = self.store.host(&name, slots, label, Some(&error.message));
         self.record(recorded);
         self.views[h] = self.hosts[h].view();
@@ -588,7 +650,7 @@ impl Dispatcher {
         if !self.launches.is_empty() {
             return false;
         }
-        let all_gone = self.hosts.iter().all(HostRt::is_gone);
+        let all_gone = self.hosts.iter().all(HostRt::is_out);
         // Nothing ever came up and every host has failed at least once: do not sit out
         // the backoff schedule before saying so.
         let never_reachable = self.hosts.iter().all(|h| {
@@ -601,7 +663,7 @@ impl Dispatcher {
         let reason = if never_reachable {
             "no host reachable"
         } else {
-            "no host left"
+            "no host left: every host is quarantined or refused"
         };
         for id in self.placement.drain() {
             self.finish_task(id as usize, Outcome::NotRun(reason.into()));
@@ -673,6 +735,7 @@ impl Dispatcher {
     /// Removes a launch, frees its slot and flushes its partial lines.
     fn end_launch(&mut self, id: LaunchId) -> Option<LaunchRt> {
         let mut launch = self.launches.remove(&id)?;
+        self.tasks[launch.task].live -= 1;
         let rt = &mut self.hosts[launch.host];
         rt.running -= 1;
         rt.conns[launch.conn].running -= 1;
@@ -723,15 +786,50 @@ impl Dispatcher {
             started,
             finished: at,
         });
-        self.tasks[launch.task].last_run = Some((launch.host, started, at));
+        let seq = self.cfg.job.tasks[launch.task].seq;
+        if launch.kill == Some(Kill::Superseded) {
+            let recorded = self.store.attempt_ended(
+                seq,
+                launch.attempt,
+                attempt_outcome::SUPERSEDED,
+                Some(&status),
+                self.epoch(at),
+            );
+            self.record(recorded);
+            return;
+        }
         let outcome = match launch.kill {
             Some(Kill::Stop(Stop::Cancelled)) => Outcome::Cancelled,
             Some(Kill::Stop(Stop::Interrupted)) => Outcome::NotRun("interrupted".into()),
             Some(Kill::Timeout) => Outcome::TimedOut,
+            Some(Kill::Superseded) => unreachable!("handled above"),
             None if status.success() => Outcome::Succeeded,
             None => Outcome::Failed(status.clone()),
         };
-        let seq = self.cfg.job.tasks[launch.task].seq;
+        // A failed copy while another copy still runs: that one decides.
+        let copy_running = self.tasks[launch.task].live > 0;
+        if outcome != Outcome::Succeeded && copy_running && self.stopped.is_none() {
+            let recorded = self.store.attempt_ended(
+                seq,
+                launch.attempt,
+                attempt_label(&outcome),
+                Some(&status),
+                self.epoch(at),
+            );
+            self.record(recorded);
+            return;
+        }
+        self.tasks[launch.task].last_run = Some((launch.host, started, at));
+        if outcome == Outcome::Succeeded {
+            self.recent_runs
+                .push_back(at.saturating_duration_since(started).as_secs_f64());
+            if self.recent_runs.len() > RECENT_RUNS {
+                self.recent_runs.pop_front();
+            }
+            if copy_running {
+                self.supersede_copies(launch.task);
+            }
+        }
         let recorded = self.store.attempt_ended(
             seq,
             launch.attempt,
@@ -760,7 +858,7 @@ impl Dispatcher {
             self.note(&format!(
                 "task {index} {what} on {host}; retrying (attempt {next} of {total})"
             ));
-            self.requeue(launch.task);
+            self.retry(launch.task, launch.host);
         } else {
             self.finish_task(launch.task, outcome);
         }
@@ -799,6 +897,20 @@ impl Dispatcher {
             return;
         };
         tracing::debug!("launch {id:?} of task {} undone: {why}", launch.task);
+        let seq = self.cfg.job.tasks[launch.task].seq;
+        let now = self.epoch(Instant::now());
+        if launch.kill == Some(Kill::Superseded) || self.tasks[launch.task].live > 0 {
+            // Its other copy carries on (or already succeeded): nothing to requeue.
+            let recorded = self.store.attempt_ended(
+                seq,
+                launch.attempt,
+                attempt_outcome::SUPERSEDED,
+                None,
+                now,
+            );
+            self.record(recorded);
+            return;
+        }
         let outcome = match (launch.kill, self.stopped) {
             (Some(Kill::Stop(Stop::Cancelled)), _) | (None, Some(Stop::Cancelled)) => {
                 Some(Outcome::Cancelled)
@@ -807,9 +919,9 @@ impl Dispatcher {
                 Some(Outcome::NotRun("interrupted".into()))
             }
             (Some(Kill::Timeout), _) => Some(Outcome::TimedOut),
+            (Some(Kill::Superseded), _) => unreachable!("handled above"),
             (None, None) => None,
         };
-        let seq = self.cfg.job.tasks[launch.task].seq;
         let label = outcome
             .as_ref()
             .map_or(attempt_outcome::REQUEUED, attempt_label);
@@ -821,19 +933,107 @@ impl Dispatcher {
             Some(outcome) => self.finish_task(launch.task, outcome),
             None => {
                 self.requeues += 1;
-                self.requeue(launch.task);
+                self.requeue(launch.task, launch.host);
             }
         }
     }
 
-    fn requeue(&mut self, task: usize) {
+    /// Puts a task back in the queue; it goes to another host than `avoid` if it can.
+    fn requeue(&mut self, task: usize, avoid: usize) {
         self.tasks[task].state = TaskState::Queued;
         let recorded = self.store.task_queued(self.cfg.job.tasks[task].seq);
         self.record(recorded);
-        self.placement.push(TaskRef {
-            id: task as u32,
-            key: self.tasks[task].key,
-        });
+        self.placement.push_avoiding(
+            TaskRef {
+                id: task as u32,
+                key: self.tasks[task].key,
+            },
+            avoid,
+        );
+    }
+
+    /// A failed task runs again, after `--retry-delay`, preferably on another host.
+    fn retry(&mut self, task: usize, failed_on: usize) {
+        let delay = self.cfg.spec.faults.retry_delay;
+        if delay.is_zero() {
+            return self.requeue(task, failed_on);
+        }
+        self.tasks[task].state = TaskState::Queued;
+        let recorded = self.store.task_queued(self.cfg.job.tasks[task].seq);
+        self.record(recorded);
+        self.delayed.push(task);
+        self.timers.push(Reverse((
+            Instant::now() + delay,
+            Timer::Requeue(task, failed_on),
+        )));
+    }
+
+    /// Kills the other running copies of a task that just succeeded.
+    fn supersede_copies(&mut self, task: usize) {
+        let copies: Vec<(LaunchId, usize, usize)> = self
+            .launches
+            .iter()
+            .filter(|(_, l)| l.task == task && l.kill.is_none())
+            .map(|(id, l)| (*id, l.host, l.conn))
+            .collect();
+        for (id, host, conn) in copies {
+            if let Some(launch) = self.launches.get_mut(&id) {
+                launch.kill = Some(Kill::Superseded);
+            }
+            self.outbox.push((host, conn, Command::Kill(id)));
+        }
+    }
+
+    /// `--speculate`: with nothing queued and slots free, a task running `factor` times
+    /// longer than the median success (and at least [`SPECULATE_MIN`]) gets a second copy
+    /// on another host. The first copy to succeed wins; the other is killed.
+    fn speculate(&mut self) {
+        let Some(factor) = self.cfg.spec.faults.speculate else {
+            return;
+        };
+        if self.stopped.is_some()
+            || self.paused
+            || !self.placement.is_empty()
+            || self.recent_runs.len() < SPECULATE_SAMPLES
+        {
+            return;
+        }
+        let mut runs: Vec<f64> = self.recent_runs.iter().copied().collect();
+        runs.sort_by(f64::total_cmp);
+        let median = runs[runs.len() / 2];
+        let threshold = (median * factor).max(SPECULATE_MIN.as_secs_f64());
+        let now = Instant::now();
+        let mut stragglers: Vec<(f64, usize, usize)> = self
+            .launches
+            .values()
+            .filter(|l| l.kill.is_none() && self.tasks[l.task].live == 1)
+            .filter_map(|l| {
+                let elapsed = now.saturating_duration_since(l.started?).as_secs_f64();
+                (elapsed > threshold).then_some((elapsed, l.task, l.host))
+            })
+            .collect();
+        stragglers.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (elapsed, task, host) in stragglers {
+            let Some(other) = self.free_host_except(host) else {
+                break;
+            };
+            let index = self.cfg.job.tasks[task].index;
+            let name = self.hosts[other].spec.name.clone();
+            self.note(&format!(
+                "task {index} has run {elapsed:.1} s ({factor}× the median {median:.2} s): starting a copy on {name}"
+            ));
+            self.launch(task, other);
+        }
+    }
+
+    /// The least loaded up host with a free slot, other than `except`.
+    fn free_host_except(&self, except: usize) -> Option<usize> {
+        self.views
+            .iter()
+            .enumerate()
+            .filter(|(h, v)| *h != except && v.free() > 0)
+            .min_by(|a, b| placement::pressure(a.1).total_cmp(&placement::pressure(b.1)))
+            .map(|(h, _)| h)
     }
 
     fn finish_task(&mut self, task: usize, outcome: Outcome) {
@@ -881,11 +1081,12 @@ impl Dispatcher {
 
     fn arm(&mut self, timer: Timer) {
         let after = match timer {
-            Timer::Probe => match self.cfg.probe_interval {
+            Timer::Probe => match self.cfg.spec.probe_interval {
                 Some(every) => every,
                 None => return,
             },
             Timer::Control => CONTROL_POLL,
+            Timer::Speculate if self.cfg.spec.faults.speculate.is_some() => SPECULATE_EVERY,
             _ => return,
         };
         self.timers.push(Reverse((Instant::now() + after, timer)));
@@ -901,7 +1102,10 @@ impl Dispatcher {
             match timer {
                 Timer::Timeout(id) => self.time_out(id),
                 Timer::Reconnect(h) => {
-                    if matches!(self.hosts[h].state, HostState::Backoff(_)) {
+                    if matches!(
+                        self.hosts[h].state,
+                        HostState::Backoff(_) | HostState::Quarantined { .. }
+                    ) {
                         self.hosts[h].state = HostState::Connecting;
                         self.open_wanted_conns(h);
                     }
@@ -919,6 +1123,22 @@ impl Dispatcher {
                 Timer::Control => {
                     self.take_control();
                     self.arm(Timer::Control);
+                }
+                Timer::Requeue(task, avoid) => {
+                    if let Some(pos) = self.delayed.iter().position(|&t| t == task) {
+                        self.delayed.swap_remove(pos);
+                        self.placement.push_avoiding(
+                            TaskRef {
+                                id: task as u32,
+                                key: self.tasks[task].key,
+                            },
+                            avoid,
+                        );
+                    }
+                }
+                Timer::Speculate => {
+                    self.speculate();
+                    self.arm(Timer::Speculate);
                 }
             }
         }
@@ -997,8 +1217,10 @@ impl Dispatcher {
             Stop::Cancelled => ("cancelled: killing running tasks", Outcome::Cancelled),
         };
         self.note(label);
-        for id in self.placement.drain() {
-            self.finish_task(id as usize, outcome.clone());
+        let waiting = self.placement.drain().into_iter().map(|id| id as usize);
+        let delayed = std::mem::take(&mut self.delayed);
+        for task in waiting.chain(delayed).collect::<Vec<_>>() {
+            self.finish_task(task, outcome.clone());
         }
         let running: Vec<(LaunchId, usize, usize)> = self
             .launches
@@ -1011,7 +1233,7 @@ impl Dispatcher {
             }
             self.outbox.push((host, conn, Command::Kill(id)));
         }
-        let deadline = Instant::now() + self.cfg.kill_grace + STOP_SLACK;
+        let deadline = Instant::now() + self.cfg.spec.kill_grace + STOP_SLACK;
         self.timers.push(Reverse((deadline, Timer::StopDeadline)));
     }
 
@@ -1113,7 +1335,9 @@ impl Dispatcher {
                 slots: if h.ever_up { h.slots.unwrap_or(0) } else { 0 },
                 weight: h.spec.weight,
                 error: match &h.state {
-                    HostState::Gone(reason) => Some(reason.clone()),
+                    HostState::Gone(reason) | HostState::Quarantined { reason, .. } => {
+                        Some(reason.clone())
+                    }
                     _ if !h.ever_up => h.last_error.clone(),
                     _ => None,
                 },

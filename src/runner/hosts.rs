@@ -1,6 +1,7 @@
 //! The dispatcher's view of each host: its connections, resolved slots, failures and
 //! reconnect policy. Owned by the dispatcher; no I/O here beyond calling connection handles.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,10 +11,20 @@ use crate::probe::ProbeReport;
 use crate::transport::wrapper::LoginShell;
 use crate::transport::{ConnHandle, HostError, HostErrorKind};
 
-/// Transient failures in a row after which a host is quarantined for the rest of the run.
-pub const QUARANTINE_AFTER: u32 = 3;
-/// First reconnect delay; doubles with each failure.
+/// First reconnect delay; doubles with each failure up to [`MAX_BACKOFF`].
 pub const BACKOFF: Duration = Duration::from_secs(1);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How often a quarantined host is tried again; it rejoins when it answers.
+pub const QUARANTINE_RETRY: Duration = Duration::from_secs(30);
+
+/// When connection failures quarantine a host.
+#[derive(Debug, Clone, Copy)]
+pub struct Quarantine {
+    /// This many failures...
+    pub after: u32,
+    /// ...within this window.
+    pub window: Duration,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum HostState {
@@ -23,7 +34,9 @@ pub enum HostState {
     Up,
     /// Waiting to reconnect at this instant.
     Backoff(Instant),
-    /// Out of the run: a permanent error, or too many transient ones.
+    /// Failed too often: out of the run for now, tried again at `retry`.
+    Quarantined { retry: Instant, reason: String },
+    /// Out of the run for good: authentication or host key refused.
     Gone(String),
 }
 
@@ -58,8 +71,8 @@ pub struct HostRt {
     pub probe: Option<ProbeReport>,
     /// Runnable processes that are not ours, from the latest probe.
     pub background: f64,
-    /// Transient failures since the host was last up.
-    pub failures: u32,
+    /// Times of recent connection failures (within the quarantine window).
+    pub failures: VecDeque<Instant>,
     pub last_error: Option<String>,
     /// Whether any connection ever came up.
     pub ever_up: bool,
@@ -80,7 +93,7 @@ impl HostRt {
             shell: LoginShell::Posix,
             probe: None,
             background: 0.0,
-            failures: 0,
+            failures: VecDeque::new(),
             last_error: None,
             ever_up: false,
             running: 0,
@@ -127,7 +140,7 @@ impl HostRt {
     pub fn view(&self) -> HostView {
         let liveness = match self.state {
             HostState::Up => Liveness::Up,
-            HostState::Gone(_) => Liveness::Gone,
+            HostState::Gone(_) | HostState::Quarantined { .. } => Liveness::Gone,
             _ => Liveness::Starting,
         };
         HostView {
@@ -162,38 +175,61 @@ impl HostRt {
     /// The state as the progress display names it.
     pub fn state_label(&self) -> &'static str {
         match self.state {
-            HostState::Connecting if self.ever_up || self.failures > 0 => "reconnecting",
+            HostState::Connecting if self.ever_up || !self.failures.is_empty() => "reconnecting",
             HostState::Connecting => "connecting",
             HostState::Up => "up",
             HostState::Backoff(_) => "reconnecting",
-            HostState::Gone(ref reason) if reason.starts_with("quarantined") => "quarantined",
+            HostState::Quarantined { .. } => "quarantined",
             HostState::Gone(_) => "failed",
         }
     }
 
-    pub fn is_gone(&self) -> bool {
-        matches!(self.state, HostState::Gone(_))
+    /// Out of the run, for good or for now.
+    pub fn is_out(&self) -> bool {
+        matches!(
+            self.state,
+            HostState::Gone(_) | HostState::Quarantined { .. }
+        )
     }
 
-    /// Records a failed connection and decides what happens next.
-    pub fn connection_failed(&mut self, error: &HostError, now: Instant) {
+    /// Records a failed connection and decides what happens next: other connections carry
+    /// on; else back off (1 s, 2 s, 4 s ... up to a minute), or quarantine the host after
+    /// `policy.after` failures within `policy.window`. Refused keys or authentication put it
+    /// out for good.
+    pub fn connection_failed(&mut self, error: &HostError, now: Instant, policy: Quarantine) {
         self.last_error = Some(error.message.clone());
-        if self.live_conns() > 0 && self.ever_up && self.state == HostState::Up {
-            // Other connections carry on; the lost one is retried by `wanted_conns` later.
-            return;
-        }
+        let others_up = self.live_conns() > 0 && self.state == HostState::Up;
         if error.kind == HostErrorKind::Permanent {
-            self.state = HostState::Gone(error.message.clone());
+            if !others_up {
+                self.state = HostState::Gone(error.message.clone());
+            }
             return;
         }
-        self.failures += 1;
-        if self.failures >= QUARANTINE_AFTER {
-            self.state = HostState::Gone(format!(
-                "quarantined after {} failures; last: {}",
-                self.failures, error.message
-            ));
-        } else {
-            self.state = HostState::Backoff(now + BACKOFF * 2u32.pow(self.failures - 1));
+        self.failures.push_back(now);
+        while self
+            .failures
+            .front()
+            .is_some_and(|&at| now.duration_since(at) > policy.window)
+        {
+            self.failures.pop_front();
         }
+        if others_up {
+            return;
+        }
+        let count = self.failures.len() as u32;
+        self.state = if count >= policy.after {
+            HostState::Quarantined {
+                retry: now + QUARANTINE_RETRY,
+                reason: format!(
+                    "quarantined after {count} failures in {}; last: {}",
+                    humantime::format_duration(policy.window),
+                    error.message
+                ),
+            }
+        } else {
+            HostState::Backoff(
+                now + (BACKOFF * 2u32.pow(count.saturating_sub(1).min(16))).min(MAX_BACKOFF),
+            )
+        };
     }
 }

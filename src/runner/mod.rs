@@ -10,14 +10,13 @@ pub mod hosts;
 pub mod joblog;
 pub mod output;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::inventory::Host;
 use crate::job::JobSpec;
-use crate::store::RunWriter;
+use crate::store::{RunSpec, RunWriter};
 use crate::transport::ExitStatus;
 
 pub use dispatcher::Dispatcher;
@@ -26,6 +25,8 @@ pub use dispatcher::Dispatcher;
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub run_id: String,
+    /// The run's saved settings (hosts, kill grace, faults, ...).
+    pub spec: RunSpec,
     /// The job; its `tasks` are the ones to run now (all of them, or what `retry` requeued).
     pub job: JobSpec,
     /// Attempts each task of `job.tasks` already had (0 on a fresh run).
@@ -34,21 +35,14 @@ pub struct RunConfig {
     pub total_tasks: usize,
     /// The hosts that may run tasks, in inventory order.
     pub hosts: Vec<Arc<Host>>,
-    pub kill_grace: Duration,
-    /// Consistent-hash load bound ε.
-    pub epsilon: f64,
-    /// Seed for random placement (resolved: given or drawn).
-    pub seed: u64,
-    /// How often hosts are probed again for their load (`None`: only when they connect).
-    pub probe_interval: Option<Duration>,
+    /// Values of `spec.secret_env`, read from dts's environment for this session only.
+    pub secrets: Vec<(String, String)>,
     /// How task output is shown on stdout and stderr (`None` for detached runs).
     pub output: output::OutputMode,
     /// Live progress on stderr.
     pub progress: crate::report::progress::Mode,
     /// No notes on stderr (host trouble, retries, pauses); errors still print.
     pub quiet: bool,
-    /// GNU parallel-style joblog to append to.
-    pub joblog: Option<PathBuf>,
 }
 
 /// How a task ended.

@@ -19,7 +19,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 pub use schema::COORDINATOR_LOG;
-pub use spec::RunSpec;
+pub use spec::{Faults, RunSpec};
 pub use writer::{RunWriter, attempt_outcome, output_file, task_state};
 
 use crate::error::Error;

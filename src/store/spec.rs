@@ -32,6 +32,43 @@ pub struct RunSpec {
     /// JUnit XML report rewritten at the end of every session.
     #[serde(default)]
     pub junit: Option<PathBuf>,
+    /// Fault handling: see [`Faults`].
+    #[serde(default)]
+    pub faults: Faults,
+    /// Variables passed to tasks from dts's own environment at launch, through the control
+    /// line: their values are never saved, logged or put on a command line.
+    #[serde(default)]
+    pub secret_env: Vec<String>,
+}
+
+/// How a run reacts to failing tasks, silent hosts and stragglers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Faults {
+    /// Wait this long before a failed task runs again.
+    pub retry_delay: Duration,
+    /// A connection silent this long is checked...
+    pub keepalive: Duration,
+    /// ...and counts as lost after this many such intervals.
+    pub keepalive_count: u32,
+    /// A host with this many connection failures...
+    pub quarantine_after: u32,
+    /// ...within this window is quarantined (retried now and then, rejoins if it answers).
+    pub quarantine_window: Duration,
+    /// Start a second copy of a task running longer than this many times the median.
+    pub speculate: Option<f64>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            retry_delay: Duration::ZERO,
+            keepalive: Duration::from_secs(10),
+            keepalive_count: 3,
+            quarantine_after: 3,
+            quarantine_window: Duration::from_secs(600),
+            speculate: None,
+        }
+    }
 }
 
 impl RunSpec {
@@ -61,6 +98,7 @@ impl RunSpec {
             env: self.env.clone(),
             seed: Some(self.seed),
             slots: self.slots,
+            secret_env: self.secret_env.clone(),
         })
     }
 }

@@ -54,6 +54,8 @@ pub mod attempt_outcome {
     pub const REQUEUED: &str = "requeued";
     /// The coordinator died while it ran.
     pub const LOST: &str = "lost";
+    /// Another copy of the task (`--speculate`) succeeded first; this one was killed.
+    pub const SUPERSEDED: &str = "superseded";
 }
 
 fn db_error(dir: &Path, e: rusqlite::Error) -> Error {

@@ -44,7 +44,9 @@ pub fn spawn(conn: ConnId, capacity: u32, events: EventSender) -> LocalConn {
         let running: Running = Arc::default();
         while let Some(command) = inbox.recv().await {
             match command {
-                Command::Launch { id, script } => launch(id, script, &events, &running).await,
+                Command::Launch { id, script, input } => {
+                    launch(id, script, input, &events, &running).await
+                }
                 Command::Kill(id) => kill(&running, id),
                 Command::Probe => {
                     let probe = probe::local();
@@ -72,7 +74,13 @@ fn kill(running: &Running, id: LaunchId) {
     }
 }
 
-async fn launch(id: LaunchId, script: String, events: &EventSender, running: &Running) {
+async fn launch(
+    id: LaunchId,
+    script: String,
+    input: Vec<u8>,
+    events: &EventSender,
+    running: &Running,
+) {
     let child = tokio::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(script)
@@ -89,6 +97,13 @@ async fn launch(id: LaunchId, script: String, events: &EventSender, running: &Ru
             return;
         }
     };
+    if !input.is_empty() {
+        if let Some(stdin) = child.stdin.as_mut() {
+            use tokio::io::AsyncWriteExt;
+            // A write error means the wrapper already exited; its exit is reported below.
+            let _ = stdin.write_all(&input).await;
+        }
+    }
     let (switch, killed) = oneshot::channel();
     running.lock().expect("not poisoned").insert(id, switch);
     let _ = events

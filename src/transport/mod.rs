@@ -59,8 +59,13 @@ impl std::fmt::Display for ExitStatus {
 /// What the dispatcher asks a connection to do.
 #[derive(Debug)]
 pub enum Command {
-    /// Run `script` (a complete remote command line from [`wrapper`]) as launch `id`.
-    Launch { id: LaunchId, script: String },
+    /// Run `script` (a complete remote command line from [`wrapper`]) as launch `id`, and
+    /// write `input` on its control line first (secrets, see [`wrapper::secrets_input`]).
+    Launch {
+        id: LaunchId,
+        script: String,
+        input: Vec<u8>,
+    },
     /// Kill a launch: close its control line so the wrapper kills its process group.
     Kill(LaunchId),
     /// Run the load probe again and report it with [`Event::Probed`].

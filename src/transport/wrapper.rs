@@ -59,13 +59,16 @@ pub struct TaskScript<'a> {
     pub command: &'a str,
     /// Time between TERM and KILL when the task is killed.
     pub kill_grace: Duration,
+    /// Secret variables arrive on the control line (see [`secrets_input`]) before the
+    /// watcher starts, so their values never appear on a command line.
+    pub secrets: bool,
 }
 
 impl TaskScript<'_> {
     /// The POSIX sh script text.
     pub fn render(&self) -> String {
         let mut script = String::with_capacity(640 + self.command.len());
-        script.push_str(&watcher(self.kill_grace));
+        script.push_str(&watcher(self.kill_grace, self.secrets));
         self.push_env(&mut script);
         self.push_workdir(&mut script);
         script.push_str("eval ");
@@ -109,17 +112,37 @@ impl TaskScript<'_> {
     }
 }
 
-/// The prologue: control line on fd 3, the watcher in the background, TERM caught.
-fn watcher(grace: Duration) -> String {
+/// The prologue: control line on fd 3, secrets read from it, the watcher in the
+/// background, TERM caught.
+fn watcher(grace: Duration, secrets: bool) -> String {
     let tenths = (grace.as_millis() / 100).max(1);
+    let read_secrets = if secrets {
+        "while IFS= read -r l <&3 && [ -n \"$l\" ]; do export \"$l\"; done; "
+    } else {
+        ""
+    };
     format!(
-        "exec 3<&0 </dev/null; trap : TERM; \
+        "exec 3<&0 </dev/null; {read_secrets}trap : TERM; \
          (trap '' TERM INT HUP; while read -r l <&3; do :; done; \
          if kill -0 $$ 2>/dev/null; then kill -TERM 0; i=0; \
          while [ $i -lt {tenths} ] && kill -0 $$ 2>/dev/null; do \
          if sleep 0.1 2>/dev/null; then i=$((i+1)); else sleep 1; i=$((i+10)); fi; done; fi; \
          kill -KILL 0) >/dev/null 2>&1 & exec 3<&-; "
     )
+}
+
+/// What dts writes on the control line first when the script reads secrets: one
+/// `NAME=value` line each, then an empty line.
+pub fn secrets_input(secrets: &[(String, String)]) -> Vec<u8> {
+    let mut input = Vec::new();
+    for (name, value) in secrets {
+        input.extend_from_slice(name.as_bytes());
+        input.push(b'=');
+        input.extend_from_slice(value.as_bytes());
+        input.push(b'\n');
+    }
+    input.push(b'\n');
+    input
 }
 
 /// The command line to hand to sshd, which runs it with the user's login shell.
@@ -143,6 +166,7 @@ mod tests {
             workdir: None,
             command,
             kill_grace: Duration::from_secs(1),
+            secrets: false,
         }
         .render()
     }
@@ -216,6 +240,7 @@ mod tests {
             workdir: Some(path),
             command: "pwd",
             kill_grace: Duration::from_secs(1),
+            secrets: false,
         }
         .render();
         let (status, out) = run(&text);
@@ -226,6 +251,7 @@ mod tests {
             workdir: Some("/nonexistent/dts"),
             command: "echo should-not-run",
             kill_grace: Duration::from_secs(1),
+            secrets: false,
         }
         .render();
         let (status, out) = run(&text);
@@ -271,6 +297,36 @@ mod tests {
         let status = child.wait().unwrap();
         assert_eq!(status.signal(), Some(libc::SIGTERM));
         wait_for(|| unsafe { libc::kill(-pgid, 0) } != 0);
+    }
+
+    #[test]
+    fn secrets_come_through_the_control_line_not_the_command() {
+        let text = TaskScript {
+            env: &[],
+            workdir: None,
+            command: "echo \"$TOKEN|$OTHER\"",
+            kill_grace: Duration::from_secs(1),
+            secrets: true,
+        }
+        .render();
+        assert!(!text.contains("s3cr3t"));
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&text)
+            .process_group(0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let secrets = [
+            ("TOKEN".to_string(), "s3cr3t 'x' $y".to_string()),
+            ("OTHER".to_string(), "=2".to_string()),
+        ];
+        stdin.write_all(&secrets_input(&secrets)).unwrap();
+        let out = child.wait_with_output().unwrap();
+        drop(stdin);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "s3cr3t 'x' $y|=2\n");
     }
 
     #[test]

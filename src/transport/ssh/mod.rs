@@ -28,14 +28,18 @@ pub const CHANNELS_PER_CONNECTION: u32 = 8;
 #[derive(Debug, Clone)]
 pub struct Options {
     pub probe_timeout: Duration,
+    /// Silence after which a connection is checked; after `keepalive_count` intervals
+    /// without an answer the host counts as lost.
     pub keepalive: Duration,
+    pub keepalive_count: u32,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             probe_timeout: Duration::from_secs(30),
-            keepalive: Duration::from_secs(15),
+            keepalive: Duration::from_secs(10),
+            keepalive_count: 3,
         }
     }
 }
@@ -112,7 +116,11 @@ fn run(
     }
     session.set_keepalive(true, shared.options.keepalive.as_secs().max(1) as u32);
     session.set_blocking(false);
-    let mut pool = pool::Pool::new(conn, session, events.clone());
+    let liveness = pool::Liveness {
+        ping_after: shared.options.keepalive,
+        dead_after: shared.options.keepalive * shared.options.keepalive_count.max(1),
+    };
+    let mut pool = pool::Pool::new(conn, session, events.clone(), liveness);
     if let Err(error) = pool.run(&inbox, &wake) {
         let _ = events.blocking_send(Event::Down { conn, error });
     }

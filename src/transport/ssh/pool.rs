@@ -5,7 +5,7 @@ use std::io::{ErrorKind, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, TryRecvError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ssh2::{BlockDirections, Channel, ErrorCode, Session};
 
@@ -23,14 +23,21 @@ const REQUEST_DENIED: i32 = -22;
 
 /// Work waiting for a channel.
 enum Job {
-    Task { id: LaunchId, script: String },
+    Task {
+        id: LaunchId,
+        script: String,
+        input: Vec<u8>,
+    },
     Probe,
+    /// A liveness check: a channel opened and closed at once, answered by sshd itself.
+    Ping,
 }
 
 /// What an open channel is running.
 enum Work {
     Task(LaunchId),
     Probe { output: Vec<u8>, started: Instant },
+    Ping,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -52,6 +59,8 @@ struct Chan {
     /// A kill was requested: close the control line once the command runs.
     kill: bool,
     eof_sent: bool,
+    /// What is still to be written on the control line (secrets), once the command runs.
+    input: Vec<u8>,
 }
 
 pub(super) struct Pool {
@@ -65,10 +74,22 @@ pub(super) struct Pool {
     chans: Vec<Chan>,
     shutting_down: bool,
     next_keepalive: Instant,
+    /// When the server last answered anything.
+    last_heard: Instant,
+    /// Silence after which a ping is sent, and after which the host counts as lost.
+    ping_after: Duration,
+    dead_after: Duration,
     buf: Vec<u8>,
 }
 
 type Step = Result<bool, HostError>;
+
+/// When a silent connection is checked, and when it is given up.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Liveness {
+    pub ping_after: Duration,
+    pub dead_after: Duration,
+}
 
 fn code(e: &ssh2::Error) -> i32 {
     match e.code() {
@@ -82,7 +103,12 @@ fn lost(e: &ssh2::Error) -> HostError {
 }
 
 impl Pool {
-    pub(super) fn new(conn: ConnId, session: Session, events: EventSender) -> Pool {
+    pub(super) fn new(
+        conn: ConnId,
+        session: Session,
+        events: EventSender,
+        liveness: Liveness,
+    ) -> Pool {
         let fd = session.as_raw_fd();
         Pool {
             conn,
@@ -94,6 +120,9 @@ impl Pool {
             chans: Vec::new(),
             shutting_down: false,
             next_keepalive: Instant::now(),
+            last_heard: Instant::now(),
+            ping_after: liveness.ping_after,
+            dead_after: liveness.dead_after,
             buf: vec![0; 32 * 1024],
         }
     }
@@ -114,6 +143,7 @@ impl Pool {
                 progress |= self.service(i)?;
             }
             self.keepalive()?;
+            self.check_liveness()?;
             if !progress {
                 self.wait(wake);
             }
@@ -124,8 +154,8 @@ impl Pool {
         let mut progress = false;
         loop {
             match inbox.try_recv() {
-                Ok(Command::Launch { id, script }) => {
-                    self.queue.push_back(Job::Task { id, script })
+                Ok(Command::Launch { id, script, input }) => {
+                    self.queue.push_back(Job::Task { id, script, input })
                 }
                 Ok(Command::Kill(id)) => self.kill(id),
                 Ok(Command::Probe) => self.request_probe(),
@@ -201,7 +231,7 @@ impl Pool {
         let job = match self.opening.take() {
             Some(job) => job,
             None => match self.queue.front() {
-                Some(Job::Probe) => self.queue.pop_front().expect("front exists"),
+                Some(Job::Probe | Job::Ping) => self.queue.pop_front().expect("front exists"),
                 Some(Job::Task { .. }) if self.task_channels() < CHANNELS_PER_CONNECTION => {
                     self.queue.pop_front().expect("front exists")
                 }
@@ -210,6 +240,7 @@ impl Pool {
         };
         match self.session.channel_session() {
             Ok(channel) => {
+                self.last_heard = Instant::now();
                 self.add_channel(job, channel);
                 Ok(true)
             }
@@ -231,15 +262,18 @@ impl Pool {
     }
 
     fn add_channel(&mut self, job: Job, channel: Channel) {
-        let (work, script) = match job {
-            Job::Task { id, script } => (Work::Task(id), Some(script)),
+        let (work, script, input) = match job {
+            Job::Task { id, script, input } => (Work::Task(id), Some(script), input),
             Job::Probe => (
                 Work::Probe {
                     output: Vec::new(),
                     started: Instant::now(),
                 },
                 None,
+                Vec::new(),
             ),
+            // Opened means answered: close it at once, unused.
+            Job::Ping => (Work::Ping, Some(String::new()), Vec::new()),
         };
         // A task killed while its channel was opening has an empty script: close it unused.
         let killed = matches!(&script, Some(s) if s.is_empty());
@@ -250,6 +284,7 @@ impl Pool {
             script,
             kill: killed,
             eof_sent: false,
+            input,
         });
     }
 
@@ -266,6 +301,7 @@ impl Pool {
         let command = chan.script.as_deref().unwrap_or(probe::COMMAND);
         match chan.channel.exec(command) {
             Ok(()) => {
+                self.last_heard = Instant::now();
                 chan.phase = Phase::Running;
                 chan.script = None;
                 if let Work::Task(id) = chan.work {
@@ -293,7 +329,8 @@ impl Pool {
 
     /// Reads both streams until they would block; moves on to closing at remote EOF.
     fn read(&mut self, i: usize) -> Step {
-        let mut progress = self.drain(i, Stream::Stdout)?;
+        let mut progress = self.write_input(i)?;
+        progress |= self.drain(i, Stream::Stdout)?;
         progress |= self.drain(i, Stream::Stderr)?;
         let chan = &mut self.chans[i];
         if chan.kill && !chan.eof_sent {
@@ -313,6 +350,22 @@ impl Pool {
         Ok(progress)
     }
 
+    /// Writes what the control line still owes the command, as far as the window allows.
+    fn write_input(&mut self, i: usize) -> Step {
+        let chan = &mut self.chans[i];
+        if chan.input.is_empty() || chan.kill {
+            return Ok(false);
+        }
+        match std::io::Write::write(&mut chan.channel, &chan.input) {
+            Ok(n) => {
+                chan.input.drain(..n);
+                Ok(n > 0)
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(HostError::transient(format!("connection lost: {e}"))),
+        }
+    }
+
     fn drain(&mut self, i: usize, stream: Stream) -> Step {
         let mut progress = false;
         loop {
@@ -325,6 +378,7 @@ impl Pool {
                 Ok(0) => return Ok(progress),
                 Ok(n) => {
                     progress = true;
+                    self.last_heard = Instant::now();
                     match &mut chan.work {
                         Work::Task(id) => {
                             let event = Event::Output {
@@ -337,7 +391,7 @@ impl Pool {
                         Work::Probe { output, .. } if stream == Stream::Stdout => {
                             output.extend_from_slice(&self.buf[..n]);
                         }
-                        Work::Probe { .. } => {}
+                        Work::Probe { .. } | Work::Ping => {}
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(progress),
@@ -361,6 +415,7 @@ impl Pool {
             Err(e) if code(&e) == EAGAIN => return Ok(false),
             Err(e) => return Err(lost(&e)),
         }
+        self.last_heard = Instant::now();
         let chan = self.chans.swap_remove(i);
         self.finish(chan);
         Ok(true)
@@ -384,7 +439,29 @@ impl Pool {
                     probe,
                 });
             }
+            Work::Ping => {}
         }
+    }
+
+    /// A host whose sshd stopped answering (frozen, or the network ate the connection
+    /// without a reset) would leave its tasks hanging forever: after `ping_after` of silence
+    /// a channel is opened, which sshd answers itself; after `dead_after` of silence the
+    /// connection counts as lost and its tasks go back to the queue.
+    fn check_liveness(&mut self) -> Result<(), HostError> {
+        let silent = self.last_heard.elapsed();
+        if silent >= self.dead_after {
+            return Err(HostError::transient(format!(
+                "host stopped answering (nothing for {}s)",
+                silent.as_secs()
+            )));
+        }
+        let pinging = matches!(self.opening, Some(Job::Ping))
+            || self.queue.iter().any(|j| matches!(j, Job::Ping))
+            || self.chans.iter().any(|c| matches!(c.work, Work::Ping));
+        if silent >= self.ping_after && !pinging {
+            self.queue.push_front(Job::Ping);
+        }
+        Ok(())
     }
 
     fn keepalive(&mut self) -> Result<(), HostError> {
@@ -412,10 +489,14 @@ impl Pool {
             // Nothing is blocked yet no progress: look again soon rather than trust the socket.
             BlockDirections::None => (libc::POLLIN, 10),
         };
-        let keepalive_ms = self
-            .next_keepalive
-            .saturating_duration_since(Instant::now())
-            .as_millis() as i32;
+        let now = Instant::now();
+        let next_check = (self.last_heard + self.ping_after)
+            .min(self.last_heard + self.dead_after)
+            .min(self.next_keepalive);
+        let keepalive_ms = next_check
+            .saturating_duration_since(now)
+            .as_millis()
+            .min(i32::MAX as u128) as i32;
         let mut fds = [
             libc::pollfd {
                 fd: self.fd,
