@@ -174,7 +174,16 @@ pub fn detach(state: &StateDir, id: &str) -> Result<(), Error> {
         path: log_path.clone(),
         source,
     };
-    let log = std::fs::File::create(&log_path).map_err(io)?;
+    let log = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&log_path)
+            .map_err(io)?
+    };
     let exe = std::env::current_exe()
         .map_err(|e| Error::Runtime(format!("cannot find the dts binary: {e}")))?;
     let mut command = std::process::Command::new(exe);

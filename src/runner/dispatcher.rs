@@ -65,6 +65,8 @@ enum Timer {
     Reconnect(usize),
     StopDeadline,
     StartWindow,
+    /// A copy killed because another succeeded has not confirmed: stop waiting for it.
+    SupersedeDeadline(LaunchId),
     Probe,
     Control,
     /// A failed task may run again (`--retry-delay`); it would rather avoid this host.
@@ -257,6 +259,7 @@ impl Dispatcher {
             quarantine: Quarantine {
                 after: cfg.spec.faults.quarantine_after,
                 window: cfg.spec.faults.quarantine_window,
+                retry: cfg.spec.faults.keepalive * cfg.spec.faults.keepalive_count,
             },
             secrets_input: if cfg.secrets.is_empty() {
                 Vec::new()
@@ -285,7 +288,8 @@ impl Dispatcher {
             self.commit_and_send();
             self.flush();
             self.show_progress();
-            if self.unfinished == 0 || self.check_hosts_left() {
+            // Every task has an outcome and no killed copy is still running.
+            if (self.unfinished == 0 && self.launches.is_empty()) || self.check_hosts_left() {
                 break;
             }
             let deadline = self.timers.peek().map(|Reverse((at, _))| *at);
@@ -551,8 +555,8 @@ impl Dispatcher {
             rt.shell = LoginShell::from_path(&probe.shell);
         }
         rt.probed(probe);
-        let rejoins = matches!(rt.state, HostState::Quarantined { .. })
-            || (rt.ever_up && rt.state != HostState::Up);
+        // Back after failing (backoff or quarantine): say so, the failure was reported.
+        let rejoins = rt.state != HostState::Up && rt.last_error.is_some();
         rt.state = HostState::Up;
         rt.ever_up = true;
         self.views[conn.host] = rt.view();
@@ -623,7 +627,7 @@ impl Dispatcher {
                 if !matches!(before, HostState::Quarantined { .. }) {
                     self.note(&format!(
                         "{name}: {reason}; tried again every {}",
-                        humantime::format_duration(super::hosts::QUARANTINE_RETRY)
+                        humantime::format_duration(self.quarantine.retry)
                     ));
                 }
                 self.timers.push(Reverse((*retry, Timer::Reconnect(h))));
@@ -976,11 +980,14 @@ impl Dispatcher {
             .filter(|(_, l)| l.task == task && l.kill.is_none())
             .map(|(id, l)| (*id, l.host, l.conn))
             .collect();
+        let deadline = Instant::now() + self.cfg.spec.kill_grace + STOP_SLACK;
         for (id, host, conn) in copies {
             if let Some(launch) = self.launches.get_mut(&id) {
                 launch.kill = Some(Kill::Superseded);
             }
             self.outbox.push((host, conn, Command::Kill(id)));
+            self.timers
+                .push(Reverse((deadline, Timer::SupersedeDeadline(id))));
         }
     }
 
@@ -1112,6 +1119,20 @@ impl Dispatcher {
                 }
                 Timer::StopDeadline => self.abandon_running(),
                 Timer::StartWindow => self.dispatching = true,
+                Timer::SupersedeDeadline(id) => {
+                    if let Some(launch) = self.end_launch(id) {
+                        let seq = self.cfg.job.tasks[launch.task].seq;
+                        let at = self.epoch(Instant::now());
+                        let recorded = self.store.attempt_ended(
+                            seq,
+                            launch.attempt,
+                            attempt_outcome::SUPERSEDED,
+                            None,
+                            at,
+                        );
+                        self.record(recorded);
+                    }
+                }
                 Timer::Probe => {
                     for rt in &self.hosts {
                         if let Some(conn) = rt.up_conn() {

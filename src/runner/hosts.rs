@@ -14,9 +14,6 @@ use crate::transport::{ConnHandle, HostError, HostErrorKind};
 /// First reconnect delay; doubles with each failure up to [`MAX_BACKOFF`].
 pub const BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
-/// How often a quarantined host is tried again; it rejoins when it answers.
-pub const QUARANTINE_RETRY: Duration = Duration::from_secs(30);
-
 /// When connection failures quarantine a host.
 #[derive(Debug, Clone, Copy)]
 pub struct Quarantine {
@@ -24,6 +21,9 @@ pub struct Quarantine {
     pub after: u32,
     /// ...within this window.
     pub window: Duration,
+    /// How often a quarantined host is tried again; it rejoins when it answers. The same
+    /// span after which a silent connection is given up (keepalive × count, 30 s by default).
+    pub retry: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -219,7 +219,7 @@ impl HostRt {
         let count = self.failures.len() as u32;
         self.state = if count >= policy.after {
             HostState::Quarantined {
-                retry: now + QUARANTINE_RETRY,
+                retry: now + policy.retry,
                 reason: format!(
                     "quarantined after {count} failures in {}; last: {}",
                     humantime::format_duration(policy.window),

@@ -74,16 +74,29 @@ impl StateDir {
         &self.root
     }
 
-    /// Creates the directory (0700) if needed.
+    /// Creates the directory (0700) if needed, and refuses one another user owns: runs
+    /// hold task output and must stay the user's alone.
     pub fn create(&self) -> Result<(), Error> {
+        use std::os::unix::fs::MetadataExt;
+        let io = |source| Error::ReadFile {
+            path: self.root.clone(),
+            source,
+        };
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&self.root)
-            .map_err(|source| Error::ReadFile {
-                path: self.root.clone(),
-                source,
-            })
+            .map_err(io)?;
+        let owner = std::fs::metadata(&self.root).map_err(io)?.uid();
+        // SAFETY: getuid has no preconditions.
+        let me = unsafe { libc::getuid() };
+        if owner != me {
+            return Err(Error::Usage(format!(
+                "state directory {} belongs to uid {owner}, not to you (uid {me}); set DTS_STATE_DIR to a directory of yours",
+                self.root.display()
+            )));
+        }
+        Ok(())
     }
 
     pub fn run_dir(&self, id: &str) -> PathBuf {

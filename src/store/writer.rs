@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -87,6 +87,15 @@ impl RunWriter {
             })?
             .ok_or_else(|| Error::Runtime(format!("run {id} is locked by another process")))?;
         let conn = Connection::open(dir.join(DB_FILE)).map_err(|e| db_error(&dir, e))?;
+        // Owner only, before anything is written; SQLite gives its WAL files the same mode.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.join(DB_FILE), std::fs::Permissions::from_mode(0o600))
+                .map_err(|source| Error::ReadFile {
+                    path: dir.join(DB_FILE),
+                    source,
+                })?;
+        }
         schema::create(&conn).map_err(|e| db_error(&dir, e))?;
         let spec_json = serde_json::to_string(spec).expect("specs serialise");
         let insert = || -> rusqlite::Result<()> {
@@ -313,7 +322,13 @@ impl RunWriter {
                 .mode(0o700)
                 .create(&dir)
                 .map_err(io)?;
-            let file = File::create(dir.join(output_file(index, attempt, stream))).map_err(io)?;
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(dir.join(output_file(index, attempt, stream)))
+                .map_err(io)?;
             *slot = Some(BufWriter::with_capacity(64 * 1024, file));
         }
         slot.as_mut()

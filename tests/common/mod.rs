@@ -49,6 +49,10 @@ impl Lab {
             dir.path().join("authorized_keys"),
         )
         .unwrap();
+        // Sessions get HOME in the lab (sshd's SetEnv), so the login shell reads no start-up
+        // files of the user running the tests: a `.bashrc` that runs `pyenv init` costs
+        // 0.3 s a task, and a fault test killing it mid-way leaves pyenv's lock behind.
+        std::fs::create_dir(dir.path().join("home")).unwrap();
         if is_root() {
             // sshd's privilege separation directory.
             let _ = std::fs::create_dir_all("/run/sshd");
@@ -96,7 +100,7 @@ impl Lab {
         format!(
             "ListenAddress {address}:{port}\nHostKey {d}/hostkey\nAuthorizedKeysFile {d}/authorized_keys\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\n\
-             PidFile none\nPermitRootLogin prohibit-password\n"
+             PidFile none\nPermitRootLogin prohibit-password\nSetEnv HOME={d}/home\n"
         )
     }
 
@@ -146,17 +150,45 @@ impl Lab {
         cmd
     }
 
-    /// Kills one host's sshd and every session process it started.
+    /// Kills one host's sshd and every process it started (sessions and their tasks), as
+    /// a machine that dies does.
     pub fn kill_host(&mut self, i: usize) {
         if let Some(mut child) = self.hosts[i].child.take() {
             let pid = child.id() as i32;
-            // Session processes are children of the listener: kill them first.
-            let _ = Command::new("pkill")
-                .args(["-KILL", "-P", &pid.to_string()])
-                .status();
+            signal_all(&descendants(pid), libc::SIGKILL);
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Freezes one host: SIGSTOP to its sshd and every process below it, as a machine that
+    /// hangs. Returns the pids to thaw with [`Lab::thaw`].
+    pub fn freeze_host(&self, i: usize) -> Vec<i32> {
+        let pid = self.hosts[i].pid();
+        let mut pids = vec![pid];
+        pids.extend(descendants(pid));
+        signal_all(&pids, libc::SIGSTOP);
+        pids
+    }
+
+    pub fn thaw(&self, pids: &[i32]) {
+        signal_all(pids, libc::SIGCONT);
+    }
+
+    /// Starts a killed host's sshd again on the same address and port.
+    pub fn restart_host(&mut self, i: usize) {
+        let log = self
+            .dir
+            .path()
+            .join(format!("sshd_{}.log", self.hosts[i].name));
+        let host = &mut self.hosts[i];
+        let mut child = spawn_sshd(&host.config, &log);
+        assert!(
+            wait_listening(host.address, host.port, &mut child),
+            "sshd {} did not restart",
+            host.name
+        );
+        host.child = Some(child);
     }
 }
 
@@ -168,6 +200,32 @@ impl Drop for Lab {
                 let _ = child.wait();
             }
         }
+    }
+}
+
+/// Every process below `pid`, children before grandchildren.
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut all = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        let out = Command::new("pgrep")
+            .args(["-P", &parent.to_string()])
+            .output()
+            .expect("pgrep (procps)");
+        for child in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            if let Ok(child) = child.parse::<i32>() {
+                all.push(child);
+                frontier.push(child);
+            }
+        }
+    }
+    all
+}
+
+fn signal_all(pids: &[i32], signal: i32) {
+    for &pid in pids {
+        // SAFETY: signalling processes this test started.
+        unsafe { libc::kill(pid, signal) };
     }
 }
 
