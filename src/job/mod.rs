@@ -207,6 +207,9 @@ fn resolve_tasks(
     from_file: Option<FileSource>,
     stdin: &mut dyn Read,
 ) -> Result<(Vec<Task>, Option<u32>), Error> {
+    if overrides.null && overrides.items.is_none() {
+        return Err(Error::Usage("-0/--null applies to --items".into()));
+    }
     if let Some(spec) = &overrides.array {
         let spec = array::parse(spec).map_err(|e| {
             let (_, column) = line_col(spec, e.offset);
@@ -225,9 +228,7 @@ fn resolve_tasks(
         }
         return Ok((line_tasks(&name, &data)?, None));
     }
-    if overrides.null {
-        return Err(Error::Usage("-0/--null applies to --items".into()));
-    }
+
     file_tasks(from_file)
 }
 

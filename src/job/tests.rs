@@ -541,3 +541,34 @@ fn unreadable_job_file_is_a_read_error() {
         matches!(err, Error::ReadFile { ref path, .. } if path == Path::new("/nonexistent/job.toml"))
     );
 }
+
+#[test]
+fn nul_separated_items_may_hold_newlines() {
+    assert_eq!(split_nul(b"a\nb\0c\0"), [&b"a\nb"[..], b"c"]);
+    assert_eq!(split_nul(b"x"), [b"x"]);
+    assert!(split_nul(b"").is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "items", b"one\ntwo\0three\0");
+    let mut overrides = with_command("echo {}");
+    overrides.items = Some(path);
+    overrides.null = true;
+    let job = run(&overrides).unwrap();
+    let items: Vec<&[u8]> = job.tasks.iter().map(|t| &t.item[..]).collect();
+    assert_eq!(items, [&b"one\ntwo"[..], b"three"]);
+    overrides.items = None;
+    overrides.array = Some("1-2".into());
+    assert!(error(&overrides).contains("-0/--null applies to --items"));
+}
+
+#[test]
+fn secret_env_names_come_from_file_and_flags() {
+    let (_dir, mut overrides) = job_file("command = \"true\"\nsecret_env = [\"TOKEN\"]\n");
+    overrides.secret_env = vec!["OTHER".into(), "TOKEN".into()];
+    assert_eq!(run(&overrides).unwrap().secret_env, ["TOKEN", "OTHER"]);
+    overrides.secret_env = vec!["1BAD".into()];
+    assert!(error(&overrides).contains("invalid --secret-env '1BAD'"));
+    let (_dir, overrides) = job_file("command = \"true\"\nsecret_env = [\"A-B\"]\n");
+    assert!(error(&overrides).contains("job.toml:2:15: secret_env: 'A-B' is not a shell variable name"));
+    let (_dir, overrides) = job_file("command = \"true\"\nenv = { K = \"v\" }\nsecret_env = [\"K\"]\n");
+    assert!(error(&overrides).contains("K is both in env and secret_env"));
+}
