@@ -459,3 +459,32 @@ fn secrets_reach_tasks_but_no_command_line_store_or_log() {
         .code(2)
         .stderr(contains("API_TOKEN is not set"));
 }
+
+#[test]
+fn when_every_host_is_quarantined_the_run_stops_with_exit_3() {
+    let mut lab = Lab::start(1);
+    let (mark, markers) = (marker("allout"), markers(&lab));
+    let command = marked_command(&markers, &mark, "1");
+    let child = spawn(
+        &lab,
+        &["--quarantine-after", "1", "--array", "1-20", "--", &command],
+    );
+    wait_until(Duration::from_secs(60), "a task running on h1", || {
+        running_on(lab.dir.path(), "h1")
+    });
+    lab.kill_host(0);
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains("h1: quarantined after 1 failures"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no host reachable: h1: quarantined"),
+        "{stderr}"
+    );
+    let detail = the_run(lab.dir.path()).unwrap();
+    assert_eq!(detail.run.state, "no-host");
+    assert_eq!(detail.run.counts.succeeded + detail.run.counts.not_run, 20);
+    no_process_left(&mark);
+}

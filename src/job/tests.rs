@@ -568,7 +568,10 @@ fn secret_env_names_come_from_file_and_flags() {
     overrides.secret_env = vec!["1BAD".into()];
     assert!(error(&overrides).contains("invalid --secret-env '1BAD'"));
     let (_dir, overrides) = job_file("command = \"true\"\nsecret_env = [\"A-B\"]\n");
-    assert!(error(&overrides).contains("job.toml:2:15: secret_env: 'A-B' is not a shell variable name"));
-    let (_dir, overrides) = job_file("command = \"true\"\nenv = { K = \"v\" }\nsecret_env = [\"K\"]\n");
+    assert!(
+        error(&overrides).contains("job.toml:2:15: secret_env: 'A-B' is not a shell variable name")
+    );
+    let (_dir, overrides) =
+        job_file("command = \"true\"\nenv = { K = \"v\" }\nsecret_env = [\"K\"]\n");
     assert!(error(&overrides).contains("K is both in env and secret_env"));
 }
