@@ -1,30 +1,40 @@
 #!/usr/bin/env bash
-# Throughput of trivial tasks over 4 loopback sshd hosts (8 slots each), dts against GNU
-# parallel -S measured in the same run. Needs root (bench/lab.sh creates a bench user).
-# usage: bench/throughput.sh [DTS_TASKS=2000] [PARALLEL_TASKS=200]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-DTS_TASKS=${1:-2000}; PAR_TASKS=${2:-200}; HOSTS=4; RUNS=3
-command -v parallel >/dev/null || { apt-get update -qq && apt-get install -y -qq parallel >/dev/null; }
-cargo build --release -q
-LAB=$(bench/lab.sh "$HOSTS")
-trap 'bench/lab.sh stop "$LAB"' EXIT
-DTS=target/release/dts
-now() { date +%s.%N; }
-rate() { echo "scale=1; $1 / ($3 - $2)" | bc; }
-
-best_dts=0
-for _ in $(seq $RUNS); do
+# Throughput of trivial tasks (`true`) over 4 and 16 loopback sshd hosts with OpenSSH's
+# default limits, 8 concurrent tasks per host, measured in one run for:
+#   ceiling   a bare persistent-connection loop (examples/ceiling.rs): the most SSH allows
+#   dts       each placement algorithm
+#   cm+xargs  what an experienced user does by hand: one OpenSSH ControlMaster per host,
+#             xargs -P spreading `ssh -S master host true` over them
+#   parallel  GNU parallel -S 8/h1,8/h2,... (fewer tasks: it is slow)
+# usage: bench/throughput.sh [HOST_COUNTS...]     (default: 4 16; needs root)
+source "$(dirname "$0")/common.sh"
+COUNTS=("$@"); [ ${#COUNTS[@]} -gt 0 ] || COUNTS=(4 16)
+build
+machine
+for H in "${COUNTS[@]}"; do
+  lab "$H"
+  trap lab_stop EXIT
+  N=$((500 * H)); PN=$((50 * H)); XN=$((250 * H)); SLOTS=$((8 * H))
+  echo "== $H hosts, 8 slots each"
+  out=$($CEILING dtsbench "$LAB/userkey" "$LAB/known_hosts" 8 "$N" true "${ADDRS[@]}")
+  ceiling=$(echo "$out" | awk '{print $(NF-1)}'); echo "ceiling:          $N tasks, $ceiling tasks/s"
+  best=0
+  for algo in round-robin least-load consistent-hash random; do
+    t0=$(now); $DTS submit -q -H "$LAB/hosts.toml" --algo "$algo" --array "1-$N" -- true; t1=$(now)
+    r=$(rate "$N" "$t0" "$t1"); printf 'dts %-15s %s tasks, %s tasks/s\n' "$algo:" "$N" "$r"
+    best=$(echo "if ($r > $best) $r else $best" | bc)
+  done
+  for i in $(seq 1 "$H"); do
+    ssh -F "$LAB/ssh_config" -o ControlMaster=yes -o ControlPath="$LAB/cm-h$i" -o ControlPersist=yes -fN "h$i"
+  done
   t0=$(now)
-  $DTS submit -H "$LAB/hosts.toml" --array "1-$DTS_TASKS" -- true 2>"$LAB/dts.err" || { cat "$LAB/dts.err" >&2; exit 1; }
+  seq "$XN" | xargs -P "$SLOTS" -n 1 sh -c 'h=$(( $1 % '"$H"' + 1 )); exec ssh -F '"$LAB"'/ssh_config -o ControlPath='"$LAB"'/cm-h$h h$h true' _
   t1=$(now)
-  r=$(rate "$DTS_TASKS" "$t0" "$t1"); echo "dts:          $DTS_TASKS tasks, $r tasks/s"
-  best_dts=$(echo "if ($r > $best_dts) $r else $best_dts" | bc)
+  cm=$(rate "$XN" "$t0" "$t1"); echo "cm+xargs:         $XN tasks, $cm tasks/s"
+  for i in $(seq 1 "$H"); do ssh -F "$LAB/ssh_config" -o ControlPath="$LAB/cm-h$i" -O exit "h$i" 2>/dev/null || true; done
+  servers=$(seq -s, -f '8/h%g' 1 "$H")
+  t0=$(now); seq "$PN" | parallel --ssh "ssh -F $LAB/ssh_config" -S "$servers" true; t1=$(now)
+  par=$(rate "$PN" "$t0" "$t1"); echo "GNU parallel:     $PN tasks, $par tasks/s"
+  echo "ratios (best dts): $(ratio "$best" "$par")x GNU parallel, $(ratio "$best" "$cm")x cm+xargs, $(echo "scale=0; 100 * $best / $ceiling" | bc)% of the ceiling"
+  lab_stop; trap - EXIT
 done
-servers=$(seq -s, -f '8/h%g' 1 "$HOSTS")
-t0=$(now)
-seq "$PAR_TASKS" | parallel --ssh "ssh -F $LAB/ssh_config" -S "$servers" true
-t1=$(now)
-par=$(rate "$PAR_TASKS" "$t0" "$t1"); echo "GNU parallel: $PAR_TASKS tasks, $par tasks/s"
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(parallel --version | head -1); $(/usr/sbin/sshd -V 2>&1 | head -1)"
-echo "ratio (best dts / GNU parallel): $(echo "scale=1; $best_dts / $par" | bc)x"
