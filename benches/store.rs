@@ -7,7 +7,7 @@ use std::time::Instant;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dts::inventory;
 use dts::job::{Task, TemplateSpec};
-use dts::store::{RunSpec, RunWriter, StateDir, StateEnv};
+use dts::store::{RunSpec, RunWriter, StateDir, StateEnv, TaskEnd};
 use dts::transport::ExitStatus;
 
 const TASKS: u32 = 20_000;
@@ -68,16 +68,16 @@ fn bench(c: &mut Criterion) {
                     w.started(t.seq, 1, 1.1).unwrap();
                     w.attempt_ended(t.seq, 1, "succeeded", Some(&ok), 1.2)
                         .unwrap();
-                    w.task_finished(
-                        t.seq,
-                        "succeeded",
-                        Some(&ok),
-                        None,
-                        Some(1.2),
-                        Some(0.1),
-                        None,
-                    )
-                    .unwrap();
+                    let end = TaskEnd {
+                        state: "succeeded",
+                        status: Some(&ok),
+                        reason: None,
+                        started: Some(1.1),
+                        finished: Some(1.2),
+                        run_s: Some(0.1),
+                        hit: None,
+                    };
+                    w.task_finished(t.seq, &end).unwrap();
                     if t.seq % 32 == 0 {
                         w.commit().unwrap();
                     }

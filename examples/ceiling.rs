@@ -34,9 +34,18 @@ fn wait(session: &Session) {
 }
 
 /// Runs commands on one connection until `left` reaches zero; returns how many ran.
-fn connection(addr: &str, user: &str, key: &str, channels: usize, cmd: &str, left: &AtomicI64) -> u64 {
+fn connection(
+    addr: &str,
+    user: &str,
+    key: &str,
+    channels: usize,
+    cmd: &str,
+    left: &AtomicI64,
+) -> u64 {
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_nodelay(true).unwrap();
     let mut session = Session::new().unwrap();
-    session.set_tcp_stream(TcpStream::connect(addr).unwrap());
+    session.set_tcp_stream(tcp);
     session.handshake().unwrap();
     session
         .userauth_pubkey_file(user, None, std::path::Path::new(key), None)
@@ -108,11 +117,20 @@ fn main() {
     let threads: Vec<_> = hosts
         .iter()
         .map(|host| {
-            let (host, user, key, cmd, left) = (host.clone(), user.clone(), key.clone(), cmd.clone(), left.clone());
+            let (host, user, key, cmd, left) = (
+                host.clone(),
+                user.clone(),
+                key.clone(),
+                cmd.clone(),
+                left.clone(),
+            );
             std::thread::spawn(move || connection(&host, &user, &key, channels, &cmd, &left))
         })
         .collect();
     let done: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
     let secs = start.elapsed().as_secs_f64();
-    println!("{done} tasks in {secs:.2} s = {:.1} tasks/s", done as f64 / secs);
+    println!(
+        "{done} tasks in {secs:.2} s = {:.1} tasks/s",
+        done as f64 / secs
+    );
 }

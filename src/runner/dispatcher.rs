@@ -25,7 +25,7 @@ use crate::inventory::Transport;
 use crate::job::Context;
 use crate::placement::{self, HostView, Placement, TaskRef};
 use crate::report::progress::{HostLine, Progress, Snapshot};
-use crate::store::{RunWriter, attempt_outcome, task_state};
+use crate::store::{RunWriter, TaskEnd, attempt_outcome, task_state};
 use crate::transport::wrapper::{self, LoginShell, TaskScript};
 use crate::transport::{
     Command, ConnHandle, ConnId, Event, EventSender, ExitStatus, HostError, LaunchId, Stream,
@@ -316,6 +316,11 @@ impl Dispatcher {
         self.commit_and_send();
         self.flush();
         self.progress.finish();
+        tracing::info!(
+            commits = self.store.commits(),
+            tasks = self.cfg.job.tasks.len(),
+            "run store"
+        );
         Ok(outcome)
     }
 
@@ -1071,15 +1076,16 @@ impl Dispatcher {
             _ => (None, None),
         };
         let seq = self.cfg.job.tasks[task].seq;
-        let recorded = self.store.task_finished(
-            seq,
-            task_label(&outcome),
-            status.as_ref(),
+        let end = TaskEnd {
+            state: task_label(&outcome),
+            status: status.as_ref(),
             reason,
+            started: rt.first_started.map(|at| self.epoch(at)),
             finished,
             run_s,
             hit,
-        );
+        };
+        let recorded = self.store.task_finished(seq, &end);
         self.record(recorded);
         self.tasks[task].state = TaskState::Done(outcome);
     }

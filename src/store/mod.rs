@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub use schema::COORDINATOR_LOG;
 pub use spec::{Faults, RunSpec};
-pub use writer::{RunWriter, attempt_outcome, output_file, task_state};
+pub use writer::{RunWriter, TaskEnd, attempt_outcome, output_file, task_state};
 
 use crate::error::Error;
 

@@ -31,6 +31,8 @@ pub struct RunWriter {
     in_transaction: bool,
     files: HashMap<(u32, u32), OutFiles>,
     _lock: File,
+    /// Transactions committed, for diagnostics.
+    commits: u64,
 }
 
 /// Task states as stored.
@@ -149,11 +151,17 @@ impl RunWriter {
             in_transaction: false,
             files: HashMap::new(),
             _lock: lock,
+            commits: 0,
         }
     }
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Transactions committed so far.
+    pub fn commits(&self) -> u64 {
+        self.commits
     }
 
     /// Where an attempt's output is (once it wrote any).
@@ -255,8 +263,9 @@ impl RunWriter {
 
     fn tx(&mut self) -> rusqlite::Result<()> {
         if !self.in_transaction {
-            self.conn.execute_batch("BEGIN")?;
+            self.conn.prepare_cached("BEGIN")?.execute([])?;
             self.in_transaction = true;
+            self.commits += 1;
         }
         Ok(())
     }
@@ -285,10 +294,6 @@ impl RunWriter {
         self.exec(
             "UPDATE attempt SET started = ?3 WHERE seq = ?1 AND attempt = ?2",
             params![seq, attempt, at],
-        )?;
-        self.exec(
-            "UPDATE task SET started = COALESCE(started, ?2) WHERE seq = ?1",
-            params![seq, at],
         )
     }
 
@@ -385,23 +390,25 @@ impl RunWriter {
         )
     }
 
-    /// A task's final state.
-    #[allow(clippy::too_many_arguments)]
-    pub fn task_finished(
-        &mut self,
-        seq: u32,
-        state: &str,
-        status: Option<&ExitStatus>,
-        reason: Option<&str>,
-        finished: Option<f64>,
-        run_s: Option<f64>,
-        hit: Option<bool>,
-    ) -> Result<(), Error> {
-        let (code, signal) = split_status(status);
+    /// A task's final state (its first start goes in too: the task row is written once
+    /// at dispatch and once here, to keep the store's work per task small).
+    pub fn task_finished(&mut self, seq: u32, end: &TaskEnd<'_>) -> Result<(), Error> {
+        let (code, signal) = split_status(end.status);
         self.exec(
             "UPDATE task SET state = ?2, exit_code = ?3, signal = ?4, reason = ?5, \
-             finished = COALESCE(?6, finished), run_s = COALESCE(?7, run_s), hit = ?8 WHERE seq = ?1",
-            params![seq, state, code, signal, reason, finished, run_s, hit],
+             started = COALESCE(started, ?6), finished = COALESCE(?7, finished), \
+             run_s = COALESCE(?8, run_s), hit = ?9 WHERE seq = ?1",
+            params![
+                seq,
+                end.state,
+                code,
+                signal,
+                end.reason,
+                end.started,
+                end.finished,
+                end.run_s,
+                end.hit
+            ],
         )
     }
 
@@ -452,10 +459,24 @@ impl RunWriter {
         }
         if self.in_transaction {
             self.in_transaction = false;
-            self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
+            let commit = || self.conn.prepare_cached("COMMIT")?.execute([]).map(drop);
+            commit().map_err(|e| self.err(e))?;
         }
         Ok(())
     }
+}
+
+/// How a task ended, as [`RunWriter::task_finished`] records it. Times are epoch seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskEnd<'a> {
+    pub state: &'a str,
+    pub status: Option<&'a ExitStatus>,
+    pub reason: Option<&'a str>,
+    /// First start of any attempt.
+    pub started: Option<f64>,
+    pub finished: Option<f64>,
+    pub run_s: Option<f64>,
+    pub hit: Option<bool>,
 }
 
 /// `out/INDEX.ATTEMPT.stdout`, relative to the run directory's `out/`.

@@ -13,6 +13,7 @@ mod pool;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -44,17 +45,24 @@ impl Default for Options {
     }
 }
 
+/// The wake-up socket and whether a wake-up is already on its way, so a burst of commands
+/// costs one write rather than one each.
+pub(crate) struct Wake {
+    pub socket: UnixStream,
+    pub pending: AtomicBool,
+}
+
 /// The dispatcher's handle on one SSH connection thread.
 pub struct SshConn {
     commands: mpsc::Sender<Command>,
-    wake: UnixStream,
+    wake: Arc<Wake>,
 }
 
 impl ConnHandle for SshConn {
     fn send(&self, command: Command) {
-        if self.commands.send(command).is_ok() {
+        if self.commands.send(command).is_ok() && !self.wake.pending.swap(true, Ordering::SeqCst) {
             // A full wake socket already holds a pending wake-up; nothing is lost.
-            let _ = (&self.wake).write(&[1]);
+            let _ = (&self.wake.socket).write(&[1]);
         }
     }
 }
@@ -75,13 +83,18 @@ pub fn spawn(
     shared: Shared,
 ) -> std::io::Result<SshConn> {
     let (commands, inbox) = mpsc::channel();
-    let (wake, wake_rx) = UnixStream::pair()?;
-    wake.set_nonblocking(true)?;
+    let (socket, wake_rx) = UnixStream::pair()?;
+    socket.set_nonblocking(true)?;
     wake_rx.set_nonblocking(true)?;
+    let wake = Arc::new(Wake {
+        socket,
+        pending: AtomicBool::new(false),
+    });
+    let thread_wake = wake.clone();
     std::thread::Builder::new()
         .name(format!("ssh-{}", host.name))
         .stack_size(256 * 1024)
-        .spawn(move || run(conn, &host, &events, &shared, inbox, wake_rx))?;
+        .spawn(move || run(conn, &host, &events, &shared, inbox, wake_rx, &thread_wake))?;
     Ok(SshConn { commands, wake })
 }
 
@@ -92,6 +105,7 @@ fn run(
     shared: &Shared,
     inbox: mpsc::Receiver<Command>,
     wake: UnixStream,
+    flag: &Wake,
 ) {
     let started = connect::connect(host, &shared.handshakes, &shared.auth).and_then(|session| {
         Ok((
@@ -121,7 +135,7 @@ fn run(
         dead_after: shared.options.keepalive * shared.options.keepalive_count.max(1),
     };
     let mut pool = pool::Pool::new(conn, session, events.clone(), liveness);
-    if let Err(error) = pool.run(&inbox, &wake) {
+    if let Err(error) = pool.run(&inbox, &wake, &flag.pending) {
         let _ = events.blocking_send(Event::Down { conn, error });
     }
 }

@@ -132,8 +132,11 @@ impl Pool {
         &mut self,
         inbox: &mpsc::Receiver<Command>,
         wake: &UnixStream,
+        wake_pending: &std::sync::atomic::AtomicBool,
     ) -> Result<(), HostError> {
         loop {
+            // Cleared before taking commands: one sent after this point wakes us again.
+            wake_pending.store(false, std::sync::atomic::Ordering::SeqCst);
             let mut progress = self.take_commands(inbox);
             if self.shutting_down && self.chans.is_empty() && self.opening.is_none() {
                 return Ok(());
