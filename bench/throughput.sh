@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Throughput of trivial tasks (`true`) over 4 and 16 loopback sshd hosts with OpenSSH's
 # default limits, 8 concurrent tasks per host, measured in one run for:
-#   ceiling   a bare persistent-connection loop (examples/ceiling.rs): the most SSH allows
+#   ceiling   a bare persistent-connection loop (examples/ceiling.rs): the most SSH allows;
+#             also running dts's wrapper script instead of `true`, which shows what the
+#             no-orphans guarantee costs on the host
 #   dts       each placement algorithm
 #   cm+xargs  what an experienced user does by hand: one OpenSSH ControlMaster per host,
 #             xargs -P spreading `ssh -S master host true` over them
@@ -14,10 +16,12 @@ machine
 for H in "${COUNTS[@]}"; do
   lab "$H"
   trap lab_stop EXIT
-  N=$((500 * H)); PN=$((50 * H)); XN=$((250 * H)); SLOTS=$((8 * H))
+  N=$((1000 * H)); PN=$((50 * H)); XN=$((250 * H)); SLOTS=$((8 * H))
   echo "== $H hosts, 8 slots each"
   out=$($CEILING dtsbench "$LAB/userkey" "$LAB/known_hosts" 8 "$N" true "${ADDRS[@]}")
   ceiling=$(echo "$out" | awk '{print $(NF-1)}'); echo "ceiling:          $N tasks, $ceiling tasks/s"
+  out=$($CEILING dtsbench "$LAB/userkey" "$LAB/known_hosts" 8 "$N" "$($DTS wrapper -- true)" "${ADDRS[@]}")
+  wrapped=$(echo "$out" | awk '{print $(NF-1)}'); echo "ceiling+wrapper:  $N tasks, $wrapped tasks/s"
   best=0
   for algo in round-robin least-load consistent-hash random; do
     t0=$(now); $DTS submit -q -H "$LAB/hosts.toml" --algo "$algo" --array "1-$N" -- true; t1=$(now)
@@ -35,6 +39,6 @@ for H in "${COUNTS[@]}"; do
   servers=$(seq -s, -f '8/h%g' 1 "$H")
   t0=$(now); seq "$PN" | parallel --ssh "ssh -F $LAB/ssh_config" -S "$servers" true; t1=$(now)
   par=$(rate "$PN" "$t0" "$t1"); echo "GNU parallel:     $PN tasks, $par tasks/s"
-  echo "ratios (best dts): $(ratio "$best" "$par")x GNU parallel, $(ratio "$best" "$cm")x cm+xargs, $(echo "scale=0; 100 * $best / $ceiling" | bc)% of the ceiling"
+  echo "ratios (best dts): $(ratio "$best" "$par")x GNU parallel, $(ratio "$best" "$cm")x cm+xargs, $(echo "scale=0; 100 * $best / $ceiling" | bc)% of the ceiling, $(echo "scale=0; 100 * $best / $wrapped" | bc)% of the ceiling running the wrapper"
   lab_stop; trap - EXIT
 done

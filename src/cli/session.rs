@@ -82,6 +82,9 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
 
 /// The end report on stderr (or the JSON document on stdout) and the JUnit file.
 fn report(dir: &Path, spec: &crate::store::RunSpec, display: &Display) -> Result<(), Error> {
+    if display.quiet && !display.json && spec.junit.is_none() {
+        return Ok(());
+    }
     let detail = reader::detail_in(dir)?;
     let stats = detail.stats();
     let doc = document::build(&detail, &stats, store::epoch_now(), |t| {
