@@ -391,6 +391,9 @@ impl Dispatcher {
         self.tasks[task].attempt += 1;
         let attempt = self.tasks[task].attempt;
         let id = LaunchId(self.next_launch);
+        if id.0 == 0 {
+            tracing::debug!("first launch after {:?}", self.started.elapsed());
+        }
         self.next_launch += 1;
         let (command, script) = self.script(task, host);
         let seq = self.cfg.job.tasks[task].seq;
@@ -571,6 +574,11 @@ impl Dispatcher {
         }
         let rt = &self.hosts[conn.host];
         let (name, slots) = (rt.spec.name.clone(), rt.slots.unwrap_or(0));
+        tracing::debug!(
+            "{name}: connection {} up after {:?}",
+            conn.conn,
+            self.started.elapsed()
+        );
         let recorded = self.store.host(&name, slots, "up", None);
         self.record(recorded);
         self.open_wanted_conns(conn.host);

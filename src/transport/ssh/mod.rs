@@ -114,8 +114,12 @@ fn run(
         ))
     });
     let (probe, session) = match started {
-        Ok(up) => up,
+        Ok(up) => {
+            tracing::debug!("{}: probe {:?}", host.name, up.0.latency);
+            up
+        }
         Err(error) => {
+            tracing::debug!("{}: {error}", host.name);
             let _ = events.blocking_send(Event::Down { conn, error });
             return;
         }
