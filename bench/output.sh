@@ -24,4 +24,4 @@ done
 wait
 t1=$(now)
 ssh_mbs=$(echo "scale=1; $TOTAL / 1000000 / ($t1 - $t0)" | bc)
-echo "16 x $MB MB of task output: dts into the run store $dts_mbs MB/s, 16 x ssh into files $ssh_mbs MB/s ($(ratio "$dts_mbs" "$ssh_mbs")x)"
+echo "16 x $MB MB of task output: dts into the run store $dts_mbs MB/s, 16 x ssh into files $ssh_mbs MB/s ($(echo "scale=2; $dts_mbs / $ssh_mbs" | bc)x)"
