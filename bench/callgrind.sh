@@ -14,5 +14,5 @@ valgrind --tool=callgrind --callgrind-out-file=/tmp/dts-callgrind.out \
 total=$(awk '/Collected/ {print $4}' /tmp/dts-callgrind.log)
 echo "dts coordinator: $total instructions for $TASKS tasks = $((total / TASKS)) per task (connection set-up included)"
 echo "most expensive functions (exclusive):"
-callgrind_annotate /tmp/dts-callgrind.out 2>/dev/null | awk '/file:function/ {on=1; next} on && /^ *[0-9]/' | head -12 \
+callgrind_annotate /tmp/dts-callgrind.out 2>/dev/null | awk '/file:function/ {on=1; next} on && /^ *[0-9]/ && n++ < 12' \
   | sed -E 's#/root/.cargo/registry/src/[^/]+/##; s#\[[^]]*\]$##' | cut -c1-130
