@@ -122,7 +122,8 @@ impl AuthEnv {
 
 /// Connects, verifies and authenticates; returns a blocking session.
 pub fn connect(host: &Host, handshakes: &Handshakes, auth: &AuthEnv) -> Result<Session, HostError> {
-    let deadline = Instant::now() + host.connect_timeout;
+    let began = Instant::now();
+    let deadline = began + host.connect_timeout;
     let server = format!("{}:{}", host.address, host.port);
     let _permit = handshakes.acquire(&server, deadline).ok_or_else(|| {
         HostError::transient(format!(
@@ -147,7 +148,7 @@ pub fn connect(host: &Host, handshakes: &Handshakes, auth: &AuthEnv) -> Result<S
     tracing::debug!(
         "{}: handshake {:?}, authentication {:?}",
         host.name,
-        handshaken.saturating_duration_since(deadline - host.connect_timeout),
+        handshaken.saturating_duration_since(began),
         handshaken.elapsed()
     );
     session.set_timeout(0);
@@ -405,7 +406,9 @@ fn nonblocking<T>(
 ) -> Result<T, ssh2::Error> {
     loop {
         match op() {
-            Err(e) if e.code() == ssh2::ErrorCode::Session(-37) => wait_socket(session, deadline)?,
+            Err(e) if e.code() == ssh2::ErrorCode::Session(super::EAGAIN) => {
+                wait_socket(session, deadline)?
+            }
             done => return done,
         }
     }
@@ -427,11 +430,7 @@ fn wait_socket(session: &Session, deadline: Instant) -> Result<(), ssh2::Error> 
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    let events = match session.block_directions() {
-        ssh2::BlockDirections::Outbound => libc::POLLOUT,
-        ssh2::BlockDirections::Both => libc::POLLIN | libc::POLLOUT,
-        _ => libc::POLLIN,
-    };
+    let events = super::poll_events(&session.block_directions());
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
         // LIBSSH2_ERROR_TIMEOUT, as a blocking call would have failed.

@@ -22,6 +22,19 @@ pub use connect::{AuthEnv, Handshakes};
 use crate::inventory::Host;
 use crate::transport::{Command, ConnHandle, ConnId, Event, EventSender};
 
+/// libssh2's "would block" (LIBSSH2_ERROR_EAGAIN): call again once the socket is ready.
+const EAGAIN: i32 = -37;
+
+/// The `poll(2)` events for the directions libssh2 is blocked on; readable when it names
+/// none.
+fn poll_events(directions: &ssh2::BlockDirections) -> libc::c_short {
+    match directions {
+        ssh2::BlockDirections::Outbound => libc::POLLOUT,
+        ssh2::BlockDirections::Both => libc::POLLIN | libc::POLLOUT,
+        ssh2::BlockDirections::Inbound | ssh2::BlockDirections::None => libc::POLLIN,
+    }
+}
+
 /// Task channels per connection; more slots open more connections.
 pub const CHANNELS_PER_CONNECTION: u32 = 8;
 

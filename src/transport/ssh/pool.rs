@@ -9,14 +9,12 @@ use std::time::{Duration, Instant};
 
 use ssh2::{BlockDirections, Channel, ErrorCode, Session};
 
-use super::CHANNELS_PER_CONNECTION;
+use super::{CHANNELS_PER_CONNECTION, EAGAIN, poll_events};
 use crate::probe;
 use crate::transport::{
     Command, ConnId, Event, EventSender, ExitStatus, HostError, LaunchId, Stream,
 };
 
-/// libssh2's "would block".
-const EAGAIN: i32 = -37;
 /// Channel open refused (e.g. `MaxSessions`) and channel request denied.
 const CHANNEL_FAILURE: i32 = -21;
 const REQUEST_DENIED: i32 = -22;
@@ -491,12 +489,13 @@ impl Pool {
     /// Sleeps until the socket is ready in the direction libssh2 is blocked on, the
     /// dispatcher wakes us, or the keepalive is due.
     fn wait(&self, wake: &UnixStream) {
-        let (events, timeout_ms) = match self.session.block_directions() {
-            BlockDirections::Inbound => (libc::POLLIN, 1000),
-            BlockDirections::Outbound => (libc::POLLOUT, 1000),
-            BlockDirections::Both => (libc::POLLIN | libc::POLLOUT, 1000),
-            // Nothing is blocked yet no progress: look again soon rather than trust the socket.
-            BlockDirections::None => (libc::POLLIN, 10),
+        let directions = self.session.block_directions();
+        let events = poll_events(&directions);
+        // Nothing is blocked yet no progress: look again soon rather than trust the socket.
+        let timeout_ms = if matches!(directions, BlockDirections::None) {
+            10
+        } else {
+            1000
         };
         let now = Instant::now();
         let next_check = (self.last_heard + self.ping_after)
