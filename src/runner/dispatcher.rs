@@ -804,36 +804,28 @@ impl Dispatcher {
             finished: at,
         });
         let seq = self.cfg.job.tasks[launch.task].seq;
-        if launch.kill == Some(Kill::Superseded) {
-            let recorded = self.store.attempt_ended(
-                seq,
-                launch.attempt,
-                attempt_outcome::SUPERSEDED,
-                Some(&status),
-                self.epoch(at),
-            );
-            self.record(recorded);
-            return;
-        }
+        // None: a copy killed because another copy of its task succeeded.
         let outcome = match launch.kill {
-            Some(Kill::Stop(Stop::Cancelled)) => Outcome::Cancelled,
-            Some(Kill::Stop(Stop::Interrupted)) => Outcome::NotRun("interrupted".into()),
-            Some(Kill::Timeout) => Outcome::TimedOut,
-            Some(Kill::Superseded) => unreachable!("handled above"),
-            None if status.success() => Outcome::Succeeded,
-            None => Outcome::Failed(status.clone()),
+            Some(Kill::Superseded) => None,
+            Some(Kill::Stop(Stop::Cancelled)) => Some(Outcome::Cancelled),
+            Some(Kill::Stop(Stop::Interrupted)) => Some(Outcome::NotRun("interrupted".into())),
+            Some(Kill::Timeout) => Some(Outcome::TimedOut),
+            None if status.success() => Some(Outcome::Succeeded),
+            None => Some(Outcome::Failed(status.clone())),
+        };
+        let label = outcome
+            .as_ref()
+            .map_or(attempt_outcome::SUPERSEDED, attempt_label);
+        let recorded =
+            self.store
+                .attempt_ended(seq, launch.attempt, label, Some(&status), self.epoch(at));
+        self.record(recorded);
+        let Some(outcome) = outcome else {
+            return;
         };
         // A failed copy while another copy still runs: that one decides.
         let copy_running = self.tasks[launch.task].live > 0;
         if outcome != Outcome::Succeeded && copy_running && self.stopped.is_none() {
-            let recorded = self.store.attempt_ended(
-                seq,
-                launch.attempt,
-                attempt_label(&outcome),
-                Some(&status),
-                self.epoch(at),
-            );
-            self.record(recorded);
             return;
         }
         self.tasks[launch.task].last_run = Some((launch.host, started, at));
@@ -847,14 +839,6 @@ impl Dispatcher {
                 self.supersede_copies(launch.task);
             }
         }
-        let recorded = self.store.attempt_ended(
-            seq,
-            launch.attempt,
-            attempt_label(&outcome),
-            Some(&status),
-            self.epoch(at),
-        );
-        self.record(recorded);
         if self.cfg.output == OutputMode::Grouped && !self.output_broken {
             self.write_group(launch.task, launch.attempt);
         }
