@@ -10,6 +10,7 @@ pub mod session;
 pub mod simulate;
 pub mod status;
 pub mod submit;
+pub mod wrapper;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -71,7 +72,8 @@ pub enum Commands {
     },
     /// Print the man page (roff): `dts man | man -l -`.
     Man,
-    /// Print the command line dts sends to a host for CMD (the wrapper included).
+    /// Print the command line dts sends to a host for CMD, wrapper included (for benchmarks;
+    /// of the DTS_* variables only DTS_TASK_ID is set).
     #[command(hide = true)]
     Wrapper {
         /// The login shell of the host (POSIX shells run the wrapper directly).
@@ -355,30 +357,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             session::run(writer, &session::Display::detached())
         }
         Commands::Hosts(args) => hosts::run(args),
-        Commands::Wrapper { shell, command } => {
-            use crate::transport::wrapper::{LoginShell, TaskScript, remote_command};
-            let template = match command.as_slice() {
-                [line] => crate::job::Template::shell(line),
-                words => crate::job::Template::argv(words),
-            }
-            .map_err(|e| Error::Usage(e.to_string()))?;
-            let rendered = template.render(&crate::job::Context {
-                item: b"",
-                seq: 1,
-                index: 0,
-                host: "host",
-            });
-            let script = TaskScript {
-                env: &[("DTS_TASK_ID", "1")],
-                workdir: None,
-                command: &rendered,
-                kill_grace: Duration::from_secs(5),
-                secrets: false,
-            }
-            .render();
-            print!("{}", remote_command(LoginShell::from_path(&shell), &script));
-            Ok(crate::error::exit::SUCCESS)
-        }
+        Commands::Wrapper { shell, command } => wrapper::run(&shell, &command),
         Commands::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "dts", &mut std::io::stdout());

@@ -176,7 +176,7 @@ fn check_slots(slots: Option<u32>) -> Result<Option<u32>, Error> {
 }
 
 /// The words after `--` win over the job file's `command`.
-fn resolve_command(words: &[String], from_file: Option<Template>) -> Result<Template, Error> {
+pub fn resolve_command(words: &[String], from_file: Option<Template>) -> Result<Template, Error> {
     let parsed = match words {
         [] => return from_file.ok_or_else(|| Error::Usage(NO_COMMAND.into())),
         [line] => Template::shell(line),
