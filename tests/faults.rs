@@ -56,12 +56,6 @@ fn assert_each_task_succeeded_once(detail: &reader::RunDetail, markers: &Path) {
     }
 }
 
-fn no_process_left(mark: &str) {
-    wait_until(Duration::from_secs(30), "task processes to go away", || {
-        processes_matching(mark).is_empty()
-    });
-}
-
 /// A task that takes a moment, leaves a marker and can be found with pgrep.
 fn marked_command(markers: &Path, mark: &str, seconds: &str) -> String {
     format!(
@@ -116,7 +110,7 @@ fn a_host_that_dies_mid_run_loses_no_task() {
             .any(|a| a.outcome.as_deref() == Some("requeued"))
     );
     assert_each_task_succeeded_once(&detail, &markers);
-    no_process_left(&mark);
+    no_process_left(&mark, Duration::from_secs(30));
 }
 
 #[test]
@@ -148,7 +142,7 @@ fn a_frozen_host_is_detected_and_its_tasks_run_elsewhere() {
     let detail = the_run(lab.dir.path()).unwrap();
     assert_each_task_succeeded_once(&detail, &markers);
     // Thawed, the host sees its connection gone: the wrappers kill what was left.
-    no_process_left(&mark);
+    no_process_left(&mark, Duration::from_secs(30));
 }
 
 #[test]
@@ -269,7 +263,7 @@ fn a_timeout_kills_the_whole_task_and_counts_as_a_failure() {
         .stderr(contains("task 1 timed out after 1s on h1; killing it"))
         .stderr(contains("retrying (attempt 2 of 2)"))
         .stderr(contains("┆     1 ┆ timed out"));
-    no_process_left(&mark);
+    no_process_left(&mark, Duration::from_secs(30));
 }
 
 #[test]
@@ -288,12 +282,12 @@ fn ctrl_c_then_retry_finishes_the_rest() {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let (code, stderr) = finish(child);
     assert_eq!(code, Some(130), "{stderr}");
-    no_process_left(&mark);
+    no_process_left(&mark, Duration::from_secs(30));
     let id = the_run(lab.dir.path()).unwrap().run.id;
     assert_eq!(the_run(lab.dir.path()).unwrap().run.state, "interrupted");
     dts(lab.dir.path()).args(["retry", &id]).assert().success();
     assert_each_task_succeeded_once(&the_run(lab.dir.path()).unwrap(), &markers);
-    no_process_left(&mark);
+    no_process_left(&mark, Duration::from_secs(30));
 }
 
 #[test]
@@ -364,7 +358,7 @@ fn speculation_copies_a_straggler_and_the_first_success_wins() {
         ["superseded", "succeeded"],
         "both attempts recorded"
     );
-    no_process_left(&mark);
+    no_process_left(&mark, Duration::from_secs(30));
 }
 
 #[test]
@@ -416,7 +410,7 @@ fn a_quarantined_host_rejoins_when_it_answers_again() {
             .any(|a| a.host == "h2" && a.outcome.as_deref() == Some("succeeded"))
     );
     assert_each_task_succeeded_once(&detail, &markers);
-    no_process_left(&mark);
+    no_process_left(&mark, Duration::from_secs(30));
 }
 
 #[test]
@@ -486,5 +480,5 @@ fn when_every_host_is_quarantined_the_run_stops_with_exit_3() {
     let detail = the_run(lab.dir.path()).unwrap();
     assert_eq!(detail.run.state, "no-host");
     assert_eq!(detail.run.counts.succeeded + detail.run.counts.not_run, 20);
-    no_process_left(&mark);
+    no_process_left(&mark, Duration::from_secs(30));
 }

@@ -189,11 +189,7 @@ fn a_killed_dts_leaves_no_local_task_behind() {
     });
     child.kill().unwrap();
     child.wait().unwrap();
-    wait_until(
-        Duration::from_secs(20),
-        "local task processes to go away",
-        || processes_matching(&mark).is_empty(),
-    );
+    no_process_left(&mark, Duration::from_secs(20));
 }
 
 #[test]

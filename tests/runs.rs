@@ -82,9 +82,7 @@ fn detached_run_shows_progress_and_cancel_leaves_nothing_behind() {
     let d = detail(lab.dir.path(), &id);
     assert_eq!(d.run.state, "cancelled");
     assert_eq!(d.run.counts.cancelled, 20);
-    wait_until(Duration::from_secs(20), "task processes to go away", || {
-        processes_matching(&mark).is_empty()
-    });
+    no_process_left(&mark, Duration::from_secs(20));
 }
 
 #[test]

@@ -243,9 +243,7 @@ fn a_killed_dts_leaves_no_task_process_behind() {
     assert!(!processes_matching(&mark).is_empty());
     child.kill().unwrap();
     child.wait().unwrap();
-    wait_until(Duration::from_secs(20), "task processes to go away", || {
-        processes_matching(&mark).is_empty()
-    });
+    no_process_left(&mark, Duration::from_secs(20));
 }
 
 #[test]
@@ -267,11 +265,7 @@ fn a_timed_out_task_is_killed_and_reported() {
         .code(1)
         .stderr(contains("task 1 timed out after 1s on h1"))
         .stderr(contains("┆     1 ┆ timed out"));
-    wait_until(
-        Duration::from_secs(10),
-        "the timed-out task to go away",
-        || processes_matching(&mark).is_empty(),
-    );
+    no_process_left(&mark, Duration::from_secs(10));
 }
 
 #[test]
@@ -384,9 +378,7 @@ fn ctrl_c_kills_running_tasks_and_exits_130() {
         stderr.contains("interrupted — 8 tasks: 0 succeeded, 0 failed, 8 not run"),
         "{stderr}"
     );
-    wait_until(Duration::from_secs(10), "task processes to go away", || {
-        processes_matching(&mark).is_empty()
-    });
+    no_process_left(&mark, Duration::from_secs(10));
 }
 
 struct KillOnDrop(std::process::Child);

@@ -337,6 +337,13 @@ pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bo
 }
 
 /// Processes whose command line contains `pattern`.
+/// Waits up to `limit` until no process matches `mark` (what `marker` made).
+pub fn no_process_left(mark: &str, limit: Duration) {
+    wait_until(limit, "task processes to go away", || {
+        processes_matching(mark).is_empty()
+    });
+}
+
 pub fn processes_matching(pattern: &str) -> Vec<String> {
     let out = Command::new("pgrep")
         .args(["-af", pattern])
