@@ -393,23 +393,26 @@ impl Drop for KillOnDrop {
 #[test]
 fn dry_run_probes_and_prints_the_plan_without_running_anything() {
     let lab = Lab::start(2);
-    let out = lab
-        .submit()
-        .args([
-            "--dry-run",
-            "--json",
-            "--algo",
-            "consistent-hash",
-            "--array",
-            "1-40",
-            "--",
-        ])
-        .arg(format!("touch {}/ran.{{}}", lab.dir.path().display()))
-        .assert()
-        .success()
-        .get_output()
-        .clone();
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dry_run = || -> serde_json::Value {
+        let out = lab
+            .submit()
+            .args([
+                "--dry-run",
+                "--json",
+                "--algo",
+                "consistent-hash",
+                "--array",
+                "1-40",
+                "--",
+            ])
+            .arg(format!("touch {}/ran.{{}}", lab.dir.path().display()))
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let plan = dry_run();
     let entries = plan["plan"].as_array().unwrap();
     assert_eq!(entries.len(), 40);
     assert!(
@@ -436,22 +439,6 @@ fn dry_run_probes_and_prints_the_plan_without_running_anything() {
             .starts_with("ran."))
     );
     // Same keys, same hosts: the same plan again.
-    let again = lab
-        .submit()
-        .args([
-            "--dry-run",
-            "--json",
-            "--algo",
-            "consistent-hash",
-            "--array",
-            "1-40",
-            "--",
-        ])
-        .arg(format!("touch {}/ran.{{}}", lab.dir.path().display()))
-        .assert()
-        .success()
-        .get_output()
-        .clone();
-    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    let again = dry_run();
     assert_eq!(plan["plan"], again["plan"]);
 }
