@@ -181,10 +181,14 @@ fn marker_for(payload: &str) -> String {
 /// The watcher, double-forked so it is no job of the task's shell, then fd 3 closed.
 fn watcher(grace: Duration) -> String {
     let tenths = (grace.as_millis() / 100).max(1);
+    // `a` tells whether the task's shell is alive: a zombie is not (an orphaned shell
+    // waits for an init that may be slow to reap it), read from /proc without a fork.
     format!(
         "( {{ trap '' TERM INT HUP; while read -r l <&3; do :; done; \
-         if kill -0 $$ 2>/dev/null; then kill -TERM 0; i=0; \
-         while [ $i -lt {tenths} ] && kill -0 $$ 2>/dev/null; do \
+         a() {{ kill -0 $$ 2>/dev/null || return 1; {{ read -r s </proc/$$/stat; }} 2>/dev/null || return 0; \
+         s=${{s##*) }}; [ \"${{s%% *}}\" != Z ]; }}; \
+         if a; then kill -TERM 0; i=0; \
+         while [ $i -lt {tenths} ] && a; do \
          if sleep 0.1 2>/dev/null; then i=$((i+1)); else sleep 1; i=$((i+10)); fi; done; fi; \
          kill -KILL 0; }} >/dev/null 2>&1 & ); exec 3<&-; "
     )
