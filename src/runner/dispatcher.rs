@@ -485,12 +485,14 @@ impl Dispatcher {
         (command, launch)
     }
 
-    /// Commits what this turn recorded, then sends what it decided; launches go out only
-    /// once the store holds them.
+    /// Commits what this turn recorded, then sends what it decided. When the store has
+    /// failed, the run stops here, once the turn's own work is done, and the launches it
+    /// could not record are never sent.
     fn commit_and_send(&mut self) {
         let committed = self.store.commit();
         self.record(committed);
         if self.store_error.is_some() {
+            self.stop(Stop::StoreFailed);
             self.withhold_launches();
         }
         for (host, conn, command) in self.outbox.drain(..) {
@@ -498,7 +500,7 @@ impl Dispatcher {
         }
     }
 
-    /// A store failure stops the run: nothing may run that cannot be recorded.
+    /// Keeps the first store failure; [`Self::commit_and_send`] stops the run on it.
     fn record(&mut self, result: Result<(), Error>) {
         if let Err(e) = result {
             if self.store_error.is_none() {
@@ -507,7 +509,6 @@ impl Dispatcher {
                     "dts: error: {e}\ndts: stopping: no new task starts and running tasks are killed, as their results cannot be recorded"
                 );
                 self.store_error = Some(e.to_string());
-                self.stop(Stop::StoreFailed);
             }
         }
     }

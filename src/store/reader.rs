@@ -107,7 +107,7 @@ pub struct RunDetail {
 }
 
 fn db_error(dir: &Path, e: rusqlite::Error) -> Error {
-    Error::Runtime(format!("run store {}: {e}", dir.display()))
+    Error::Store(format!("run store {}: {e}", dir.display()))
 }
 
 fn open(dir: &Path) -> Result<Connection, Error> {
@@ -255,7 +255,7 @@ pub fn detail_in(dir: &Path) -> Result<RunDetail, Error> {
         .query_row("SELECT spec FROM run", [], |r| r.get(0))
         .map_err(err)?;
     let spec: RunSpec = serde_json::from_str(&spec_json)
-        .map_err(|e| Error::Runtime(format!("run {id}: bad saved spec: {e}")))?;
+        .map_err(|e| Error::Store(format!("run {id}: bad saved spec: {e}")))?;
     let tasks = query(
         &conn,
         &dir,

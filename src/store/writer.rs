@@ -296,7 +296,7 @@ impl RunWriter {
             .query_row("SELECT spec FROM run", [], |r| r.get(0))
             .map_err(|e| self.err(e))?;
         serde_json::from_str(&json)
-            .map_err(|e| Error::Runtime(format!("run {}: bad saved spec: {e}", self.id)))
+            .map_err(|e| Error::Store(format!("run {}: bad saved spec: {e}", self.id)))
     }
 
     /// Total tasks of the run.
