@@ -460,3 +460,46 @@ fn help_documents_the_store_failure_exit_code() {
         .success()
         .stdout(contains("--damaged"));
 }
+
+#[test]
+fn a_full_state_filesystem_kills_the_tasks_it_cannot_record_on_ssh_hosts() {
+    let lab = Lab::start(2);
+    let fs = Tmpfs::mount(&lab.path("state"), "2m");
+    let root = fs.path.join("runs");
+    let mark = marker("store-full-ssh");
+    let gate = lab.path("gate");
+    // Task 1 fills the store with its output while the others run on both hosts.
+    let command = format!(
+        ": {mark}; if [ {{}} -eq 1 ]; then head -c 3000000 /dev/zero; else test -e {g} || sleep 300; fi",
+        g = gate.display()
+    );
+    let child = dts_process(lab.dir.path())
+        .env("DTS_STATE_DIR", &root)
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args(["--array", "1-6", "--kill-grace", "1s", "--", &command])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    // What could not be recorded does not run on.
+    no_process_left(&mark, Duration::from_secs(20));
+    let d = only_run(&root).unwrap();
+    assert_eq!(d.run.state, "interrupted");
+    assert_eq!(d.run.counts.succeeded, 0, "{:?}", d.tasks);
+    fs.resize("16m");
+    std::fs::write(&gate, "").unwrap();
+    dts_at(lab.dir.path(), &root)
+        .args(["retry", &d.run.id])
+        .assert()
+        .code(0)
+        .stderr(contains("6 tasks on 2 hosts"));
+    let d = only_run(&root).unwrap();
+    assert_eq!(d.run.state, "succeeded");
+    let out = d.output_path(1, d.task(1).unwrap().attempts, Stream::Stdout);
+    assert_eq!(std::fs::metadata(out).unwrap().len(), 3_000_000);
+    no_process_left(&mark, Duration::from_secs(20));
+}
