@@ -172,3 +172,62 @@ pub fn run(config: RunConfig, store: RunWriter) -> Result<RunOutcome, Error> {
         .map_err(|e| Error::Runtime(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async move { Dispatcher::new(config, store)?.run().await })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(tasks: &[Outcome], left_out: LeftOut) -> RunOutcome {
+        let now = Instant::now();
+        RunOutcome {
+            run_id: "r".into(),
+            started: now,
+            finished: now,
+            tasks: tasks
+                .iter()
+                .enumerate()
+                .map(|(i, o)| TaskRecord {
+                    seq: i as u32 + 1,
+                    index: i as u64,
+                    outcome: o.clone(),
+                    host: None,
+                    attempts: 1,
+                    started: None,
+                    finished: None,
+                    run_time: None,
+                    hit: None,
+                })
+                .collect(),
+            attempts: vec![],
+            hosts: vec![],
+            stopped: None,
+            no_host: false,
+            requeues: 0,
+            left_out,
+            store_error: None,
+        }
+    }
+
+    #[test]
+    fn retry_failed_calls_a_run_succeeded_only_when_every_task_of_it_succeeded() {
+        let ok = [Outcome::Succeeded];
+        let left = |failed, cancelled, not_run| LeftOut {
+            failed,
+            cancelled,
+            not_run,
+        };
+        assert_eq!(outcome(&ok, LeftOut::default()).state(), "succeeded");
+        assert!(outcome(&ok, LeftOut::default()).all_succeeded());
+        for (left_out, state) in [
+            (left(0, 0, 3), "interrupted"),
+            (left(0, 2, 0), "cancelled"),
+            (left(1, 2, 3), "failed"),
+        ] {
+            let run = outcome(&ok, left_out);
+            assert_eq!(run.state(), state, "{left_out:?}");
+            assert!(!run.all_succeeded());
+        }
+        let failed = [Outcome::Succeeded, Outcome::TimedOut];
+        assert_eq!(outcome(&failed, left(0, 2, 0)).state(), "failed");
+    }
+}
