@@ -503,3 +503,19 @@ fn a_full_state_filesystem_kills_the_tasks_it_cannot_record_on_ssh_hosts() {
     assert_eq!(std::fs::metadata(out).unwrap().len(), 3_000_000);
     no_process_left(&mark, Duration::from_secs(20));
 }
+
+#[test]
+fn a_state_filesystem_too_full_to_create_the_run_runs_nothing_and_leaves_no_half_made_run() {
+    let home = tempfile::tempdir().unwrap();
+    let fs = Tmpfs::mount(&home.path().join("state"), "200k");
+    let root = fs.path.join("runs");
+    let ran = home.path().join("ran");
+    dts_at(home.path(), &root)
+        .args(["submit", "--array", "1-20000", "--"])
+        .arg(format!("touch {}", ran.display()))
+        .assert()
+        .code(4)
+        .stderr(contains("disk is full"));
+    assert!(!ran.exists(), "nothing ran");
+    assert!(state_at(&root).run_ids().is_empty(), "no half-made run");
+}

@@ -133,8 +133,21 @@ impl RunWriter {
         RunWriter::init(state, id, spec, tasks, created)
     }
 
-    /// Fills the new, empty directory of run `id`.
+    /// Fills the new, empty directory of run `id`; removes it again if that fails (a full
+    /// disk), so no half-made run is left behind.
     fn init(
+        state: &StateDir,
+        id: &str,
+        spec: &RunSpec,
+        tasks: &[Task],
+        created: f64,
+    ) -> Result<RunWriter, Error> {
+        RunWriter::fill(state, id, spec, tasks, created).inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(state.run_dir(id));
+        })
+    }
+
+    fn fill(
         state: &StateDir,
         id: &str,
         spec: &RunSpec,
