@@ -254,9 +254,50 @@ pub fn compress(mut indices: Vec<u64>) -> String {
     parts.join(",")
 }
 
+/// Like [`compress`], with Slurm's steps for evenly spaced runs (`1-97:4`), so a host's
+/// share of a round-robin plan stays one short range: `[1,5,9,13,20]` → `1-13:4,20`.
+pub fn compress_stepped(mut indices: Vec<u64>) -> String {
+    indices.sort_unstable();
+    indices.dedup();
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < indices.len() {
+        let start = indices[i];
+        let step = indices.get(i + 1).map(|next| next - start);
+        let mut end = i;
+        while let Some(step) = step {
+            if indices.get(end + 1) != Some(&(indices[end] + step)) {
+                break;
+            }
+            end += 1;
+        }
+        let run = end - i + 1;
+        parts.push(match step {
+            Some(1) if run >= 2 => format!("{start}-{}", indices[end]),
+            Some(step) if run >= 3 => format!("{start}-{}:{step}", indices[end]),
+            _ => {
+                end = i;
+                start.to_string()
+            }
+        });
+        i = end + 1;
+    }
+    parts.join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compresses_stepped_ranges_as_slurm_writes_them() {
+        assert_eq!(compress_stepped(vec![1, 5, 9, 13, 20]), "1-13:4,20");
+        assert_eq!(compress_stepped(vec![1, 2, 3, 5, 7, 9]), "1-3,5-9:2");
+        assert_eq!(compress_stepped(vec![1, 4]), "1,4");
+        assert_eq!(compress_stepped(vec![1, 4, 5]), "1,4-5");
+        assert_eq!(compress_stepped(vec![7]), "7");
+        assert_eq!(compress_stepped(vec![]), "");
+    }
 
     #[test]
     fn compresses_ranges() {
