@@ -305,3 +305,56 @@ fn dry_run_with_every_host_down_says_no_host_is_reachable() {
         .stdout(contains("plan for 0 tasks").not())
         .stderr(contains("no host reachable"));
 }
+
+#[test]
+fn an_unwritable_output_path_is_refused_before_anything_runs() {
+    let home = tempfile::tempdir().unwrap();
+    for flag in ["--junit", "--joblog"] {
+        dts(home.path())
+            .args(["submit", flag, "/nonexistent/dir/x.xml"])
+            .args(["--array", "1-3", "--", "touch ran.{}"])
+            .assert()
+            .code(2)
+            .stderr(contains(format!(
+                "{flag} /nonexistent/dir/x.xml: directory /nonexistent/dir does not exist"
+            )));
+        dts(home.path())
+            .args(["submit", flag, "."])
+            .args(["--array", "1-3", "--", "touch ran.{}"])
+            .assert()
+            .code(2)
+            .stderr(contains(format!("{flag} ")).and(contains("is a directory")));
+    }
+    assert!(!home.path().join("ran.1").exists(), "a task ran");
+    assert!(
+        !home.path().join(".local/state/dts/runs").exists()
+            || std::fs::read_dir(home.path().join(".local/state/dts/runs"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "a run was recorded"
+    );
+}
+
+#[test]
+fn retry_refuses_a_junit_path_that_has_gone_before_running() {
+    let home = tempfile::tempdir().unwrap();
+    let reports = home.path().join("reports");
+    std::fs::create_dir(&reports).unwrap();
+    dts(home.path())
+        .args(["submit", "--junit", "reports/x.xml", "--array", "1-2"])
+        .args(["--", "test {} -ne 2 || test -e again"])
+        .assert()
+        .code(1);
+    std::fs::remove_dir_all(&reports).unwrap();
+    std::fs::write(home.path().join("again"), "").unwrap();
+    dts(home.path())
+        .args(["retry", "last"])
+        .assert()
+        .code(2)
+        .stderr(contains("--junit ").and(contains("does not exist")));
+    dts(home.path())
+        .args(["status", "last"])
+        .assert()
+        .stdout(contains("1 succeeded, 1 failed"));
+}

@@ -5,6 +5,7 @@ pub mod clean;
 pub mod control;
 pub mod hosts;
 pub mod logs;
+pub mod output_paths;
 pub mod retry;
 pub mod session;
 pub mod simulate;
