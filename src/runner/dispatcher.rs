@@ -629,7 +629,8 @@ impl Dispatcher {
         let before = rt.state.clone();
         rt.connection_failed(error, now, self.quarantine);
         let name = rt.spec.name.clone();
-        let slots = rt.slots.unwrap_or(0);
+        // Slots stay 0 in the store until the host connects: reports tell by them.
+        let slots = if rt.ever_up { rt.slots.unwrap_or(0) } else { 0 };
         let state = rt.state.clone();
         match &state {
             HostState::Backoff(at) => {

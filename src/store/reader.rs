@@ -321,7 +321,11 @@ impl RunDetail {
                     finished: t.finished? - origin,
                     run: t.run_s?,
                     host: pos(t.host.as_deref()?)?,
-                    succeeded: t.state == "succeeded",
+                    end: match t.state.as_str() {
+                        "succeeded" => stats::End::Succeeded,
+                        "failed" | "timed-out" => stats::End::Failed,
+                        _ => stats::End::Stopped,
+                    },
                     hit: t.hit,
                 })
             })
@@ -334,6 +338,7 @@ impl RunDetail {
                     host: pos(&a.host)?,
                     started: a.started? - origin,
                     finished: a.finished? - origin,
+                    failed: matches!(a.outcome.as_deref(), Some("failed" | "timed-out")),
                 })
             })
             .collect();
