@@ -267,3 +267,53 @@ fn a_host_still_connecting_when_a_short_run_ends_is_marked_not_idle() {
         .stdout(contains("never connected"));
     drop(silent);
 }
+
+#[test]
+fn speculation_records_the_superseded_copy_in_the_joblog_and_never_as_exit_0() {
+    let home = tempfile::tempdir().unwrap();
+    two_local_hosts(home.path());
+    let mark = marker("superseded");
+    // Task 5's first attempt hangs (then would go on and exit 0 if the kill let it).
+    let command = format!(
+        "if [ {{}} -eq 5 ] && [ $DTS_ATTEMPT -eq 1 ]; then sleep 300; fi; sleep 0.2 # {mark}"
+    );
+    dts(home.path())
+        .args(["submit", "--speculate", "3", "--kill-grace", "1s"])
+        .args(["--joblog", "jobs.log", "--array", "1-12", "--"])
+        .arg(&command)
+        .assert()
+        .success();
+    let detail = the_run(home.path()).unwrap();
+    let task = detail.task(5).unwrap();
+    let attempts: Vec<&reader::AttemptRow> = detail
+        .attempts
+        .iter()
+        .filter(|a| a.seq == task.seq)
+        .collect();
+    assert_eq!(attempts.len(), 2);
+    let loser = attempts
+        .iter()
+        .find(|a| a.outcome.as_deref() == Some("superseded"))
+        .expect("a superseded attempt");
+    assert_ne!(
+        loser.status,
+        Some(dts::transport::ExitStatus::Code(0)),
+        "a killed copy is never stored as exit 0"
+    );
+    let joblog = std::fs::read_to_string(home.path().join("jobs.log")).unwrap();
+    let lines: Vec<Vec<&str>> = joblog
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect())
+        .filter(|f: &Vec<&str>| f[0] == task.seq.to_string())
+        .collect();
+    assert_eq!(lines.len(), 2, "both attempts in the joblog:\n{joblog}");
+    let exits: Vec<(&str, &str)> = lines.iter().map(|f| (f[6], f[7])).collect();
+    assert!(exits.contains(&("0", "0")), "the winner: {exits:?}");
+    assert_eq!(
+        exits.iter().filter(|e| **e == ("0", "0")).count(),
+        1,
+        "the loser is not logged as a success: {exits:?}"
+    );
+    no_process_left(&mark, Duration::from_secs(30));
+}
