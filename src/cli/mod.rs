@@ -120,7 +120,12 @@ pub struct LogsArgs {
     /// Show stderr instead of stdout.
     #[arg(long)]
     pub stderr: bool,
-    /// Keep printing while the task runs.
+    /// Which attempt of the task (1 is the first) [default: the latest].
+    #[arg(long, value_name = "N", requires = "task")]
+    pub attempt: Option<u32>,
+    /// Keep printing while the task runs: wait for a queued task to start and follow each of
+    /// its attempts (retries included) until it has its final outcome; with --attempt, that
+    /// attempt only.
     #[arg(long, short = 'f', requires = "task")]
     pub follow: bool,
 }

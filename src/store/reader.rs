@@ -444,3 +444,18 @@ pub fn cancel_dead(state: &StateDir, id: &str, at: f64) -> Result<(), Error> {
     };
     run().map_err(|e| db_error(&dir, e))
 }
+
+/// A task's state and how many attempts it has had, read alone (cheap enough to poll, for
+/// `dts logs --follow`); `None` if there is no such task.
+pub fn task_progress(state: &StateDir, id: &str, seq: u32) -> Result<Option<(String, u32)>, Error> {
+    use rusqlite::OptionalExtension;
+    let dir = state.run_dir(id);
+    let conn = open(&dir)?;
+    conn.query_row(
+        "SELECT state, attempts FROM task WHERE seq = ?1",
+        [seq],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .map_err(|e| db_error(&dir, e))
+}
