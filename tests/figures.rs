@@ -317,3 +317,63 @@ fn speculation_records_the_superseded_copy_in_the_joblog_and_never_as_exit_0() {
     );
     no_process_left(&mark, Duration::from_secs(30));
 }
+
+#[test]
+fn speculation_logs_a_copy_that_failed_while_the_other_ran_on() {
+    let home = tempfile::tempdir().unwrap();
+    two_local_hosts(home.path());
+    // Task 5's first attempt waits for `fail1` and fails; its copy waits for `release2`.
+    let command = "if [ {} -eq 5 ]; then if [ $DTS_ATTEMPT -eq 1 ]; then \
+                   while [ ! -e fail1 ]; do sleep 0.05; done; exit 1; fi; \
+                   while [ ! -e release2 ]; do sleep 0.05; done; fi; sleep 0.2";
+    let child = spawn_submit(
+        home.path(),
+        &[
+            "--speculate",
+            "3",
+            "--joblog",
+            "jobs.log",
+            "--array",
+            "1-12",
+            "--",
+            command,
+        ],
+    );
+    let attempt_running = |attempt: u32| {
+        the_run(home.path()).is_some_and(|d| {
+            let seq = d.task(5).unwrap().seq;
+            d.attempts.iter().any(|a| {
+                a.seq == seq && a.attempt == attempt && a.started.is_some() && a.outcome.is_none()
+            })
+        })
+    };
+    wait_until(Duration::from_secs(60), "a copy of task 5", || {
+        attempt_running(2)
+    });
+    std::fs::write(home.path().join("fail1"), "").unwrap();
+    wait_until(Duration::from_secs(30), "attempt 1 to fail", || {
+        the_run(home.path()).is_some_and(|d| {
+            let seq = d.task(5).unwrap().seq;
+            d.attempts
+                .iter()
+                .any(|a| a.seq == seq && a.attempt == 1 && a.outcome.as_deref() == Some("failed"))
+        })
+    });
+    std::fs::write(home.path().join("release2"), "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let joblog = std::fs::read_to_string(home.path().join("jobs.log")).unwrap();
+    let exits: Vec<&str> = joblog
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .filter(|f| f[0] == "5")
+        .map(|f| f[6])
+        .collect();
+    assert_eq!(exits, ["1", "0"], "both attempts of task 5:\n{joblog}");
+}

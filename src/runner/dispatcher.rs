@@ -845,6 +845,7 @@ impl Dispatcher {
         // A failed copy while another copy still runs: that one decides.
         let copy_running = self.tasks[launch.task].live > 0;
         if outcome != Outcome::Succeeded && copy_running && self.stopped.is_none() {
+            self.write_joblog(&launch, Some(&status), started, at);
             return;
         }
         self.tasks[launch.task].last_run = Some((launch.host, started, at));
