@@ -11,7 +11,11 @@ pub fn run(args: RetryArgs) -> Result<i32, Error> {
     let id = state.resolve(&args.run)?;
     let mut writer = RunWriter::open(&state, &id)?;
     // The saved --joblog and --junit paths may have gone since the run began.
-    output_paths::check(&writer.spec()?)?;
+    output_paths::check(&writer.spec()?).map_err(|e| {
+        Error::Usage(format!(
+            "run {id} was submitted with {e}; make the path writable again"
+        ))
+    })?;
     let queued = writer.requeue_unfinished(args.failed, store::epoch_now())?;
     if queued == 0 {
         let what = if args.failed { "failed" } else { "unfinished" };
