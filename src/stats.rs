@@ -74,6 +74,8 @@ pub struct HostStats {
     /// retries elsewhere succeed.
     pub attempts: usize,
     pub failed_attempts: usize,
+    /// Tasks whose final attempt ran here to its end: what `run` summarises.
+    pub completed: usize,
     /// Busy slot-seconds.
     pub busy: f64,
     pub ru: f64,
@@ -183,6 +185,7 @@ fn per_host(
             h.tasks += 1;
             h.failed += usize::from(t.end == End::Failed);
             if t.end != End::Stopped {
+                h.completed += 1;
                 runs[t.host].push(t.run);
             }
         }
@@ -283,8 +286,14 @@ mod tests {
         let tasks = [killed, failed];
         let attempts: Vec<_> = tasks.iter().map(attempt).collect();
         let s = compute(&tasks, &attempts, &one_slot(2));
-        assert_eq!((s.hosts[0].tasks, s.hosts[0].failed), (1, 0));
-        assert_eq!((s.hosts[1].tasks, s.hosts[1].failed), (1, 1));
+        assert_eq!(
+            (s.hosts[0].tasks, s.hosts[0].failed, s.hosts[0].completed),
+            (1, 0, 0)
+        );
+        assert_eq!(
+            (s.hosts[1].tasks, s.hosts[1].failed, s.hosts[1].completed),
+            (1, 1, 1)
+        );
         assert_eq!((s.succeeded, s.failed, s.completed), (0, 1, 1));
         // The killed task kept its slot busy all the same.
         assert_eq!(s.hosts[0].busy, 2.0);

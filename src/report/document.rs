@@ -76,6 +76,8 @@ pub struct HostDoc {
     /// Every attempt that ran here, and the task failures among them.
     pub attempts: usize,
     pub failed_attempts: usize,
+    /// Tasks whose final attempt ran here to its end: what the run times summarise.
+    pub completed: usize,
     /// Whether it ever connected during the run; RU and LBD leave out hosts that did not.
     pub connected: bool,
     pub busy_s: f64,
@@ -175,6 +177,7 @@ pub fn build(
                 failed: s.failed,
                 attempts: s.attempts,
                 failed_attempts: s.failed_attempts,
+                completed: s.completed,
                 // Slots are recorded when a host connects, and stay 0 until it does.
                 connected: h.slots > 0,
                 busy_s: s.busy,

@@ -122,14 +122,23 @@ fn hosts_table(hosts: &[HostDoc]) -> String {
             h.failed_attempts.to_string(),
             secs(h.busy_s),
             format!("{:.2}", h.ru),
-            secs(h.mean_run_s),
-            secs(h.p95_run_s),
+            run_time(h, h.mean_run_s),
+            run_time(h, h.p95_run_s),
         ]);
     }
     for column in table.column_iter_mut().skip(1) {
         column.set_cell_alignment(CellAlignment::Right);
     }
     table.to_string()
+}
+
+/// A host's run-time figure, or `-` when no task ran to its end there.
+fn run_time(h: &HostDoc, seconds: f64) -> String {
+    if h.completed > 0 {
+        secs(seconds)
+    } else {
+        "-".into()
+    }
 }
 
 fn failures(doc: &RunDocument) -> String {
@@ -185,6 +194,7 @@ mod tests {
             failed,
             attempts: tasks + failed,
             failed_attempts: failed * 2,
+            completed: tasks,
             connected: true,
             busy_s: busy,
             ru,
@@ -276,7 +286,7 @@ mod tests {
         let mut d = doc();
         // node02's every attempt failed; the retries succeeded on node01.
         let broken = &mut d.hosts[1];
-        (broken.tasks, broken.failed) = (0, 0);
+        (broken.tasks, broken.failed, broken.completed) = (0, 0, 0);
         (broken.attempts, broken.failed_attempts) = (7, 7);
         (
             broken.busy_s,
@@ -297,6 +307,7 @@ mod tests {
         d.failures.clear();
         for h in &mut d.hosts[..2] {
             (h.tasks, h.failed, h.attempts, h.failed_attempts) = (8, 0, 8, 0);
+            h.completed = 0;
             (h.busy_s, h.ru, h.mean_run_s, h.p95_run_s) = (19.6, 0.98, 0.0, 0.0);
         }
         d.stats = StatsDoc {

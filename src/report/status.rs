@@ -228,6 +228,7 @@ mod tests {
             failed: 0,
             attempts,
             failed_attempts: attempts - tasks,
+            completed: tasks,
             connected: slots > 0,
             busy_s: 0.0,
             ru: 0.0,
