@@ -7,6 +7,7 @@ use crate::inventory::Host;
 use crate::job::JobSpec;
 use crate::placement;
 use crate::probe::ProbeReport;
+use crate::report::document::compress_stepped;
 use crate::simulate::{self, SimHost, SimTask};
 
 /// What is known about a host when planning.
@@ -33,6 +34,8 @@ pub struct PlannedHost {
     pub tasks: usize,
     pub slots: u32,
     pub weight: f64,
+    /// Array indexes of its tasks, compressed as Slurm writes them (`1-97:4,100`).
+    pub indexes: String,
     /// Why the host is left out (unreachable), if it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub excluded: Option<String>,
@@ -41,6 +44,8 @@ pub struct PlannedHost {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
     pub algorithm: String,
+    /// Tasks in the job; more than `plan` holds when no host could take them.
+    pub total_tasks: usize,
     pub plan: Vec<PlannedTask>,
     pub hosts: Vec<PlannedHost>,
     /// Assumptions the reader should know about.
@@ -95,6 +100,7 @@ pub fn build(job: &JobSpec, hosts: &[PlanHost<'_>], seed: u64, epsilon: f64) -> 
             tasks: 0,
             slots,
             weight: h.host.weight,
+            indexes: String::new(),
             excluded,
         });
     }
@@ -110,11 +116,13 @@ pub fn build(job: &JobSpec, hosts: &[PlanHost<'_>], seed: u64, epsilon: f64) -> 
         })
         .collect();
     let mut plan = Vec::with_capacity(job.tasks.len());
+    let mut indexes: Vec<Vec<u64>> = vec![Vec::new(); hosts.len()];
     if !sim_hosts.is_empty() {
         let placed = simulate::run(job.algorithm, &sim_hosts, &sim_tasks, seed, epsilon);
         for ((task, key), p) in job.tasks.iter().zip(&keys).zip(placed) {
             let host = sim_index[p.host];
             planned_hosts[host].tasks += 1;
+            indexes[host].push(task.index);
             plan.push(PlannedTask {
                 index: task.index,
                 item: String::from_utf8_lossy(&task.item).into_owned(),
@@ -123,8 +131,12 @@ pub fn build(job: &JobSpec, hosts: &[PlanHost<'_>], seed: u64, epsilon: f64) -> 
             });
         }
     }
+    for (planned, indexes) in planned_hosts.iter_mut().zip(indexes) {
+        planned.indexes = compress_stepped(indexes);
+    }
     Plan {
         algorithm: job.algorithm.name().to_string(),
+        total_tasks: job.tasks.len(),
         plan,
         hosts: planned_hosts,
         notes,
@@ -189,6 +201,23 @@ mod tests {
         assert_eq!(plan.plan.len(), 10);
         assert_eq!(plan.plan[0].host, "n1");
         assert_eq!(plan.plan[1].host, "n2");
+        let indexes: Vec<&str> = plan.hosts.iter().map(|h| h.indexes.as_str()).collect();
+        assert_eq!(indexes, ["1-9:2", "2-10:2", ""]);
+    }
+
+    #[test]
+    fn plan_with_every_host_unreachable_keeps_the_task_count() {
+        let hosts = hosts();
+        let plan_hosts: Vec<PlanHost> = hosts
+            .iter()
+            .map(|host| PlanHost {
+                host,
+                probe: Some(Err("connection refused".to_string())),
+            })
+            .collect();
+        let plan = build(&job("round-robin", 4), &plan_hosts, 0, 0.25);
+        assert_eq!(plan.total_tasks, 4);
+        assert!(plan.plan.is_empty());
     }
 
     #[test]

@@ -123,7 +123,7 @@ pub fn stats(hosts: &[SimHost], tasks: &[SimTask], placed: &[Placed]) -> Stats {
             finished: p.finished,
             run: p.finished - p.started,
             host: p.host,
-            succeeded: true,
+            end: stats::End::Succeeded,
             hit: p.hit,
         })
         .collect();
@@ -133,6 +133,7 @@ pub fn stats(hosts: &[SimHost], tasks: &[SimTask], placed: &[Placed]) -> Stats {
             host: p.host,
             started: p.started,
             finished: p.finished,
+            failed: false,
         })
         .collect();
     let capacity: Vec<Capacity> = hosts

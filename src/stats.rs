@@ -3,6 +3,11 @@
 //! feed the same [`compute`].
 //!
 //! Times are seconds from the run's start.
+//!
+//! Completion figures (ATCT, wait, run, LB ratio, throughput) count only tasks that ran to
+//! their end, succeeded or failed: a task killed by a cancel or Ctrl-C finished nothing.
+//! Utilisation counts every attempt that kept a slot busy, and RU and LBD only hosts that
+//! connected (capacity with slots).
 
 /// One attempt that ran on a host (successful or not): it kept a slot busy.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -10,6 +15,19 @@ pub struct Attempt {
     pub host: usize,
     pub started: f64,
     pub finished: f64,
+    /// A task failure: non-zero exit, signal or timeout (not a kill by a stop or requeue).
+    pub failed: bool,
+}
+
+/// How a task ended, as the figures count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Succeeded,
+    /// Its final attempt failed or timed out.
+    Failed,
+    /// Killed or never finished because the run stopped (cancel, Ctrl-C): it did not run
+    /// to its end, so it is neither a success nor a failure.
+    Stopped,
 }
 
 /// A task's life as a whole.
@@ -24,7 +42,7 @@ pub struct TaskTimes {
     pub run: f64,
     /// Host of the final attempt.
     pub host: usize,
-    pub succeeded: bool,
+    pub end: End,
     /// Consistent-hash: whether it ran on its key's first-choice host.
     pub hit: Option<bool>,
 }
@@ -48,8 +66,16 @@ pub struct Summary {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HostStats {
+    /// Tasks whose final attempt ran here, and those among them that failed.
     pub tasks: usize,
     pub failed: usize,
+    /// Every attempt that ran here (retried, requeued, killed or final), and the task
+    /// failures among them: a host that fails everything it runs shows here even when
+    /// retries elsewhere succeed.
+    pub attempts: usize,
+    pub failed_attempts: usize,
+    /// Tasks whose final attempt ran here to its end: what `run` summarises.
+    pub completed: usize,
     /// Busy slot-seconds.
     pub busy: f64,
     pub ru: f64,
@@ -61,6 +87,8 @@ pub struct Stats {
     pub tasks: usize,
     pub succeeded: usize,
     pub failed: usize,
+    /// Tasks that ran to their end (succeeded or failed): what completion figures count.
+    pub completed: usize,
     /// Mean task completion time (finished − submitted).
     pub atct: f64,
     pub wait: Summary,
@@ -76,9 +104,15 @@ pub struct Stats {
 
 /// Computes every metric. `capacity` has one entry per host; hosts with zero slots (never
 /// reachable) are left out of RU and LBD.
-pub fn compute(tasks: &[TaskTimes], attempts: &[Attempt], capacity: &[Capacity]) -> Stats {
-    let makespan = makespan(tasks);
-    let mut hosts = per_host(tasks, attempts, capacity, makespan);
+pub fn compute(all_tasks: &[TaskTimes], attempts: &[Attempt], capacity: &[Capacity]) -> Stats {
+    let makespan = makespan(all_tasks);
+    let mut hosts = per_host(all_tasks, attempts, capacity, makespan);
+    let tasks: Vec<TaskTimes> = all_tasks
+        .iter()
+        .filter(|t| t.end != End::Stopped)
+        .copied()
+        .collect();
+    let tasks = tasks.as_slice();
     let usable: Vec<&HostStats> = hosts
         .iter()
         .zip(capacity)
@@ -89,9 +123,10 @@ pub fn compute(tasks: &[TaskTimes], attempts: &[Attempt], capacity: &[Capacity])
     let lbd = mean(usable.iter().map(|h| (h.ru - ru).abs()));
     let hits: Vec<bool> = tasks.iter().filter_map(|t| t.hit).collect();
     let stats = Stats {
-        tasks: tasks.len(),
-        succeeded: tasks.iter().filter(|t| t.succeeded).count(),
-        failed: tasks.iter().filter(|t| !t.succeeded).count(),
+        tasks: all_tasks.len(),
+        succeeded: tasks.iter().filter(|t| t.end == End::Succeeded).count(),
+        failed: tasks.iter().filter(|t| t.end == End::Failed).count(),
+        completed: tasks.len(),
         atct: mean(tasks.iter().map(|t| t.finished - t.submitted)),
         wait: summarize(tasks.iter().map(|t| t.started - t.submitted).collect()),
         run: summarize(tasks.iter().map(|t| t.run).collect()),
@@ -141,13 +176,18 @@ fn per_host(
     for a in attempts {
         if let Some(h) = hosts.get_mut(a.host) {
             h.busy += (a.finished - a.started).max(0.0);
+            h.attempts += 1;
+            h.failed_attempts += usize::from(a.failed);
         }
     }
     for t in tasks {
         if let Some(h) = hosts.get_mut(t.host) {
             h.tasks += 1;
-            h.failed += usize::from(!t.succeeded);
-            runs[t.host].push(t.run);
+            h.failed += usize::from(t.end == End::Failed);
+            if t.end != End::Stopped {
+                h.completed += 1;
+                runs[t.host].push(t.run);
+            }
         }
     }
     for ((h, c), r) in hosts.iter_mut().zip(capacity).zip(runs) {
@@ -213,7 +253,7 @@ mod tests {
             finished,
             run: finished - started,
             host,
-            succeeded: true,
+            end: End::Succeeded,
             hit: None,
         }
     }
@@ -223,7 +263,75 @@ mod tests {
             host: t.host,
             started: t.started,
             finished: t.finished,
+            failed: t.end == End::Failed,
         }
+    }
+
+    fn one_slot(hosts: usize) -> Vec<Capacity> {
+        vec![
+            Capacity {
+                slots: 1,
+                speed: 1.0,
+            };
+            hosts
+        ]
+    }
+
+    #[test]
+    fn cancelled_tasks_are_not_counted_as_failed_on_their_host() {
+        let mut killed = task(0, 0.0, 2.0);
+        killed.end = End::Stopped;
+        let mut failed = task(1, 0.0, 1.0);
+        failed.end = End::Failed;
+        let tasks = [killed, failed];
+        let attempts: Vec<_> = tasks.iter().map(attempt).collect();
+        let s = compute(&tasks, &attempts, &one_slot(2));
+        assert_eq!(
+            (s.hosts[0].tasks, s.hosts[0].failed, s.hosts[0].completed),
+            (1, 0, 0)
+        );
+        assert_eq!(
+            (s.hosts[1].tasks, s.hosts[1].failed, s.hosts[1].completed),
+            (1, 1, 1)
+        );
+        assert_eq!((s.succeeded, s.failed, s.completed), (0, 1, 1));
+        // The killed task kept its slot busy all the same.
+        assert_eq!(s.hosts[0].busy, 2.0);
+    }
+
+    #[test]
+    fn an_interrupted_run_has_no_throughput_or_run_times() {
+        let mut a = task(0, 0.0, 3.0);
+        a.end = End::Stopped;
+        let mut b = task(1, 0.5, 3.0);
+        b.end = End::Stopped;
+        let tasks = [a, b];
+        let attempts: Vec<_> = tasks.iter().map(attempt).collect();
+        let s = compute(&tasks, &attempts, &one_slot(2));
+        assert_eq!(s.completed, 0);
+        assert_eq!(s.throughput, 0.0);
+        assert_eq!(s.run, Summary::default());
+        assert_eq!(s.atct, 0.0);
+        assert_eq!(s.lb_ratio, 0.0);
+        assert_eq!(s.makespan, 3.0);
+        assert!(s.ru > 0.0, "the slots were busy");
+    }
+
+    #[test]
+    fn a_host_that_fails_every_attempt_shows_its_failed_attempts() {
+        // Task 0 fails on host 1, then succeeds on host 0 on its retry.
+        let retried = Attempt {
+            host: 1,
+            started: 0.0,
+            finished: 0.5,
+            failed: true,
+        };
+        let tasks = [task(0, 0.5, 1.0)];
+        let attempts = [retried, attempt(&tasks[0])];
+        let s = compute(&tasks, &attempts, &one_slot(2));
+        assert_eq!((s.hosts[1].tasks, s.hosts[1].failed), (0, 0));
+        assert_eq!((s.hosts[1].attempts, s.hosts[1].failed_attempts), (1, 1));
+        assert_eq!((s.hosts[0].attempts, s.hosts[0].failed_attempts), (1, 0));
     }
 
     #[test]

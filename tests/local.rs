@@ -253,3 +253,108 @@ fn dry_run_without_probing_needs_no_reachable_host() {
         .code(2)
         .stderr(contains("--dry-run"));
 }
+
+#[test]
+fn dry_run_text_plan_names_the_tasks_of_each_host() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("hosts.toml"),
+        "[defaults]\nuser = \"x\"\nslots = 2\n[[host]]\nname = \"far[1-3]\"\naddress = \"192.0.2.[1-3]\"\n",
+    )
+    .unwrap();
+    dts(home.path())
+        .args([
+            "submit",
+            "--dry-run",
+            "--no-probe",
+            "--array",
+            "1-12",
+            "--",
+            "true",
+        ])
+        .assert()
+        .success()
+        .stdout(contains("far1  tasks 1-10:3\n"))
+        .stdout(contains("far2  tasks 2-11:3\n"))
+        .stdout(contains("far3  tasks 3-12:3\n"));
+}
+
+#[test]
+fn dry_run_with_every_host_down_says_no_host_is_reachable() {
+    let home = tempfile::tempdir().unwrap();
+    // Nothing listens on these loopback ports: each probe is refused at once.
+    let ports: Vec<u16> = (0..2)
+        .map(|_| free_port(std::net::Ipv4Addr::new(127, 0, 0, 1)))
+        .collect();
+    std::fs::write(
+        home.path().join("hosts.toml"),
+        format!(
+            "[defaults]\nuser = \"x\"\nslots = 2\nconnect_timeout = \"2s\"\n{}{}",
+            host_entry("a", "127.0.0.1", ports[0]),
+            host_entry("b", "127.0.0.1", ports[1])
+        ),
+    )
+    .unwrap();
+    dts(home.path())
+        .args(["submit", "--dry-run", "--array", "1-4", "--", "true"])
+        .assert()
+        .code(3)
+        .stdout(contains(
+            "no host is reachable: none of the 4 tasks would run",
+        ))
+        .stdout(contains("plan for 0 tasks").not())
+        .stderr(contains("no host reachable"));
+}
+
+#[test]
+fn an_unwritable_output_path_is_refused_before_anything_runs() {
+    let home = tempfile::tempdir().unwrap();
+    for flag in ["--junit", "--joblog"] {
+        dts(home.path())
+            .args(["submit", flag, "/nonexistent/dir/x.xml"])
+            .args(["--array", "1-3", "--", "touch ran.{}"])
+            .assert()
+            .code(2)
+            .stderr(contains(format!(
+                "{flag} /nonexistent/dir/x.xml: directory /nonexistent/dir does not exist"
+            )));
+        dts(home.path())
+            .args(["submit", flag, "."])
+            .args(["--array", "1-3", "--", "touch ran.{}"])
+            .assert()
+            .code(2)
+            .stderr(contains(format!("{flag} ")).and(contains("is a directory")));
+    }
+    assert!(!home.path().join("ran.1").exists(), "a task ran");
+    assert!(
+        !home.path().join(".local/state/dts/runs").exists()
+            || std::fs::read_dir(home.path().join(".local/state/dts/runs"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "a run was recorded"
+    );
+}
+
+#[test]
+fn retry_refuses_a_junit_path_that_has_gone_before_running() {
+    let home = tempfile::tempdir().unwrap();
+    let reports = home.path().join("reports");
+    std::fs::create_dir(&reports).unwrap();
+    dts(home.path())
+        .args(["submit", "--junit", "reports/x.xml", "--array", "1-2"])
+        .args(["--", "test {} -ne 2 || test -e again"])
+        .assert()
+        .code(1);
+    std::fs::remove_dir_all(&reports).unwrap();
+    std::fs::write(home.path().join("again"), "").unwrap();
+    dts(home.path())
+        .args(["retry", "last"])
+        .assert()
+        .code(2)
+        .stderr(contains("--junit ").and(contains("does not exist")));
+    dts(home.path())
+        .args(["status", "last"])
+        .assert()
+        .stdout(contains("1 succeeded, 1 failed"));
+}

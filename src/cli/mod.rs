@@ -5,6 +5,7 @@ pub mod clean;
 pub mod control;
 pub mod hosts;
 pub mod logs;
+pub mod output_paths;
 pub mod retry;
 pub mod session;
 pub mod simulate;
@@ -122,7 +123,12 @@ pub struct LogsArgs {
     /// Show stderr instead of stdout.
     #[arg(long)]
     pub stderr: bool,
-    /// Keep printing while the task runs.
+    /// Which attempt of the task (1 is the first) [default: the latest].
+    #[arg(long, value_name = "N", requires = "task")]
+    pub attempt: Option<u32>,
+    /// Keep printing while the task runs: wait for a queued task to start and follow each of
+    /// its attempts (retries included) until it has its final outcome; with --attempt, that
+    /// attempt only.
     #[arg(long, short = 'f', requires = "task")]
     pub follow: bool,
 }

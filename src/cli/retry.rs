@@ -2,7 +2,7 @@
 //! failed. Tasks that succeeded never run again; the others go back to the queue under the
 //! same run id, their attempt numbers growing.
 
-use super::{RetryArgs, session};
+use super::{RetryArgs, output_paths, session};
 use crate::error::{Error, exit};
 use crate::store::{self, RunWriter, StateDir, StateEnv};
 
@@ -10,6 +10,12 @@ pub fn run(args: RetryArgs) -> Result<i32, Error> {
     let state = StateDir::locate(&StateEnv::from_process())?;
     let id = state.resolve(&args.run)?;
     let mut writer = RunWriter::open(&state, &id)?;
+    // The saved --joblog and --junit paths may have gone since the run began.
+    output_paths::check(&writer.spec()?).map_err(|e| {
+        Error::Usage(format!(
+            "run {id} was submitted with {e}; make the path writable again"
+        ))
+    })?;
     let queued = writer.requeue_unfinished(args.failed, store::epoch_now())?;
     if queued == 0 {
         let what = if args.failed { "failed" } else { "unfinished" };

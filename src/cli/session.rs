@@ -91,8 +91,15 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
         );
         return Ok(exit::STORE);
     }
-    reported?;
-    exit_code(&outcome)
+    let code = exit_code(&outcome)?;
+    match reported {
+        Ok(()) => Ok(code),
+        // The tasks ran: say what could not be written, and never exit 0 or 2 for it.
+        Err(e) => {
+            eprintln!("dts: error: {e}");
+            Ok(code.max(exit::TASK_FAILED))
+        }
+    }
 }
 
 /// The end report on stderr (or the JSON document on stdout) and the JUnit file.
@@ -115,9 +122,11 @@ fn report(dir: &Path, spec: &crate::store::RunSpec, display: &Display) -> Result
     }
     if let Some(path) = &spec.junit {
         let xml = junit::render(&detail, |t| detail.stderr_tail(t, 4096));
-        std::fs::write(path, xml).map_err(|source| Error::ReadFile {
-            path: path.clone(),
-            source,
+        std::fs::write(path, xml).map_err(|e| {
+            Error::Runtime(format!(
+                "cannot write the JUnit report {}: {e}",
+                path.display()
+            ))
         })?;
     }
     Ok(())

@@ -90,7 +90,7 @@ fn one(state: &StateDir, id: &str, json: bool) -> Result<(String, bool), Error> 
     let text = if json {
         serde_json::to_string_pretty(&doc).expect("documents serialise") + "\n"
     } else {
-        status::run(&detail, &doc, now)
+        status::run(&detail.run, &detail.hosts, &doc, now)
     };
     Ok((text, finished))
 }

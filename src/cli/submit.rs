@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{SubmitArgs, session};
+use super::{SubmitArgs, output_paths, session};
 use crate::error::{Error, exit};
 use crate::inventory::{self, Host};
 use crate::job::{self, JobSpec, Overrides};
@@ -29,6 +29,7 @@ pub fn run(args: SubmitArgs) -> Result<i32, Error> {
     }
     let state = StateDir::locate(&StateEnv::from_process())?;
     let spec = run_spec(&args, &job, hosts, seed)?;
+    output_paths::check(&spec)?;
     // Fail before anything is created when a secret is missing.
     session::secret_values(&spec.secret_env)?;
     let writer = RunWriter::create_new(&state, &spec, &job.tasks, store::epoch_now())?;

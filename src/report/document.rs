@@ -40,6 +40,8 @@ pub struct TaskCounts {
     pub not_run: usize,
     pub running: usize,
     pub queued: usize,
+    /// Recorded as running when the run's coordinator died: how they ended is unknown.
+    pub lost: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -59,14 +61,25 @@ pub struct StatsDoc {
     pub hit_rate: Option<f64>,
     pub retries: usize,
     pub requeues: usize,
+    /// Tasks that ran to their end (succeeded or failed), the ones ATCT, the run times,
+    /// the LB ratio and the throughput count; 0 when the run stopped before any did.
+    pub completed: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HostDoc {
     pub name: String,
     pub slots: u32,
+    /// Tasks whose final attempt ran here, and those among them that failed.
     pub tasks: usize,
     pub failed: usize,
+    /// Every attempt that ran here, and the task failures among them.
+    pub attempts: usize,
+    pub failed_attempts: usize,
+    /// Tasks whose final attempt ran here to its end: what the run times summarise.
+    pub completed: usize,
+    /// Whether it ever connected during the run; RU and LBD leave out hosts that did not.
+    pub connected: bool,
     pub busy_s: f64,
     pub ru: f64,
     pub mean_run_s: f64,
@@ -100,6 +113,9 @@ pub fn build(
     last_stderr: impl Fn(&TaskRow) -> Option<String>,
 ) -> RunDocument {
     let c = &detail.run.counts;
+    // Tasks still marked running in a run no coordinator holds ran when it died.
+    let live = is_live(&detail.run.state);
+    let lost = if live { 0 } else { c.running };
     let retries = detail
         .attempts
         .iter()
@@ -127,8 +143,9 @@ pub fn build(
             failed: c.failed_total(),
             cancelled: c.cancelled,
             not_run: c.not_run,
-            running: c.running,
+            running: c.running - lost,
             queued: c.queued,
+            lost,
         },
         stats: StatsDoc {
             atct_s: stats.atct,
@@ -147,6 +164,7 @@ pub fn build(
             // Attempts that failed but were not the last of their task were retried.
             retries: retries.saturating_sub(c.failed_total()),
             requeues,
+            completed: stats.completed,
         },
         hosts: detail
             .hosts
@@ -157,6 +175,11 @@ pub fn build(
                 slots: h.slots,
                 tasks: s.tasks,
                 failed: s.failed,
+                attempts: s.attempts,
+                failed_attempts: s.failed_attempts,
+                completed: s.completed,
+                // Slots are recorded when a host connects, and stay 0 until it does.
+                connected: h.slots > 0,
                 busy_s: s.busy,
                 ru: s.ru,
                 mean_run_s: s.run.mean,
@@ -165,8 +188,18 @@ pub fn build(
             })
             .collect(),
         failures: fold_failures(detail, last_stderr),
-        running: running(detail, now),
+        running: if live {
+            running(detail, now)
+        } else {
+            Vec::new()
+        },
     }
+}
+
+/// Whether a coordinator runs the run now (the reader turns a dead one's `running` into
+/// `interrupted`).
+pub fn is_live(state: &str) -> bool {
+    matches!(state, "running" | "paused" | "queued")
 }
 
 fn running(detail: &RunDetail, now: f64) -> Vec<RunningDoc> {
@@ -254,9 +287,50 @@ pub fn compress(mut indices: Vec<u64>) -> String {
     parts.join(",")
 }
 
+/// Like [`compress`], with Slurm's steps for evenly spaced runs (`1-97:4`), so a host's
+/// share of a round-robin plan stays one short range: `[1,5,9,13,20]` → `1-13:4,20`.
+pub fn compress_stepped(mut indices: Vec<u64>) -> String {
+    indices.sort_unstable();
+    indices.dedup();
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < indices.len() {
+        let start = indices[i];
+        let step = indices.get(i + 1).map(|next| next - start);
+        let mut end = i;
+        while let Some(step) = step {
+            if indices.get(end + 1) != Some(&(indices[end] + step)) {
+                break;
+            }
+            end += 1;
+        }
+        let run = end - i + 1;
+        parts.push(match step {
+            Some(1) if run >= 2 => format!("{start}-{}", indices[end]),
+            Some(step) if run >= 3 => format!("{start}-{}:{step}", indices[end]),
+            _ => {
+                end = i;
+                start.to_string()
+            }
+        });
+        i = end + 1;
+    }
+    parts.join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compresses_stepped_ranges_as_slurm_writes_them() {
+        assert_eq!(compress_stepped(vec![1, 5, 9, 13, 20]), "1-13:4,20");
+        assert_eq!(compress_stepped(vec![1, 2, 3, 5, 7, 9]), "1-3,5-9:2");
+        assert_eq!(compress_stepped(vec![1, 4]), "1,4");
+        assert_eq!(compress_stepped(vec![1, 4, 5]), "1,4-5");
+        assert_eq!(compress_stepped(vec![7]), "7");
+        assert_eq!(compress_stepped(vec![]), "");
+    }
 
     #[test]
     fn compresses_ranges() {

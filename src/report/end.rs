@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use comfy_table::{CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 
-use super::document::{HostDoc, RunDocument};
+use super::document::{HostDoc, RunDocument, StatsDoc};
 
 /// `0.42 s`, `12.3 s`, `3m05s`, `1h02m`.
 pub fn secs(s: f64) -> String {
@@ -24,7 +24,7 @@ pub fn secs(s: f64) -> String {
 
 pub fn render(doc: &RunDocument) -> String {
     let mut text = String::new();
-    if doc.hosts.iter().any(|h| h.tasks > 0) {
+    if doc.hosts.iter().any(|h| h.attempts > 0) {
         text.push_str(&hosts_table(&doc.hosts));
         text.push('\n');
     }
@@ -45,64 +45,100 @@ pub fn render(doc: &RunDocument) -> String {
     if t.not_run > 0 {
         let _ = write!(text, ", {} not run", t.not_run);
     }
+    if t.lost > 0 {
+        let _ = write!(text, ", {} lost", t.lost);
+    }
     text.push('\n');
-    let s = &doc.stats;
-    if s.makespan_s > 0.0 {
-        let _ = writeln!(
-            text,
-            "makespan {}   ATCT {}   wait mean {} / p95 {}   run p50 {} / p95 {} / max {}",
-            secs(s.makespan_s),
-            secs(s.atct_s),
-            secs(s.wait_mean_s),
-            secs(s.wait_p95_s),
-            secs(s.run_p50_s),
-            secs(s.run_p95_s),
-            secs(s.run_max_s)
-        );
-        let _ = write!(
-            text,
-            "RU {:.2}   LBD {:.3}   LB ratio {:.2}   {:.1} tasks/s   {} retr{}   {} requeue{}",
-            s.ru,
-            s.lbd,
-            s.lb_ratio,
-            s.throughput,
-            s.retries,
-            if s.retries == 1 { "y" } else { "ies" },
-            s.requeues,
-            if s.requeues == 1 { "" } else { "s" }
-        );
-        if let Some(hit) = s.hit_rate {
-            let _ = write!(text, "   hit rate {hit:.2}");
-        }
-        text.push('\n');
+    if doc.stats.makespan_s > 0.0 {
+        text.push_str(&figures(&doc.stats));
     }
     text.push_str(&failures(doc));
     text.push_str(&hosts_left_out(&doc.hosts));
     text
 }
 
+/// The run's figures; those about completed tasks only when some task ran to its end.
+fn figures(s: &StatsDoc) -> String {
+    let completed = s.completed > 0;
+    let mut first = vec![format!("makespan {}", secs(s.makespan_s))];
+    if completed {
+        first.push(format!("ATCT {}", secs(s.atct_s)));
+        first.push(format!(
+            "wait mean {} / p95 {}",
+            secs(s.wait_mean_s),
+            secs(s.wait_p95_s)
+        ));
+        first.push(format!(
+            "run p50 {} / p95 {} / max {}",
+            secs(s.run_p50_s),
+            secs(s.run_p95_s),
+            secs(s.run_max_s)
+        ));
+    } else {
+        first.push("no task ran to its end".into());
+    }
+    let mut second = vec![format!("RU {:.2}", s.ru), format!("LBD {:.3}", s.lbd)];
+    if completed {
+        second.push(format!("LB ratio {:.2}", s.lb_ratio));
+        second.push(format!("{:.1} tasks/s", s.throughput));
+    }
+    second.push(format!(
+        "{} retr{}",
+        s.retries,
+        if s.retries == 1 { "y" } else { "ies" }
+    ));
+    second.push(format!(
+        "{} requeue{}",
+        s.requeues,
+        if s.requeues == 1 { "" } else { "s" }
+    ));
+    if let (Some(hit), true) = (s.hit_rate, completed) {
+        second.push(format!("hit rate {hit:.2}"));
+    }
+    format!("{}\n{}\n", first.join("   "), second.join("   "))
+}
+
 fn hosts_table(hosts: &[HostDoc]) -> String {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     table.set_header([
-        "host", "tasks", "failed", "busy", "RU", "mean run", "p95 run",
+        "host",
+        "tasks",
+        "failed",
+        "attempts",
+        "failed attempts",
+        "busy",
+        "RU",
+        "mean run",
+        "p95 run",
     ]);
-    // Hosts that never ran anything because they failed are listed as left out instead.
-    for h in hosts.iter().filter(|h| h.tasks > 0 || h.error.is_none()) {
+    // Hosts that never connected are listed below the table instead: not as idle hosts.
+    for h in hosts.iter().filter(|h| h.connected || h.attempts > 0) {
         table.add_row([
             h.name.clone(),
             h.tasks.to_string(),
             h.failed.to_string(),
+            h.attempts.to_string(),
+            h.failed_attempts.to_string(),
             secs(h.busy_s),
             format!("{:.2}", h.ru),
-            secs(h.mean_run_s),
-            secs(h.p95_run_s),
+            run_time(h, h.mean_run_s),
+            run_time(h, h.p95_run_s),
         ]);
     }
     for column in table.column_iter_mut().skip(1) {
         column.set_cell_alignment(CellAlignment::Right);
     }
     table.to_string()
+}
+
+/// A host's run-time figure, or `-` when no task ran to its end there.
+fn run_time(h: &HostDoc, seconds: f64) -> String {
+    if h.completed > 0 {
+        secs(seconds)
+    } else {
+        "-".into()
+    }
 }
 
 fn failures(doc: &RunDocument) -> String {
@@ -121,12 +157,17 @@ fn failures(doc: &RunDocument) -> String {
     format!("{table}\n")
 }
 
-/// Hosts that left the run without running anything, grouped by error.
+/// Hosts that left the run without finishing a task, grouped by error, like `dshbak -c`;
+/// one that never connected and has no error was still connecting when the run ended.
 fn hosts_left_out(hosts: &[HostDoc]) -> String {
     let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
     for h in hosts.iter().filter(|h| h.tasks == 0) {
-        let Some(error) = &h.error else { continue };
-        match groups.iter_mut().find(|(e, _)| e == error) {
+        let error = match &h.error {
+            Some(error) => error.clone(),
+            None if !h.connected => STILL_CONNECTING.into(),
+            None => continue,
+        };
+        match groups.iter_mut().find(|(e, _)| *e == error) {
             Some((_, names)) => names.push(&h.name),
             None => groups.push((error.clone(), vec![&h.name])),
         }
@@ -136,6 +177,9 @@ fn hosts_left_out(hosts: &[HostDoc]) -> String {
         .map(|(error, names)| format!("left out: {}: {error}\n", crate::nodeset::fold(&names)))
         .collect()
 }
+
+/// Why a host that never connected and reported no error ran nothing.
+pub const STILL_CONNECTING: &str = "never connected (still connecting when the run ended)";
 
 #[cfg(test)]
 mod tests {
@@ -148,6 +192,10 @@ mod tests {
             slots: 8,
             tasks,
             failed,
+            attempts: tasks + failed,
+            failed_attempts: failed * 2,
+            completed: tasks,
+            connected: true,
             busy_s: busy,
             ru,
             mean_run_s: 0.105,
@@ -156,6 +204,8 @@ mod tests {
         };
         let mut gone = host("node03", 0, 0, 0.0, 0.0);
         gone.error = Some("connect to 10.0.0.3:22: Connection refused (os error 111)".into());
+        gone.connected = false;
+        gone.slots = 0;
         RunDocument {
             run_id: "20261125-073209-aa58".into(),
             name: "work".into(),
@@ -171,6 +221,7 @@ mod tests {
                 not_run: 0,
                 running: 0,
                 queued: 0,
+                lost: 0,
             },
             stats: StatsDoc {
                 atct_s: 61.25,
@@ -188,6 +239,7 @@ mod tests {
                 hit_rate: None,
                 retries: 2,
                 requeues: 1,
+                completed: 400,
             },
             hosts: vec![
                 host("node01", 200, 1, 420.0, 0.84),
@@ -227,6 +279,74 @@ mod tests {
         d.stats.retries = 0;
         d.stats.requeues = 0;
         insta::assert_snapshot!(render(&d));
+    }
+
+    #[test]
+    fn end_report_shows_a_host_that_failed_every_attempt() {
+        let mut d = doc();
+        // node02's every attempt failed; the retries succeeded on node01.
+        let broken = &mut d.hosts[1];
+        (broken.tasks, broken.failed, broken.completed) = (0, 0, 0);
+        (broken.attempts, broken.failed_attempts) = (7, 7);
+        (
+            broken.busy_s,
+            broken.ru,
+            broken.mean_run_s,
+            broken.p95_run_s,
+        ) = (0.7, 0.0, 0.0, 0.0);
+        insta::assert_snapshot!(render(&d));
+    }
+
+    #[test]
+    fn end_report_after_ctrl_c_calls_killed_tasks_not_run_and_gives_no_completion_figures() {
+        let mut d = doc();
+        d.state = "interrupted".into();
+        d.tasks.succeeded = 0;
+        d.tasks.failed = 0;
+        d.tasks.not_run = 400;
+        d.failures.clear();
+        for h in &mut d.hosts[..2] {
+            (h.tasks, h.failed, h.attempts, h.failed_attempts) = (8, 0, 8, 0);
+            h.completed = 0;
+            (h.busy_s, h.ru, h.mean_run_s, h.p95_run_s) = (19.6, 0.98, 0.0, 0.0);
+        }
+        d.stats = StatsDoc {
+            atct_s: 0.0,
+            wait_mean_s: 0.0,
+            wait_p95_s: 0.0,
+            run_mean_s: 0.0,
+            run_p50_s: 0.0,
+            run_p95_s: 0.0,
+            run_max_s: 0.0,
+            makespan_s: 2.5,
+            ru: 0.98,
+            lbd: 0.0,
+            lb_ratio: 0.0,
+            throughput: 0.0,
+            hit_rate: None,
+            retries: 0,
+            requeues: 0,
+            completed: 0,
+        };
+        let text = render(&d);
+        assert!(!text.contains("tasks/s") && !text.contains("p50"), "{text}");
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn end_report_marks_a_host_still_connecting_when_a_short_run_ended() {
+        let mut d = doc();
+        let slow = &mut d.hosts[2];
+        slow.name = "node04".into();
+        slow.error = None;
+        let text = render(&d);
+        assert!(!text.contains("│ node04"), "not an idle row: {text}");
+        assert!(
+            text.contains(
+                "left out: node04: never connected (still connecting when the run ended)"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

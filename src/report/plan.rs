@@ -6,6 +6,7 @@ use crate::plan::Plan;
 
 pub fn render(plan: &Plan) -> String {
     let total = plan.plan.len().max(1) as f64;
+    let placed = !plan.plan.is_empty() || plan.total_tasks == 0;
     let any_excluded = plan.hosts.iter().any(|h| h.excluded.is_some());
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
@@ -34,15 +35,36 @@ pub fn render(plan: &Plan) -> String {
     for column in table.column_iter_mut().skip(1).take(4) {
         column.set_cell_alignment(CellAlignment::Right);
     }
-    let mut text = format!(
-        "plan for {} tasks ({})\n{table}\n",
-        plan.plan.len(),
-        plan.algorithm
-    );
-    for note in &plan.notes {
-        text.push_str(&format!("note: {note}\n"));
+    let tasks = plural(plan.total_tasks, "task");
+    let mut text = if placed {
+        format!("plan for {tasks} ({})\n{table}\n", plan.algorithm)
+    } else {
+        format!(
+            "no host is reachable: none of the {tasks} would run ({})\n{table}\n",
+            plan.algorithm
+        )
+    };
+    text.push_str(&indexes(plan));
+    if placed {
+        for note in &plan.notes {
+            text.push_str(&format!("note: {note}\n"));
+        }
     }
     text
+}
+
+/// Which host runs which tasks: each host's array indexes, compressed.
+fn indexes(plan: &Plan) -> String {
+    let width = plan.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
+    plan.hosts
+        .iter()
+        .filter(|h| !h.indexes.is_empty())
+        .map(|h| format!("{:<width$}  tasks {}\n", h.name, h.indexes))
+        .collect()
+}
+
+fn plural(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 #[cfg(test)]
@@ -57,10 +79,16 @@ mod tests {
             tasks,
             slots: 8,
             weight: 1.0,
+            indexes: match name {
+                "a" => "0-2,4-8:2".into(),
+                "b" => "3-9:2".into(),
+                _ => String::new(),
+            },
             excluded: excluded.map(str::to_string),
         };
         let plan = Plan {
             algorithm: "consistent-hash".into(),
+            total_tasks: 10,
             plan: (0..10)
                 .map(|i| PlannedTask {
                     index: i,
@@ -75,6 +103,26 @@ mod tests {
                 host("c", 0, Some("connect to c:22: timed out after 10s")),
             ],
             notes: vec!["consistent-hash: each key goes to the same host on every run".into()],
+        };
+        insta::assert_snapshot!(render(&plan));
+    }
+
+    #[test]
+    fn plan_with_every_host_unreachable_says_so() {
+        let host = |name: &str| PlannedHost {
+            name: name.into(),
+            tasks: 0,
+            slots: 2,
+            weight: 1.0,
+            indexes: String::new(),
+            excluded: Some(format!("connect to {name}:22: Connection refused")),
+        };
+        let plan = Plan {
+            algorithm: "round-robin".into(),
+            total_tasks: 4,
+            plan: vec![],
+            hosts: vec![host("a"), host("b")],
+            notes: vec!["round-robin decides as slots free".into()],
         };
         insta::assert_snapshot!(render(&plan));
     }

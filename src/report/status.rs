@@ -4,8 +4,8 @@ use std::fmt::Write;
 
 use comfy_table::{CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 
-use super::document::RunDocument;
-use crate::store::reader::{RunDetail, RunRow};
+use super::document::{RunDocument, is_live};
+use crate::store::reader::{HostRow, RunRow};
 
 /// `3m12s`, `2h05m`, `4d03h`: how long ago, coarse.
 pub fn age(seconds: f64) -> String {
@@ -25,7 +25,15 @@ pub fn list(rows: &[RunRow], now: f64) -> String {
     }
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header(["run", "name", "state", "done/failed/total", "age", "hosts"]);
+    // Succeeded, not "done": cancelled and never-run tasks are neither.
+    table.set_header([
+        "run",
+        "name",
+        "state",
+        "succeeded/failed/total",
+        "age",
+        "hosts",
+    ]);
     for r in rows {
         table.add_row([
             r.id.clone(),
@@ -33,7 +41,7 @@ pub fn list(rows: &[RunRow], now: f64) -> String {
             r.state.clone(),
             format!(
                 "{}/{}/{}",
-                r.counts.done(),
+                r.counts.succeeded,
                 r.counts.failed_total(),
                 r.total
             ),
@@ -48,8 +56,7 @@ pub fn list(rows: &[RunRow], now: f64) -> String {
 }
 
 /// One run: its state, counts, hosts, running tasks and, once finished, its figures.
-pub fn run(detail: &RunDetail, doc: &RunDocument, now: f64) -> String {
-    let r = &detail.run;
+pub fn run(r: &RunRow, hosts: &[HostRow], doc: &RunDocument, now: f64) -> String {
     let mut text = String::new();
     let _ = write!(text, "run {} ({}): {}", r.id, r.name, r.state);
     if let (Some(pid), Some(host)) = (r.pid, &r.hostname) {
@@ -69,16 +76,24 @@ pub fn run(detail: &RunDetail, doc: &RunDocument, now: f64) -> String {
     }
     let _ = writeln!(text, ", created {} ago", age(now - r.created));
     let t = &doc.tasks;
-    let _ = writeln!(
+    let _ = write!(
         text,
         "tasks: {} total: {} succeeded, {} failed, {} cancelled, {} not run, {} running, {} queued",
         t.total, t.succeeded, t.failed, t.cancelled, t.not_run, t.running, t.queued
     );
-    text.push_str(&hosts_table(detail, doc));
+    if t.lost > 0 {
+        let _ = write!(
+            text,
+            ", {} lost (running when the coordinator died; how they ended is unknown)",
+            t.lost
+        );
+    }
+    text.push('\n');
+    text.push_str(&hosts_table(r, hosts, doc));
     if !doc.running.is_empty() {
         text.push_str(&running_table(doc));
     }
-    if !matches!(r.state.as_str(), "running" | "paused" | "queued") && doc.stats.makespan_s > 0.0 {
+    if !is_live(&r.state) && doc.stats.completed > 0 {
         let s = &doc.stats;
         let _ = write!(
             text,
@@ -103,25 +118,48 @@ pub fn run(detail: &RunDetail, doc: &RunDocument, now: f64) -> String {
     text
 }
 
-fn hosts_table(detail: &RunDetail, doc: &RunDocument) -> String {
+fn hosts_table(r: &RunRow, hosts: &[HostRow], doc: &RunDocument) -> String {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header(["host", "state", "slots", "running", "done", "failed"]);
-    for (h, d) in detail.hosts.iter().zip(&doc.hosts) {
+    table.set_header([
+        "host",
+        "state",
+        "slots",
+        "running",
+        "tasks",
+        "failed",
+        "attempts",
+        "failed attempts",
+    ]);
+    let live = is_live(&r.state);
+    for (h, d) in hosts.iter().zip(&doc.hosts) {
         let running = doc.running.iter().filter(|r| r.host == h.name).count();
         table.add_row([
             h.name.clone(),
-            h.state.clone(),
+            host_state(&h.state, d.connected, live),
             h.slots.to_string(),
             running.to_string(),
             d.tasks.to_string(),
             d.failed.to_string(),
+            d.attempts.to_string(),
+            d.failed_attempts.to_string(),
         ]);
     }
     for column in table.column_iter_mut().skip(2) {
         column.set_cell_alignment(CellAlignment::Right);
     }
     format!("{table}\n")
+}
+
+/// A host's state as recorded, except that one that never connected says so rather than
+/// pass for an idle host.
+fn host_state(state: &str, connected: bool, live: bool) -> String {
+    match (state, connected, live) {
+        (_, true, _) => state.to_string(),
+        ("waiting", false, true) => "connecting".into(),
+        ("waiting", false, false) => "never connected".into(),
+        (other, false, _) => format!("{other}, never connected"),
+    }
 }
 
 /// At most this many running tasks are listed.
@@ -149,7 +187,141 @@ fn running_table(doc: &RunDocument) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::document::{HostDoc, StatsDoc, TaskCounts};
     use super::*;
+    use crate::store::reader::Counts;
+
+    const NOW: f64 = 1_795_591_400.0;
+
+    fn row(state: &str, counts: Counts) -> RunRow {
+        RunRow {
+            id: "20261125-073209-aa58".into(),
+            name: "sleep".into(),
+            state: state.into(),
+            created: NOW - 95.0,
+            started: Some(NOW - 95.0),
+            finished: None,
+            total: 40,
+            counts,
+            hosts: 3,
+            pid: Some(17356),
+            hostname: Some("vm".into()),
+            algorithm: "round-robin".into(),
+            damage: None,
+        }
+    }
+
+    fn host(name: &str, slots: u32, state: &str) -> HostRow {
+        HostRow {
+            name: name.into(),
+            slots,
+            weight: 1.0,
+            state: state.into(),
+            error: None,
+        }
+    }
+
+    fn host_doc(name: &str, slots: u32, tasks: usize, attempts: usize) -> HostDoc {
+        HostDoc {
+            name: name.into(),
+            slots,
+            tasks,
+            failed: 0,
+            attempts,
+            failed_attempts: attempts - tasks,
+            completed: tasks,
+            connected: slots > 0,
+            busy_s: 0.0,
+            ru: 0.0,
+            mean_run_s: 0.0,
+            p95_run_s: 0.0,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn status_list_counts_succeeded_not_cancelled_or_not_run_as_done() {
+        let interrupted = row(
+            "interrupted",
+            Counts {
+                not_run: 38,
+                cancelled: 2,
+                ..Counts::default()
+            },
+        );
+        let text = list(&[interrupted], NOW);
+        assert!(text.contains("0/0/40"), "{text}");
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn status_of_a_dead_coordinators_run_shows_its_running_tasks_as_lost() {
+        // The store still says 32 running, but no coordinator holds the run: the reader
+        // calls it interrupted and the document counts the 32 as lost.
+        let r = row(
+            "interrupted",
+            Counts {
+                running: 32,
+                queued: 8,
+                ..Counts::default()
+            },
+        );
+        let hosts = [
+            host("h1", 8, "up"),
+            host("h2", 8, "up"),
+            host("h3", 0, "waiting"),
+        ];
+        let doc = RunDocument {
+            run_id: r.id.clone(),
+            name: r.name.clone(),
+            state: r.state.clone(),
+            algorithm: r.algorithm.clone(),
+            created: r.created,
+            coordinator: None,
+            tasks: TaskCounts {
+                total: 40,
+                succeeded: 0,
+                failed: 0,
+                cancelled: 0,
+                not_run: 0,
+                running: 0,
+                queued: 8,
+                lost: 32,
+            },
+            stats: StatsDoc {
+                atct_s: 0.0,
+                wait_mean_s: 0.0,
+                wait_p95_s: 0.0,
+                run_mean_s: 0.0,
+                run_p50_s: 0.0,
+                run_p95_s: 0.0,
+                run_max_s: 0.0,
+                makespan_s: 0.0,
+                ru: 0.0,
+                lbd: 0.0,
+                lb_ratio: 0.0,
+                throughput: 0.0,
+                hit_rate: None,
+                retries: 0,
+                requeues: 0,
+                completed: 0,
+            },
+            hosts: vec![
+                host_doc("h1", 8, 0, 3),
+                host_doc("h2", 8, 0, 0),
+                host_doc("h3", 0, 0, 0),
+            ],
+            failures: vec![],
+            running: vec![],
+        };
+        let text = run(&r, &hosts, &doc, NOW);
+        assert!(
+            text.contains("0 running") && text.contains("32 lost"),
+            "{text}"
+        );
+        assert!(text.contains("never connected"), "{text}");
+        insta::assert_snapshot!(text);
+    }
 
     #[test]
     fn ages_are_coarse() {

@@ -662,7 +662,8 @@ impl Dispatcher {
         let before = rt.state.clone();
         rt.connection_failed(error, now, self.quarantine);
         let name = rt.spec.name.clone();
-        let slots = rt.slots.unwrap_or(0);
+        // Slots stay 0 in the store until the host connects: reports tell by them.
+        let slots = if rt.ever_up { rt.slots.unwrap_or(0) } else { 0 };
         let state = rt.state.clone();
         match &state {
             HostState::Backoff(at) => {
@@ -863,16 +864,20 @@ impl Dispatcher {
         let label = outcome
             .as_ref()
             .map_or(attempt_outcome::SUPERSEDED, attempt_label);
+        // A copy we killed did not succeed, whatever its wrapper reported.
+        let real_status = Some(&status).filter(|s| outcome.is_some() || !s.success());
         let recorded =
             self.store
-                .attempt_ended(seq, launch.attempt, label, Some(&status), self.epoch(at));
+                .attempt_ended(seq, launch.attempt, label, real_status, self.epoch(at));
         self.record(recorded);
         let Some(outcome) = outcome else {
+            self.write_joblog(&launch, real_status, started, at);
             return;
         };
         // A failed copy while another copy still runs: that one decides.
         let copy_running = self.tasks[launch.task].live > 0;
         if outcome != Outcome::Succeeded && copy_running && self.stopped.is_none() {
+            self.write_joblog(&launch, Some(&status), started, at);
             return;
         }
         self.tasks[launch.task].last_run = Some((launch.host, started, at));
@@ -889,7 +894,7 @@ impl Dispatcher {
         if self.cfg.output == OutputMode::Grouped && !self.output_broken {
             self.write_group(launch.task, launch.attempt);
         }
-        self.write_joblog(&launch, &status, started, at);
+        self.write_joblog(&launch, Some(&status), started, at);
         let retryable = matches!(outcome, Outcome::Failed(_) | Outcome::TimedOut);
         if retryable {
             self.tasks[launch.task].failures += 1;
@@ -915,7 +920,7 @@ impl Dispatcher {
     fn write_joblog(
         &mut self,
         launch: &LaunchRt,
-        status: &ExitStatus,
+        status: Option<&ExitStatus>,
         started: Instant,
         at: Instant,
     ) {
@@ -931,7 +936,7 @@ impl Dispatcher {
                 .as_secs_f64(),
             runtime: at.saturating_duration_since(started).as_secs_f64(),
             received: launch.received,
-            status: Some(status),
+            status,
             command: launch.command.as_deref().unwrap_or(""),
         };
         let _ = log.write_all(joblog::line(&entry).as_bytes());
@@ -1171,6 +1176,7 @@ impl Dispatcher {
                             at,
                         );
                         self.record(recorded);
+                        self.write_joblog(&launch, None, launch.started.unwrap_or(now), now);
                     }
                 }
                 Timer::Probe => {

@@ -353,7 +353,11 @@ impl RunDetail {
                     finished: t.finished? - origin,
                     run: t.run_s?,
                     host: pos(t.host.as_deref()?)?,
-                    succeeded: t.state == "succeeded",
+                    end: match t.state.as_str() {
+                        "succeeded" => stats::End::Succeeded,
+                        "failed" | "timed-out" => stats::End::Failed,
+                        _ => stats::End::Stopped,
+                    },
                     hit: t.hit,
                 })
             })
@@ -366,6 +370,7 @@ impl RunDetail {
                     host: pos(&a.host)?,
                     started: a.started? - origin,
                     finished: a.finished? - origin,
+                    failed: matches!(a.outcome.as_deref(), Some("failed" | "timed-out")),
                 })
             })
             .collect();
@@ -470,4 +475,19 @@ pub fn cancel_dead(state: &StateDir, id: &str, at: f64) -> Result<(), Error> {
         tx.commit()
     };
     run().map_err(|e| db_error(&dir, e))
+}
+
+/// A task's state and how many attempts it has had, read alone (cheap enough to poll, for
+/// `dts logs --follow`); `None` if there is no such task.
+pub fn task_progress(state: &StateDir, id: &str, seq: u32) -> Result<Option<(String, u32)>, Error> {
+    use rusqlite::OptionalExtension;
+    let dir = state.run_dir(id);
+    let conn = open(&dir)?;
+    conn.query_row(
+        "SELECT state, attempts FROM task WHERE seq = ?1",
+        [seq],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .map_err(|e| db_error(&dir, e))
 }
