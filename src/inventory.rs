@@ -1895,6 +1895,219 @@ port = 2202
         assert_eq!(host.user, "alice");
     }
 
+    // --- OpenSSH configuration layer, jumps, sshlogins ------------------------------
+
+    /// The hosts of `text` with `configured` as the OpenSSH layer of every host (what
+    /// `finish` does with a resolver, without running ssh).
+    fn with_ssh(text: &str, configured: &Configured) -> Vec<Host> {
+        let (draft, _) = parse_draft(Path::new("hosts.toml"), text, &env(), true).unwrap();
+        draft
+            .entries
+            .into_iter()
+            .map(|entry| {
+                let layer = Partial::from_ssh(configured);
+                entry
+                    .settings
+                    .over(&layer)
+                    .into_host(&entry.name, vec![], &env())
+            })
+            .collect()
+    }
+
+    fn everything_configured() -> Configured {
+        Configured {
+            address: Some("10.9.9.9".into()),
+            user: Some("sshuser".into()),
+            port: Some(2299),
+            identities: Some(vec!["/ssh/key".into()]),
+            certificate: Some("/ssh/key-cert.pub".into()),
+            identities_only: Some(true),
+            known_hosts: Some(vec!["/ssh/kh".into()]),
+            host_key_policy: Some(HostKeyPolicy::AcceptNew),
+            policy_warning: false,
+            connect_timeout: Some(Duration::from_secs(3)),
+            server_alive_interval: Some(Duration::from_secs(15)),
+            server_alive_count: Some(4),
+            proxy_jump: None,
+            proxy_command: Some("nc %h %p".into()),
+        }
+    }
+
+    #[test]
+    fn ssh_config_fills_what_hosts_toml_leaves_out() {
+        let [a] = &with_ssh("[[host]]\nname = \"a\"\n", &everything_configured())[..] else {
+            panic!("one host");
+        };
+        assert_eq!(
+            (&*a.name, &*a.address, a.port, &*a.user),
+            ("a", "10.9.9.9", 2299, "sshuser")
+        );
+        assert_eq!(a.identities, [PathBuf::from("/ssh/key")]);
+        assert_eq!(a.known_hosts, [PathBuf::from("/ssh/kh")]);
+        assert_eq!(a.host_key_policy, HostKeyPolicy::AcceptNew);
+        assert_eq!(a.connect_timeout, Duration::from_secs(3));
+        assert_eq!(a.certificate, Some(PathBuf::from("/ssh/key-cert.pub")));
+        assert!(a.identities_only);
+        assert_eq!(
+            (a.server_alive_interval, a.server_alive_count),
+            (Some(Duration::from_secs(15)), Some(4))
+        );
+        assert_eq!(a.proxy_command.as_deref(), Some("nc %h %p"));
+    }
+
+    #[test]
+    fn keys_written_in_hosts_toml_beat_ssh_config() {
+        let text = "[defaults]\nuser = \"tomluser\"\nidentity = \"/toml/key\"\n\
+                    host_key_policy = \"strict\"\nconnect_timeout = \"9s\"\n\
+                    [[host]]\nname = \"a\"\naddress = \"10.0.0.1\"\nport = 2201\n\
+                    known_hosts = \"/toml/kh\"\njump = \"ops@bastion\"\n";
+        let [a] = &with_ssh(text, &everything_configured())[..] else {
+            panic!("one host");
+        };
+        assert_eq!(
+            (&*a.address, a.port, &*a.user),
+            ("10.0.0.1", 2201, "tomluser")
+        );
+        assert_eq!(a.identities, [PathBuf::from("/toml/key")]);
+        assert_eq!(a.known_hosts, [PathBuf::from("/toml/kh")]);
+        assert_eq!(a.host_key_policy, HostKeyPolicy::Strict);
+        assert_eq!(a.connect_timeout, Duration::from_secs(9));
+        assert_eq!(
+            a.proxy_command, None,
+            "a jump written in hosts.toml replaces ProxyCommand"
+        );
+    }
+
+    #[test]
+    fn jump_key_in_defaults_and_hosts() {
+        let text = "[defaults]\njump = \"ops@bastion:2200,gw\"\n[[host]]\nname = \"a\"\n\
+                    [[host]]\nname = \"b\"\njump = \"none\"\n";
+        let hosts = hosts(text);
+        let hops: Vec<String> = hosts[0].jump.iter().map(ToString::to_string).collect();
+        assert_eq!(hops, ["ops@bastion:2200", "alice@gw"]);
+        assert!(hosts[1].jump.is_empty());
+        assert_eq!(
+            host_error("jump = \"a,,b\""),
+            "hosts.toml:3:8: invalid jump host \"\": expected [user@]host[:port]"
+        );
+    }
+
+    #[test]
+    fn ssh_config_key_takes_a_file_or_false() {
+        let parsed = |value: &str| {
+            let text = format!("[defaults]\nssh_config = {value}\n[[host]]\nname = \"a\"\n");
+            parse_draft(Path::new("conf/hosts.toml"), &text, &env(), true)
+                .map(|(d, _)| d.ssh_config)
+        };
+        assert_eq!(parsed("false").unwrap(), SshConfigSetting::Off);
+        assert_eq!(
+            parsed("\"ssh/config\"").unwrap(),
+            SshConfigSetting::File("/work/proj/conf/ssh/config".into())
+        );
+        assert_eq!(
+            parsed("\"~/c\"").unwrap(),
+            SshConfigSetting::File("/home/alice/c".into())
+        );
+        let message = parsed("true").unwrap_err().to_string();
+        assert!(
+            message.starts_with("conf/hosts.toml:2:14: ssh_config = true is the default"),
+            "{message}"
+        );
+        assert!(
+            error("[[host]]\nname = \"a\"\nssh_config = false\n")
+                .starts_with("hosts.toml:3:1: unknown field `ssh_config`")
+        );
+    }
+
+    fn request_list(list: &str) -> Request {
+        Request {
+            host_list: Some(list.into()),
+            ..Request::default()
+        }
+    }
+
+    #[test]
+    fn a_host_list_replaces_the_inventory() {
+        let built = build(&request_list("8/bob@n[1-2]:2200,@gpu/g1,4/:"), &env()).unwrap();
+        let inventory = built.inventory;
+        assert_eq!(inventory.origin, Origin::HostList);
+        assert_eq!(names(&inventory.hosts), ["n1", "n2", "g1", "localhost"]);
+        let n1 = &inventory.hosts[0];
+        assert_eq!((&*n1.user, n1.port, n1.slots), ("bob", 2200, Some(8)));
+        assert_eq!(inventory.hosts[2].labels, ["gpu"]);
+        assert_eq!(
+            (&*inventory.hosts[2].user, inventory.hosts[2].port),
+            ("alice", 22)
+        );
+        assert_eq!(inventory.hosts[3].transport, Transport::Local);
+        assert_eq!(inventory.hosts[3].slots, Some(4));
+    }
+
+    #[test]
+    fn host_list_errors_name_the_flag_and_column() {
+        let message = |list: &str| build(&request_list(list), &env()).unwrap_err().to_string();
+        assert_eq!(
+            message("a,b:x"),
+            "-w \"a,b:x\": column 5: invalid port \"x\": expected a number between 1 and 65535"
+        );
+        assert_eq!(
+            message("a,n[1-2],n2"),
+            "-w \"a,n[1-2],n2\": column 10: host \"n2\" is listed twice: give each host once, \
+             with its slots as N/"
+        );
+        let err = build(&request_list("a,,b"), &env()).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::exit::USAGE);
+    }
+
+    #[test]
+    fn sshlogin_file_over_defaults_of_the_inventory() {
+        let dirs = dirs();
+        let env = lookup_env(&dirs);
+        std::fs::write(
+            dirs.cwd.join("hosts.toml"),
+            "[defaults]\nuser = \"lab\"\nport = 2222\nslots = 2\nidentity = \"k\"\n[[host]]\nname = \"ignored\"\n",
+        )
+        .unwrap();
+        std::fs::write(dirs.cwd.join("nodes"), "# nodes\n\nn1\n  3/root@n2:22\n").unwrap();
+        let request = Request {
+            hosts_file: Some("hosts.toml".into()),
+            login_file: Some("nodes".into()),
+            ..Request::default()
+        };
+        let hosts = build(&request, &env).unwrap().inventory.hosts;
+        assert_eq!(names(&hosts), ["n1", "n2"]);
+        assert_eq!(
+            (&*hosts[0].user, hosts[0].port, hosts[0].slots),
+            ("lab", 2222, Some(2))
+        );
+        assert_eq!(
+            (&*hosts[1].user, hosts[1].port, hosts[1].slots),
+            ("root", 22, Some(3))
+        );
+        assert_eq!(hosts[0].identities, [dirs.cwd.join("k")]);
+
+        std::fs::write(dirs.cwd.join("nodes"), "n1\n# two\n  n2:x\n").unwrap();
+        let message = build(&request, &env).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "nodes:3:6: invalid port \"x\": expected a number between 1 and 65535"
+        );
+    }
+
+    #[test]
+    fn without_an_ssh_config_nothing_runs_ssh() {
+        // HOME has no ~/.ssh/config and no -F: the hosts are as hosts.toml writes them.
+        let dirs = dirs();
+        let env = lookup_env(&dirs);
+        let request = Request {
+            host_list: Some("a".into()),
+            ..Request::default()
+        };
+        let hosts = build(&request, &env).unwrap().inventory.hosts;
+        assert_eq!((&*hosts[0].address, hosts[0].port), ("a", 22));
+        assert!(hosts[0].identities.is_empty());
+    }
+
     // --- lookup order -------------------------------------------------------------------
 
     struct Dirs {
