@@ -306,6 +306,12 @@ struct Entry {
     settings: Partial,
 }
 
+impl Entry {
+    fn is_ssh(&self) -> bool {
+        self.settings.transport.unwrap_or(Transport::Ssh) == Transport::Ssh
+    }
+}
+
 /// `[defaults] ssh_config`.
 #[derive(Debug, Clone, PartialEq)]
 enum SshConfigSetting {
@@ -440,11 +446,7 @@ fn login_entry(login: sshlogin::Login, defaults: &Partial) -> Entry {
 /// The OpenSSH configuration this run reads, if any: `-F`, else `[defaults] ssh_config`,
 /// else `~/.ssh/config` when it exists. None when no host goes over ssh.
 fn ssh_resolver(request: &Request, draft: &Draft, env: &Env) -> Result<Option<Resolver>, Error> {
-    let any_ssh = draft
-        .entries
-        .iter()
-        .any(|entry| entry.settings.transport.unwrap_or(Transport::Ssh) == Transport::Ssh);
-    if !any_ssh {
+    if !draft.entries.iter().any(Entry::is_ssh) {
         return Ok(None);
     }
     let (file, pass_file) = match (&request.ssh_config, &draft.ssh_config) {
@@ -475,59 +477,36 @@ impl Draft {
     /// Hosts from the entries, each filled in from the OpenSSH configuration (when
     /// `resolver` is given) below what the entry writes, then from built-in defaults.
     fn finish(self, resolver: Option<&Resolver>, env: &Env) -> Result<Built, SshConfigError> {
-        let ssh_entries: Vec<&Entry> = self
+        let ssh_entries: Vec<&Entry> = self.entries.iter().filter(|e| e.is_ssh()).collect();
+        let ssh_names: Vec<&str> = ssh_entries.iter().map(|e| e.name.as_str()).collect();
+        let configured = match resolver {
+            Some(resolver) => configure_all(resolver, &ssh_names)?,
+            None => HashMap::new(),
+        };
+        let mut routes = HashMap::new();
+        for entry in ssh_entries {
+            let chain = jump_chain(entry, configured.get(entry.name.as_str()), resolver)?;
+            routes.insert(entry.name.as_str(), chain);
+        }
+        let hops = resolve_hops(routes, resolver, env)?;
+        let hosts = self
             .entries
             .iter()
-            .filter(|entry| entry.settings.transport.unwrap_or(Transport::Ssh) == Transport::Ssh)
+            .map(|entry| {
+                let name = entry.name.as_str();
+                let layer = configured
+                    .get(name)
+                    .map(Partial::from_ssh)
+                    .unwrap_or_default();
+                let route = hops.get(name).cloned().unwrap_or_default();
+                entry
+                    .settings
+                    .clone()
+                    .over(&layer)
+                    .into_host(name, route, env)
+            })
             .collect();
-        let mut configured: HashMap<&str, Configured> = HashMap::new();
-        if let Some(resolver) = resolver {
-            let names: Vec<&str> = ssh_entries.iter().map(|e| e.name.as_str()).collect();
-            resolver.prefetch(&names)?;
-            for name in names {
-                configured.insert(name, resolver.configured(name)?);
-            }
-        }
-        let mut chains = HashMap::new();
-        for entry in &ssh_entries {
-            let chain = jump_chain(entry, configured.get(entry.name.as_str()), resolver)?;
-            chains.insert(entry.name.as_str(), chain);
-        }
-        if let Some(resolver) = resolver {
-            let hops: Vec<&str> = chains
-                .values()
-                .flatten()
-                .map(|hop| hop.host.as_str())
-                .collect();
-            resolver.prefetch(&hops)?;
-        }
-        let mut hosts = Vec::new();
-        let mut warned = Vec::new();
-        for entry in &self.entries {
-            let ssh = configured.get(entry.name.as_str());
-            let layer = ssh.map(Partial::from_ssh).unwrap_or_default();
-            let hops = match chains.get(entry.name.as_str()) {
-                Some(chain) => chain
-                    .iter()
-                    .map(|hop| resolve_hop(hop, resolver, env))
-                    .collect::<Result<_, _>>()?,
-                None => Vec::new(),
-            };
-            if ssh.is_some_and(|c| c.policy_warning) && entry.settings.host_key_policy.is_none() {
-                warned.push(entry.name.as_str());
-            }
-            let settings = entry.settings.clone().over(&layer);
-            hosts.push(settings.into_host(&entry.name, hops, env));
-        }
-        let warnings = match (warned.is_empty(), resolver) {
-            (false, Some(resolver)) => vec![format!(
-                "{}: StrictHostKeyChecking no in {} is read as accept-new: unknown host keys \
-                 are added, a changed key is still refused",
-                nodeset::fold(&warned),
-                resolver.file().display()
-            )],
-            _ => Vec::new(),
-        };
+        let warnings = policy_warnings(&self.entries, &configured, resolver);
         Ok(Built {
             inventory: Inventory {
                 hosts,
@@ -535,6 +514,72 @@ impl Draft {
             },
             warnings,
         })
+    }
+}
+
+/// What the OpenSSH configuration sets for each name (one `ssh -G` per distinct name).
+fn configure_all<'a>(
+    resolver: &Resolver,
+    names: &[&'a str],
+) -> Result<HashMap<&'a str, Configured>, SshConfigError> {
+    resolver.prefetch(names)?;
+    names
+        .iter()
+        .map(|&name| Ok((name, resolver.configured(name)?)))
+        .collect()
+}
+
+/// Each host's hops resolved (all hop names queried together first).
+fn resolve_hops<'a>(
+    routes: HashMap<&'a str, Vec<HopSpec>>,
+    resolver: Option<&Resolver>,
+    env: &Env,
+) -> Result<HashMap<&'a str, Vec<JumpHop>>, SshConfigError> {
+    if let Some(resolver) = resolver {
+        let names: Vec<&str> = routes
+            .values()
+            .flatten()
+            .map(|hop| hop.host.as_str())
+            .collect();
+        resolver.prefetch(&names)?;
+    }
+    routes
+        .into_iter()
+        .map(|(name, chain)| {
+            let hops = chain
+                .iter()
+                .map(|hop| resolve_hop(hop, resolver, env))
+                .collect::<Result<_, _>>()?;
+            Ok((name, hops))
+        })
+        .collect()
+}
+
+/// One warning naming every host whose `StrictHostKeyChecking no` was read as accept-new
+/// (hosts whose hosts.toml sets `host_key_policy` are not affected).
+fn policy_warnings(
+    entries: &[Entry],
+    configured: &HashMap<&str, Configured>,
+    resolver: Option<&Resolver>,
+) -> Vec<String> {
+    let warned: Vec<&str> = entries
+        .iter()
+        .filter(|entry| entry.settings.host_key_policy.is_none())
+        .filter(|entry| {
+            configured
+                .get(entry.name.as_str())
+                .is_some_and(|c| c.policy_warning)
+        })
+        .map(|entry| entry.name.as_str())
+        .collect();
+    match (warned.is_empty(), resolver) {
+        (false, Some(resolver)) => vec![format!(
+            "{}: StrictHostKeyChecking no in {} is read as accept-new: unknown host keys \
+             are added, a changed key is still refused",
+            nodeset::fold(&warned),
+            resolver.file().display()
+        )],
+        _ => Vec::new(),
     }
 }
 
