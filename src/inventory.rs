@@ -5,9 +5,13 @@
 //! This module owns everything between the file on disk and the list of [`Host`]s the rest of
 //! dts works with:
 //!
-//! - [`resolve`] picks the file ([`locate`]) and reads it ([`load`]); with no file it returns
-//!   [`local_default`], so dts works on a fresh machine with no configuration.
-//! - [`parse`] turns the text into hosts without any I/O. Every key is optional in
+//! - [`build`] makes a run's hosts from a [`Request`] (`-H`, `-F`, `-w`, `--slf`): it picks
+//!   the file ([`locate`]) and reads it, or takes the sshlogins of `-w` / `--slf`
+//!   ([`sshlogin`]) over `-H`'s `[defaults]`; with neither it returns [`local_default`], so
+//!   dts works on a fresh machine with no configuration. Then every ssh host's name is
+//!   resolved through the OpenSSH client configuration ([`ssh_config`], which asks
+//!   `ssh -G`), as a layer *below* everything hosts.toml or the sshlogin writes.
+//! - [`parse`] turns the text into hosts without any I/O (and without ssh_config). Every key is optional in
 //!   `[defaults]` and in each `[[host]]` (except the host's `name`); a host's value replaces
 //!   the default one, lists included. Names and addresses are nodesets ([`crate::nodeset`]).
 //! - Paths (`identity`, `known_hosts`): `~` and `~/…` expand to [`Env::home`]; other
@@ -499,11 +503,22 @@ impl Draft {
                     .map(Partial::from_ssh)
                     .unwrap_or_default();
                 let route = hops.get(name).cloned().unwrap_or_default();
-                entry
+                let host = entry
                     .settings
                     .clone()
                     .over(&layer)
-                    .into_host(name, route, env)
+                    .into_host(name, route, env);
+                if configured.contains_key(name) {
+                    tracing::debug!(
+                        "{name}: {}@{}:{} after the OpenSSH configuration (keys {:?}, jump {:?})",
+                        host.user,
+                        host.address,
+                        host.port,
+                        host.identities,
+                        host.jump
+                    );
+                }
+                host
             })
             .collect();
         let warnings = policy_warnings(&self.entries, &configured, resolver);
@@ -1894,6 +1909,25 @@ transport = "local"
         );
         assert_eq!(bastion.host_key_policy, HostKeyPolicy::AcceptNew);
         assert_eq!(hosts[17].transport, Transport::Local);
+    }
+
+    #[test]
+    fn hosts_saved_before_the_ssh_config_fields_still_load() {
+        // A run stored by an earlier dts has no jump, certificate or keepalive fields.
+        let mut saved = serde_json::to_value(host("[[host]]\nname = \"a\"\n")).unwrap();
+        let object = saved.as_object_mut().unwrap();
+        for key in [
+            "jump",
+            "proxy_command",
+            "certificate",
+            "identities_only",
+            "server_alive_interval",
+            "server_alive_count",
+        ] {
+            assert!(object.remove(key).is_some(), "{key}");
+        }
+        let loaded: Host = serde_json::from_value(saved).unwrap();
+        assert_eq!(loaded, host("[[host]]\nname = \"a\"\n"));
     }
 
     #[test]
