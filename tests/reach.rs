@@ -246,3 +246,27 @@ fn a_requested_config_without_ssh_installed_exits_2() {
         .code(2)
         .stderr(contains("`ssh` is not installed"));
 }
+
+#[test]
+fn dts_hosts_names_the_route_from_proxy_jump() {
+    let lab = Lab::start(1);
+    let config = lab.path("ssh_config");
+    let text = format!(
+        "{}  ProxyJump ops@bastion:2200,gw\nHost gw\n  HostName 10.0.0.254\n",
+        alias_config(&lab, "inside")
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut hosts = dts(lab.dir.path());
+    hosts
+        .args(["hosts", "-F"])
+        .arg(&config)
+        .args(["-w", "inside"]);
+    let out = hosts.arg("--json").output().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let address = doc["hosts"][0]["address"].as_str().unwrap().to_string();
+    let user = &lab.user;
+    assert!(
+        address.ends_with(&format!(" via ops@bastion:2200,{user}@10.0.0.254")),
+        "{address}"
+    );
+}

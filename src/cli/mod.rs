@@ -194,6 +194,7 @@ Examples:
   dts submit --array 1-8 -- 'echo task {} on $(hostname)'
   dts submit -H hosts.toml --array 0-999%50 -- ./work.sh {}
   dts submit -H hosts.toml --items files.txt -- gzip -k {}
+  dts submit -w '8/alice@node[01-16],4/gpu1' --array 0-999 -- ./work.sh {}
   dts submit jobs/hello.toml --retries 2
 
 Placeholders: {} {item} the item, {#} 1-based sequence, {index} array index, {host},
