@@ -64,8 +64,14 @@ fn dash_w_with_users_ports_and_slots_replaces_the_inventory() {
     let lab = Lab::start(2);
     let list = format!("3/{},2/{}", login(&lab, 0), login(&lab, 1));
     // -H still gives [defaults] (the lab's key and known_hosts); its [[host]]s are not used.
+    // -w repeats as GNU parallel's -S does.
     let mut submit = lab.submit();
-    submit.args(["-w", &list]);
+    submit.args([
+        "-w",
+        &format!("3/{}", login(&lab, 0)),
+        "-S",
+        &format!("2/{}", login(&lab, 1)),
+    ]);
     let used = run_array(submit, 20);
     let expected: BTreeSet<String> = ["127.0.0.2", "127.0.0.3"].map(String::from).into();
     assert_eq!(used, expected);

@@ -350,7 +350,7 @@ fn a_bad_config_is_an_error_naming_the_file_and_line() {
     assert_eq!(
         err.to_string(),
         format!(
-            "OpenSSH configuration {}: `ssh -G` refused it: {}: line 3: Bad configuration option: bogus",
+            "OpenSSH configuration {}: `ssh -G x` failed: {}: line 3: Bad configuration option: bogus",
             config.display(),
             bad.display()
         )

@@ -347,7 +347,7 @@ pub struct HostsArgs {
 pub struct ReachArgs {
     /// Hosts as GNU parallel sshlogins, replacing the inventory's: `[N/][user@]host[:port]`,
     /// comma-separated, nodesets allowed (`8/alice@node[01-16],4/gpu1`; `:` is this machine).
-    /// [defaults] from -H still apply.
+    /// [defaults] from -H still apply. Repeatable.
     #[arg(
         short = 'w',
         long = "sshlogin",
@@ -355,7 +355,7 @@ pub struct ReachArgs {
         value_name = "LIST",
         conflicts_with = "login_file"
     )]
-    pub host_list: Option<String>,
+    pub host_list: Vec<String>,
     /// Hosts from a file of sshlogins, one per line (`#` comments), replacing the inventory's.
     #[arg(long = "slf", visible_alias = "sshloginfile", value_name = "FILE")]
     pub login_file: Option<PathBuf>,
@@ -371,7 +371,7 @@ impl ReachArgs {
         crate::inventory::Request {
             hosts_file: hosts.map(std::path::Path::to_path_buf),
             ssh_config: self.ssh_config.clone(),
-            host_list: self.host_list.clone(),
+            host_list: (!self.host_list.is_empty()).then(|| self.host_list.join(",")),
             login_file: self.login_file.clone(),
         }
     }

@@ -46,8 +46,12 @@ pub enum SshConfigError {
         program: String,
         reason: String,
     },
-    #[error("OpenSSH configuration {}: `ssh -G` refused it: {message}", file.display())]
-    Rejected { file: PathBuf, message: String },
+    #[error("OpenSSH configuration {}: `ssh -G {host}` failed: {message}", file.display())]
+    Rejected {
+        file: PathBuf,
+        host: String,
+        message: String,
+    },
     #[error("OpenSSH configuration {} for host \"{host}\": {message}", file.display())]
     Host {
         file: PathBuf,
@@ -421,11 +425,12 @@ impl Resolver {
             .collect();
         if !output.status.success() {
             let message = match message.join("; ") {
-                text if text.is_empty() => format!("ssh -G {name} failed ({})", output.status),
+                text if text.is_empty() => output.status.to_string(),
                 text => text,
             };
             return Err(SshConfigError::Rejected {
                 file: self.file.clone(),
+                host: name.to_string(),
                 message,
             });
         }
