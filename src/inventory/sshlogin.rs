@@ -554,6 +554,35 @@ mod tests {
         }
 
         #[test]
+        fn commas_inside_brackets_never_split_an_sshlogin(
+            groups in proptest::collection::vec(
+                (name(), proptest::collection::vec((0u32..20, 0u32..5), 1..4), 1u32..9),
+                1..5),
+        ) {
+            // `8/node[1-3,7]`: each sshlogin's hosts are exactly its nodeset's names.
+            let entries: Vec<(String, u32)> = groups
+                .iter()
+                .map(|(prefix, ranges, slots)| {
+                    let body: Vec<String> = ranges
+                        .iter()
+                        .map(|(low, span)| format!("{low}-{}", low + span))
+                        .collect();
+                    (format!("{prefix}[{}]", body.join(",")), *slots)
+                })
+                .collect();
+            let text: Vec<String> = entries.iter().map(|(host, slots)| format!("{slots}/{host}")).collect();
+            let logins = parse_list(&text.join(",")).unwrap();
+            let mut expected = Vec::new();
+            for (host, slots) in &entries {
+                for name in crate::nodeset::expand(host).unwrap() {
+                    expected.push((name, *slots));
+                }
+            }
+            let got: Vec<(String, u32)> = logins.into_iter().map(|l| (l.host, l.slots.unwrap())).collect();
+            prop_assert_eq!(got, expected);
+        }
+
+        #[test]
         fn any_text_parses_or_fails_inside_it(text in "[a-z0-9@:/,\\[\\]\\- #+]{0,30}") {
             if let Err(err) = parse_list(&text) {
                 prop_assert!(err.offset <= text.len());
