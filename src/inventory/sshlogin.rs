@@ -273,16 +273,23 @@ fn host_port(text: &str, at: usize) -> Result<Target<'_>, LoginError> {
     if text.matches(':').count() > 1 && !text.contains('[') {
         return Ok(target(text, None, Some(text.to_string())));
     }
-    match text.rfind(':') {
-        Some(i) if i > text.rfind(']').unwrap_or(0) || !text.contains(']') => {
-            let port = parse_port(&text[i + 1..], at + i + 1)?;
-            if i == 0 {
-                return Err(error(at, "missing host before `:PORT`"));
-            }
-            Ok(target(&text[..i], Some(port), None))
-        }
-        _ => Ok(target(text, None, None)),
+    // A port is a colon after the last bracket group: `node[1-2]:22`.
+    let after_groups = text.rfind(']').map_or(0, |i| i + 1);
+    let (host, port) = match text[after_groups..].rfind(':').map(|i| after_groups + i) {
+        Some(0) => return Err(error(at, "missing host before `:PORT`")),
+        Some(colon) => (
+            &text[..colon],
+            Some(parse_port(&text[colon + 1..], at + colon + 1)?),
+        ),
+        None => (text, None),
+    };
+    if let Some(slash) = host.find('/') {
+        return Err(error(
+            at + slash,
+            format!("invalid host \"{host}\": expected [N/][user@]host[:port]"),
+        ));
     }
+    Ok(target(host, port, None))
 }
 
 fn parse_port(text: &str, at: usize) -> Result<u16, LoginError> {
@@ -509,6 +516,8 @@ mod tests {
         assert_eq!(err("u@").0, 2);
         assert_eq!(err(":22").0, 0);
         assert!(err("").1.starts_with("empty host list"));
+        assert_eq!(err("a/b").0, 1);
+        assert_eq!(err("x,8/4/h").0, 5);
     }
 
     #[test]
