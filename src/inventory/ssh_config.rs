@@ -19,16 +19,21 @@
 //! in `IdentityFile` and `CertificateFile`, which `ssh -G` prints unexpanded).
 
 use std::collections::HashMap;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use super::HostKeyPolicy;
 
 /// How many `ssh -G` processes run at once.
 pub const PARALLEL_QUERIES: usize = 16;
+
+/// How long one `ssh -G` may take (it runs `Match exec` commands, which may hang).
+pub const QUERY_TIME_LIMIT: Duration = Duration::from_secs(30);
 
 /// A name matching no `Host` block, for OpenSSH's defaults (`-F /dev/null` anyway).
 const BASELINE_NAME: &str = "dts-baseline.invalid";
@@ -313,6 +318,7 @@ pub struct Resolver {
     /// Pass `-F file`; `false` lets ssh find the user's file and the system one itself.
     pass_file: bool,
     pub local: Local,
+    time_limit: Duration,
     baseline: Dump,
     cache: Mutex<HashMap<String, Dump>>,
 }
@@ -326,11 +332,17 @@ impl Resolver {
             file: file.to_path_buf(),
             pass_file,
             local: local_facts(),
+            time_limit: QUERY_TIME_LIMIT,
             baseline: Dump::default(),
             cache: Mutex::new(HashMap::new()),
         };
         resolver.baseline = resolver.run(BASELINE_NAME, Some(Path::new("/dev/null")))?;
         Ok(resolver)
+    }
+
+    /// The same with another limit on each `ssh -G`.
+    pub fn with_time_limit(self, time_limit: Duration) -> Resolver {
+        Resolver { time_limit, ..self }
     }
 
     pub fn file(&self) -> &Path {
@@ -404,15 +416,23 @@ impl Resolver {
         if let Some(file) = file {
             command.arg("-F").arg(file);
         }
-        let output = command
-            .arg("--")
-            .arg(name)
-            .stdin(Stdio::null())
-            .output()
+        command.arg("--").arg(name);
+        let rejected = |message: String| SshConfigError::Rejected {
+            file: self.file.clone(),
+            host: name.to_string(),
+            message,
+        };
+        let output = output_within(command, self.time_limit)
             .map_err(|err| SshConfigError::NoSsh {
                 file: self.file.clone(),
                 program: self.program.clone(),
                 reason: err.to_string(),
+            })?
+            .ok_or_else(|| {
+                rejected(format!(
+                    "it did not finish within {} (a `Match exec` command that hangs?)",
+                    humantime::format_duration(self.time_limit)
+                ))
             })?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         let message: Vec<&str> = stderr
@@ -428,11 +448,7 @@ impl Resolver {
                 text if text.is_empty() => output.status.to_string(),
                 text => text,
             };
-            return Err(SshConfigError::Rejected {
-                file: self.file.clone(),
-                host: name.to_string(),
-                message,
-            });
+            return Err(rejected(message));
         }
         parse_dump(&String::from_utf8_lossy(&output.stdout)).map_err(|message| {
             SshConfigError::Host {
@@ -441,6 +457,29 @@ impl Resolver {
                 message,
             }
         })
+    }
+}
+
+/// Runs `command` (in its own process group) and returns its output, or `None` when it
+/// ran longer than `limit` (then the whole group is killed, `Match exec` children too).
+fn output_within(mut command: Command, limit: Duration) -> std::io::Result<Option<Output>> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let child = command.spawn()?;
+    let group = child.id() as libc::pid_t;
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait_with_output()));
+    match finished.recv_timeout(limit) {
+        Ok(output) => output.map(Some),
+        Err(_) => {
+            // SAFETY: kill has no memory preconditions; the child is not reaped yet (its
+            // waiter is still waiting), so the group id is still its own.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+            Ok(None)
+        }
     }
 }
 
@@ -643,6 +682,39 @@ mod tests {
             message.starts_with("`%C` in \"/home/alice/k_%C\" is not supported"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_hanging_match_exec_is_killed_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        // A sleep this test alone runs, to check that nothing of it is left.
+        let sleep = format!("sleep 600.{}", std::process::id());
+        std::fs::write(&config, format!("Match exec \"{sleep}\"\n  Port 2\n")).unwrap();
+        let resolver = Resolver::new("ssh", &config, true)
+            .unwrap()
+            .with_time_limit(Duration::from_millis(300));
+        let err = resolver.configured("h").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "OpenSSH configuration {}: `ssh -G h` failed: it did not finish within 300ms \
+                 (a `Match exec` command that hangs?)",
+                config.display()
+            )
+        );
+        let left = || {
+            let out = Command::new("pgrep").args(["-f", &sleep]).output().unwrap();
+            !out.stdout.is_empty()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while left() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{sleep} is still running"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     #[test]
