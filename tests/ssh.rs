@@ -51,7 +51,7 @@ fn a_failing_task_makes_exit_code_one() {
 fn death_by_signal_is_reported_as_the_signal() {
     let lab = Lab::start(1);
     lab.submit()
-        .args(["--array", "1", "--", "sh -c 'kill -TERM $$'"])
+        .args(["--array", "1", "--", "kill -TERM $$"])
         .assert()
         .code(1)
         .stderr(contains("┆     1 ┆ signal TERM"));
@@ -60,6 +60,32 @@ fn death_by_signal_is_reported_as_the_signal() {
         .assert()
         .code(1)
         .stderr(contains("┆     1 ┆ signal KILL"));
+}
+
+/// Regression (issue 12, item 5): exit codes above 128 were reported as signals (`exit
+/// 137` as `signal KILL`). The status is what the task's shell did: `sh -c` whose child was
+/// killed exits 143, as a code, and so does `exit 143`.
+#[test]
+fn exit_codes_above_128_are_reported_as_codes() {
+    let lab = Lab::start(1);
+    for (command, cause) in [
+        ("exit 137", "exit 137"),
+        ("sh -c 'kill -TERM $$'", "exit 143"),
+        ("python3 -c 'import sys; sys.exit(143)'", "exit 143"),
+    ] {
+        lab.submit()
+            .args(["--array", "1", "--joblog", "jl", "--", command])
+            .assert()
+            .code(1)
+            .stderr(contains(format!("┆     1 ┆ {cause}")));
+        let joblog = std::fs::read_to_string(lab.path("jl")).unwrap();
+        let fields: Vec<&str> = joblog.lines().last().unwrap().split('\t').collect();
+        assert_eq!(
+            (fields[6], fields[7]),
+            (&cause[5..], "0"),
+            "{command}: {joblog}"
+        );
+    }
 }
 
 #[test]
@@ -294,6 +320,60 @@ fn dts_hosts_probes_every_host() {
         .success()
         .stdout(contains("h1"))
         .stdout(contains("latency ms"));
+}
+
+/// Regression (issue 12, item 13): with two identities in ssh-agent, the right one second,
+/// every host refused: only the agent's first identity was offered. Each is tried, and a
+/// refusal names the fingerprints tried.
+#[test]
+fn every_identity_in_ssh_agent_is_offered() {
+    let lab = Lab::start(1);
+    let text = std::fs::read_to_string(lab.inventory()).unwrap();
+    let without_identity: String = text
+        .lines()
+        .filter(|l| !l.starts_with("identity"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(lab.inventory(), without_identity).unwrap();
+    keygen(&lab.path("strangerkey"));
+    let socket = lab.path("agent.sock");
+    let agent = std::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh-agent");
+    let _agent = KillOnDrop(agent);
+    wait_until(Duration::from_secs(10), "ssh-agent socket", || {
+        socket.exists()
+    });
+    let add = |key: &str| {
+        let added = std::process::Command::new("ssh-add")
+            .arg(lab.path(key))
+            .env("SSH_AUTH_SOCK", &socket)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(added.success());
+    };
+    add("strangerkey");
+    dts(lab.dir.path())
+        .env("SSH_AUTH_SOCK", &socket)
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args(["--array", "1", "--", "true"])
+        .assert()
+        .code(3)
+        .stderr(contains("tried: ssh-agent SHA256:"));
+    add("userkey");
+    dts(lab.dir.path())
+        .env("SSH_AUTH_SOCK", &socket)
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args(["--array", "1-3", "--", "true"])
+        .assert()
+        .success();
 }
 
 #[test]

@@ -28,8 +28,8 @@ use crate::report::progress::{HostLine, Progress, Snapshot};
 use crate::store::{RunWriter, TaskEnd, attempt_outcome, task_state};
 use crate::transport::wrapper::{self, LoginShell, TaskScript};
 use crate::transport::{
-    Command, ConnHandle, ConnId, Event, EventSender, ExitStatus, HostError, LaunchId, Stream,
-    local, ssh,
+    Command, ConnHandle, ConnId, Event, EventSender, ExitStatus, HostError, HostErrorKind,
+    LaunchId, Stream, local, ssh,
 };
 
 /// Events buffered between connections and the dispatcher before senders wait.
@@ -127,7 +127,8 @@ pub struct Dispatcher {
     events_rx: mpsc::Receiver<Event>,
     ssh: ssh::Shared,
     store: RunWriter,
-    store_broken: bool,
+    /// The first store failure: the run stops on it.
+    store_error: Option<String>,
     /// Commands decided this turn, sent once the store has committed.
     outbox: Vec<(usize, usize, Command)>,
     joblog: Option<BufWriter<File>>,
@@ -210,6 +211,7 @@ impl Dispatcher {
             options: Arc::new(ssh::Options {
                 keepalive: cfg.spec.faults.keepalive,
                 keepalive_count: cfg.spec.faults.keepalive_count,
+                kill_grace: cfg.spec.kill_grace,
                 ..ssh::Options::default()
             }),
         };
@@ -236,7 +238,7 @@ impl Dispatcher {
             events_rx,
             ssh,
             store,
-            store_broken: false,
+            store_error: None,
             outbox: Vec::new(),
             joblog,
             out: Vec::new(),
@@ -395,7 +397,7 @@ impl Dispatcher {
             tracing::debug!("first launch after {:?}", self.started.elapsed());
         }
         self.next_launch += 1;
-        let (command, script) = self.script(task, host);
+        let (command, start) = self.script(task, host);
         let seq = self.cfg.job.tasks[task].seq;
         let at = self.epoch(Instant::now());
         let recorded = self
@@ -412,8 +414,8 @@ impl Dispatcher {
             conn,
             Command::Launch {
                 id,
-                script,
-                input: self.secrets_input.clone(),
+                script: start.command,
+                input: start.input,
             },
         ));
         let index = self.cfg.job.tasks[task].index;
@@ -441,8 +443,8 @@ impl Dispatcher {
         }
     }
 
-    /// The rendered command and the full command line sent to the host for one attempt.
-    fn script(&self, task: usize, host: usize) -> (String, String) {
+    /// The rendered command and what is sent to the host to start one attempt.
+    fn script(&self, task: usize, host: usize) -> (String, wrapper::Launch) {
         let job = &self.cfg.job;
         let t = &job.tasks[task];
         let rt = &self.hosts[host];
@@ -468,36 +470,68 @@ impl Dispatcher {
             ("DTS_ATTEMPT", &attempt),
         ];
         env.extend(job.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let script = TaskScript {
+        let shell = match rt.spec.transport {
+            Transport::Ssh => rt.shell,
+            Transport::Local => LoginShell::Sh,
+        };
+        let launch = TaskScript {
             env: &env,
             workdir: job.workdir.as_deref(),
             command: &command,
             kill_grace: self.cfg.spec.kill_grace,
             secrets: !self.cfg.secrets.is_empty(),
         }
-        .render();
-        let line = match rt.spec.transport {
-            Transport::Ssh => wrapper::remote_command(rt.shell, &script),
-            Transport::Local => script,
-        };
-        (command, line)
+        .launch(shell, &self.secrets_input);
+        (command, launch)
     }
 
-    /// Commits what this turn recorded, then sends what it decided.
+    /// Commits what this turn recorded, then sends what it decided. When the store has
+    /// failed, the run stops here, once the turn's own work is done, and the launches it
+    /// could not record are never sent.
     fn commit_and_send(&mut self) {
         let committed = self.store.commit();
         self.record(committed);
+        if self.store_error.is_some() {
+            self.stop(Stop::StoreFailed);
+            self.withhold_launches();
+        }
         for (host, conn, command) in self.outbox.drain(..) {
             self.hosts[host].conns[conn].handle.send(command);
         }
     }
 
-    /// Keeps running when the store fails, after saying so once.
+    /// Keeps the first store failure; [`Self::commit_and_send`] stops the run on it.
     fn record(&mut self, result: Result<(), Error>) {
         if let Err(e) = result {
-            if !self.store_broken {
-                self.store_broken = true;
-                let _ = writeln!(self.err, "dts: warning: the run is no longer recorded: {e}");
+            if self.store_error.is_none() {
+                let _ = writeln!(
+                    self.err,
+                    "dts: error: {e}\ndts: stopping: no new task starts and running tasks are killed, as their results cannot be recorded"
+                );
+                self.store_error = Some(e.to_string());
+            }
+        }
+    }
+
+    /// Drops the launches of this turn, which the failed store does not hold: their tasks
+    /// never start.
+    fn withhold_launches(&mut self) {
+        let withheld: Vec<LaunchId> = self
+            .outbox
+            .iter()
+            .filter_map(|(_, _, command)| match command {
+                Command::Launch { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        self.outbox.retain(|(_, _, command)| match command {
+            Command::Launch { .. } => false,
+            Command::Kill(id) => !withheld.contains(id),
+            _ => true,
+        });
+        for id in withheld {
+            if let Some(launch) = self.end_launch(id) {
+                self.finish_task(launch.task, Stop::StoreFailed.outcome());
             }
         }
     }
@@ -620,6 +654,9 @@ impl Dispatcher {
     }
 
     fn host_failed(&mut self, h: usize, error: &HostError) {
+        if error.kind == HostErrorKind::Stalled {
+            return self.host_outlived_our_pause(h, error);
+        }
         let now = Instant::now();
         let rt = &mut self.hosts[h];
         let before = rt.state.clone();
@@ -660,6 +697,17 @@ impl Dispatcher {
         self.record(recorded);
         self.views[h] = self.hosts[h].view();
         self.check_start();
+    }
+
+    /// dts was stopped long enough for a host's guard to kill its tasks: they are back in
+    /// the queue (no retry used) and the host is connected again at once, charged nothing.
+    fn host_outlived_our_pause(&mut self, h: usize, error: &HostError) {
+        let rt = &mut self.hosts[h];
+        rt.connection_failed(error, Instant::now(), self.quarantine);
+        let name = rt.spec.name.clone();
+        self.note(&format!("{name}: {error}; its tasks run again"));
+        self.views[h] = self.hosts[h].view();
+        self.open_wanted_conns(h);
     }
 
     /// True when the run must stop because no host can take the remaining tasks.
@@ -807,8 +855,7 @@ impl Dispatcher {
         // None: a copy killed because another copy of its task succeeded.
         let outcome = match launch.kill {
             Some(Kill::Superseded) => None,
-            Some(Kill::Stop(Stop::Cancelled)) => Some(Outcome::Cancelled),
-            Some(Kill::Stop(Stop::Interrupted)) => Some(Outcome::NotRun("interrupted".into())),
+            Some(Kill::Stop(why)) => Some(why.outcome()),
             Some(Kill::Timeout) => Some(Outcome::TimedOut),
             None if status.success() => Some(Outcome::Succeeded),
             None => Some(Outcome::Failed(status.clone())),
@@ -913,12 +960,7 @@ impl Dispatcher {
             return;
         }
         let outcome = match (launch.kill, self.stopped) {
-            (Some(Kill::Stop(Stop::Cancelled)), _) | (None, Some(Stop::Cancelled)) => {
-                Some(Outcome::Cancelled)
-            }
-            (Some(Kill::Stop(Stop::Interrupted)), _) | (None, Some(Stop::Interrupted)) => {
-                Some(Outcome::NotRun("interrupted".into()))
-            }
+            (Some(Kill::Stop(why)), _) | (None, Some(why)) => Some(why.outcome()),
             (Some(Kill::Timeout), _) => Some(Outcome::TimedOut),
             (Some(Kill::Superseded), _) => unreachable!("handled above"),
             (None, None) => None,
@@ -1228,14 +1270,15 @@ impl Dispatcher {
             return;
         }
         self.stopped = Some(why);
-        let (label, outcome) = match why {
-            Stop::Interrupted => (
-                "interrupted: killing running tasks (again to exit at once)",
-                Outcome::NotRun("interrupted".into()),
-            ),
-            Stop::Cancelled => ("cancelled: killing running tasks", Outcome::Cancelled),
-        };
-        self.note(label);
+        match why {
+            Stop::Interrupted => {
+                self.note("interrupted: killing running tasks (again to exit at once)");
+            }
+            Stop::Cancelled => self.note("cancelled: killing running tasks"),
+            // `record` said why.
+            Stop::StoreFailed => {}
+        }
+        let outcome = why.outcome();
         let waiting = self.placement.drain().into_iter().map(|id| id as usize);
         let delayed = std::mem::take(&mut self.delayed);
         for task in waiting.chain(delayed).collect::<Vec<_>>() {
@@ -1372,6 +1415,8 @@ impl Dispatcher {
             stopped: self.stopped,
             no_host: self.no_host,
             requeues: self.requeues,
+            left_out: self.cfg.left_out,
+            store_error: self.store_error.clone(),
         }
     }
 }
