@@ -85,13 +85,13 @@ pub fn parse_file(text: &str) -> Result<Vec<Login>, LoginError> {
 /// Splits at commas outside brackets and at newlines; each entry with its byte offset.
 fn split_entries(text: &str) -> Result<Vec<(usize, &str)>, LoginError> {
     let mut entries = Vec::new();
-    let mut depth_open: Option<usize> = None;
+    let mut open_bracket: Option<usize> = None;
     let mut start = 0;
     for (i, byte) in text.bytes().enumerate() {
         match byte {
-            b'[' if depth_open.is_none() => depth_open = Some(i),
-            b']' => depth_open = None,
-            b',' | b'\n' if depth_open.is_none() => {
+            b'[' if open_bracket.is_none() => open_bracket = Some(i),
+            b']' => open_bracket = None,
+            b',' | b'\n' if open_bracket.is_none() => {
                 entries.push((start, &text[start..i]));
                 start = i + 1;
             }
@@ -99,7 +99,7 @@ fn split_entries(text: &str) -> Result<Vec<(usize, &str)>, LoginError> {
             _ => {}
         }
     }
-    if let Some(open) = depth_open {
+    if let Some(open) = open_bracket {
         return Err(error(open, "`[` is never closed: expected `]`"));
     }
     entries.push((start, &text[start..]));
