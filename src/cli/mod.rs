@@ -207,6 +207,7 @@ Examples:
   dts submit --array 1-8 -- 'echo task {} on $(hostname)'
   dts submit -H hosts.toml --array 0-999%50 -- ./work.sh {}
   dts submit -H hosts.toml --items files.txt -- gzip -k {}
+  dts submit -w '8/alice@node[01-16],4/gpu1' --array 0-999 -- ./work.sh {}
   dts submit jobs/hello.toml --retries 2
 
 Placeholders: {} {item} the item, {#} 1-based sequence, {index} array index, {host},
@@ -224,6 +225,8 @@ pub struct SubmitArgs {
     /// the local machine].
     #[arg(short = 'H', long = "hosts", value_name = "FILE")]
     pub hosts: Option<PathBuf>,
+    #[command(flatten)]
+    pub reach: ReachArgs,
     /// Array indices in Slurm syntax: 0-99, 1-100:3 (step), 0-999%20 (at most 20 at once), 1,5,9-12.
     #[arg(long, value_name = "SPEC", allow_hyphen_values = true)]
     pub array: Option<String>,
@@ -344,9 +347,47 @@ pub struct HostsArgs {
     /// Host inventory (same lookup as `dts submit`).
     #[arg(short = 'H', long = "hosts", value_name = "FILE")]
     pub hosts: Option<PathBuf>,
+    #[command(flatten)]
+    pub reach: ReachArgs,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Which hosts a command reaches and how: sshlogins instead of the inventory, and the
+/// OpenSSH configuration their names resolve through.
+#[derive(Debug, Args)]
+pub struct ReachArgs {
+    /// Hosts as GNU parallel sshlogins, replacing the inventory's: `[N/][user@]host[:port]`,
+    /// comma-separated, nodesets allowed (`8/alice@node[01-16],4/gpu1`; `:` is this machine).
+    /// [defaults] from -H still apply. Repeatable.
+    #[arg(
+        short = 'w',
+        long = "sshlogin",
+        short_alias = 'S',
+        value_name = "LIST",
+        conflicts_with = "login_file"
+    )]
+    pub host_list: Vec<String>,
+    /// Hosts from a file of sshlogins, one per line (`#` comments), replacing the inventory's.
+    #[arg(long = "slf", visible_alias = "sshloginfile", value_name = "FILE")]
+    pub login_file: Option<PathBuf>,
+    /// OpenSSH client configuration to resolve host names with, as `ssh -F FILE`
+    /// [default: [defaults] ssh_config, else ~/.ssh/config when it exists].
+    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+}
+
+impl ReachArgs {
+    /// The inventory request with `hosts` (`-H`).
+    pub fn request(&self, hosts: Option<&std::path::Path>) -> crate::inventory::Request {
+        crate::inventory::Request {
+            hosts_file: hosts.map(std::path::Path::to_path_buf),
+            ssh_config: self.ssh_config.clone(),
+            host_list: (!self.host_list.is_empty()).then(|| self.host_list.join(",")),
+            login_file: self.login_file.clone(),
+        }
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -14,7 +14,14 @@ use crate::store::{self, Faults, RunSpec, RunWriter, StateDir, StateEnv};
 
 pub fn run(args: SubmitArgs) -> Result<i32, Error> {
     let env = inventory::Env::from_process();
-    let inventory = inventory::resolve(args.hosts.as_deref(), &env)?;
+    let built = inventory::build(&args.reach.request(args.hosts.as_deref()), &env)?;
+    if !args.display.quiet {
+        built
+            .warnings
+            .iter()
+            .for_each(|w| eprintln!("dts: warning: {w}"));
+    }
+    let inventory = built.inventory;
     let job = job::build(&overrides(&args), &mut std::io::stdin().lock())?;
     let hosts = eligible_hosts(inventory.hosts, args.constraint.as_deref())?;
     if !(args.epsilon > 0.0 && args.epsilon.is_finite()) {
