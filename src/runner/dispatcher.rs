@@ -18,7 +18,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use super::hosts::{BACKOFF, Conn, ConnState, HostRt, HostState, Quarantine};
-use super::output::{LineBuf, OutputMode, write_tagged};
+use super::output::{LineBuf, OutputMode, copy_block, write_piece};
 use super::{AttemptRecord, HostRecord, Outcome, RunConfig, RunOutcome, Stop, TaskRecord, joblog};
 use crate::error::Error;
 use crate::inventory::Transport;
@@ -742,7 +742,7 @@ impl Dispatcher {
             Stream::Stdout => (&mut launch.stdout, &mut self.out),
             Stream::Stderr => (&mut launch.stderr, &mut self.err),
         };
-        let _ = buf.feed(data, |line| write_tagged(writer, tag, line));
+        let _ = buf.feed(data, |piece| write_piece(writer, tag, piece));
         self.record(recorded);
         if self.out.len() + self.err.len() > OUTPUT_BUFFER {
             self.flush();
@@ -764,10 +764,10 @@ impl Dispatcher {
         };
         let _ = launch
             .stdout
-            .finish(|l| write_tagged(&mut self.out, tag, l));
+            .finish(|piece| write_piece(&mut self.out, tag, piece));
         let _ = launch
             .stderr
-            .finish(|l| write_tagged(&mut self.err, tag, l));
+            .finish(|piece| write_piece(&mut self.err, tag, piece));
         Some(launch)
     }
 
@@ -782,11 +782,11 @@ impl Dispatcher {
         let result = self.progress.suspend(|| -> std::io::Result<()> {
             if let Ok(mut file) = File::open(&paths[0]) {
                 let mut out = std::io::stdout().lock();
-                std::io::copy(&mut file, &mut out)?;
+                copy_block(&mut file, &mut out)?;
                 out.flush()?;
             }
             if let Ok(mut file) = File::open(&paths[1]) {
-                std::io::copy(&mut file, &mut std::io::stderr().lock())?;
+                copy_block(&mut file, &mut std::io::stderr().lock())?;
             }
             Ok(())
         });
