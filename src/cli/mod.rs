@@ -87,6 +87,25 @@ pub enum Commands {
     Coordinate(RunArg),
 }
 
+impl Commands {
+    /// Whether the command runs tasks (and so must outlive a closed stdout).
+    pub fn runs_tasks(&self) -> bool {
+        match self {
+            Commands::Submit(args) => !args.dry_run,
+            Commands::Retry(_) | Commands::Coordinate(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Prints `text` on stdout for a command that runs tasks, where SIGPIPE stays ignored: a
+/// closed stdout is not an error worth a panic there (the run already happened).
+pub fn print_result(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 /// A run: its id, a unique prefix or suffix of it, or `last`.
 #[derive(Debug, Args)]
 pub struct RunArg {

@@ -36,8 +36,8 @@ pub fn run(args: SubmitArgs) -> Result<i32, Error> {
     if args.detach {
         drop(writer);
         session::detach(&state, &id)?;
-        eprintln!("dts: run {id} started in the background; dts status {id}");
-        println!("{id}");
+        let note = format!("run {id} started in the background; dts status {id}");
+        session::detached(&id, &note, &args.display.session());
         return Ok(exit::SUCCESS);
     }
     session::run(writer, &args.display.session())
