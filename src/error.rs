@@ -16,7 +16,7 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     /// No host was reachable.
     pub const NO_HOST: i32 = 3;
-    /// Interrupted by Ctrl-C or SIGTERM; state saved.
+    /// Interrupted by Ctrl-C, SIGTERM or SIGHUP; state saved.
     pub const INTERRUPTED: i32 = 130;
 }
 

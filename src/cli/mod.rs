@@ -27,7 +27,7 @@ Exit codes:
   1    some task failed or was cancelled
   2    usage, configuration or inventory error (nothing ran)
   3    no host reachable
-  130  interrupted by Ctrl-C or SIGTERM";
+  130  interrupted by Ctrl-C, SIGTERM or SIGHUP (terminal closed)";
 
 /// Run job arrays across SSH hosts, place every task with a chosen algorithm, and report how
 /// well the work was balanced.

@@ -51,6 +51,10 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
     let (tasks, prior_attempts): (Vec<_>, Vec<_>) = queued.into_iter().unzip();
     let job = spec.job(tasks)?;
     let secrets = secret_values(&spec.secret_env)?;
+    let stderr_is_terminal = std::io::stderr().is_terminal();
+    if display.progress == ProgressFlag::Bars && !stderr_is_terminal && !display.quiet {
+        eprintln!("dts: {}", progress::BARS_NEED_A_TERMINAL);
+    }
     let config = RunConfig {
         run_id: writer.id().to_string(),
         total_tasks: total,
@@ -63,11 +67,7 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
         } else {
             display.output
         },
-        progress: progress::Mode::resolve(
-            display.progress,
-            display.quiet,
-            std::io::stderr().is_terminal(),
-        ),
+        progress: progress::Mode::resolve(display.progress, display.quiet, stderr_is_terminal),
         quiet: display.quiet,
         job,
     };

@@ -276,6 +276,8 @@ impl Dispatcher {
             |e: std::io::Error| Error::Runtime(format!("cannot handle signals: {e}"));
         let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
         let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
+        // The terminal closed: stop as for TERM, so the run is recorded and reported.
+        let mut sighup = signal(SignalKind::hangup()).map_err(signal_error)?;
         let mut sigusr1 = signal(SignalKind::user_defined1()).map_err(signal_error)?;
         for h in 0..self.hosts.len() {
             self.open_wanted_conns(h);
@@ -304,6 +306,7 @@ impl Dispatcher {
                 () = sleep_until(deadline) => self.fire_timers(),
                 _ = sigint.recv() => self.stop(Stop::Interrupted),
                 _ = sigterm.recv() => self.stop(Stop::Interrupted),
+                _ = sighup.recv() => self.stop(Stop::Interrupted),
                 _ = sigusr1.recv() => self.take_control(),
             }
         }
@@ -325,33 +328,41 @@ impl Dispatcher {
     }
 
     fn show_progress(&mut self) {
-        let hosts = &self.hosts;
-        let (total, done, failed, running, paused) = (
+        let (hosts, launches) = (&self.hosts, &self.launches);
+        let (total, done, failed, paused) = (
             self.cfg.job.tasks.len(),
             self.done,
             self.failed,
-            self.running,
             self.paused,
         );
         let elapsed = self.started.elapsed();
-        self.progress.update(|| Snapshot {
-            total,
-            done,
-            failed,
-            running,
-            elapsed,
-            paused,
-            hosts: hosts
-                .iter()
-                .map(|h| HostLine {
-                    name: h.spec.name.clone(),
-                    state: h.state_label(),
-                    running: h.running,
-                    slots: h.capacity(),
-                    done: h.done,
-                    failed: h.failed,
-                })
-                .collect(),
+        self.progress.update(|| {
+            // Running means started on its host, not dispatched: a launch waiting for its
+            // channel (a host still connecting) is not running yet.
+            let mut running = vec![0u32; hosts.len()];
+            for launch in launches.values().filter(|l| l.started.is_some()) {
+                running[launch.host] += 1;
+            }
+            Snapshot {
+                total,
+                done,
+                failed,
+                running: running.iter().sum(),
+                elapsed,
+                paused,
+                hosts: hosts
+                    .iter()
+                    .zip(&running)
+                    .map(|(h, &running)| HostLine {
+                        name: h.spec.name.clone(),
+                        state: h.state_label(),
+                        running,
+                        slots: h.capacity(),
+                        done: h.done,
+                        failed: h.failed,
+                    })
+                    .collect(),
+            }
         });
     }
 
