@@ -167,14 +167,17 @@ pub fn locate(explicit: Option<&Path>, env: &Env) -> Option<PathBuf> {
     user_file.exists().then_some(user_file)
 }
 
-/// Reads and parses the inventory at `path` (relative to [`Env::cwd`] unless absolute).
-/// Errors name `path` as given.
+/// Reads and parses the inventory at `path` (relative to [`Env::cwd`] unless absolute),
+/// then checks the identity files it names ([`crate::identity`]). Errors name `path` as
+/// given.
 pub fn load(path: &Path, env: &Env) -> Result<Inventory, Error> {
     let text = std::fs::read_to_string(env.cwd.join(path)).map_err(|source| Error::ReadFile {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(parse(path, &text, env)?)
+    let inventory = parse(path, &text, env)?;
+    crate::identity::check(&inventory.hosts, path, &text)?;
+    Ok(inventory)
 }
 
 /// The embedded default: the local machine alone, one slot per core.
