@@ -51,12 +51,12 @@ fn a_failing_task_makes_exit_code_one() {
 fn death_by_signal_is_reported_as_the_signal() {
     let lab = Lab::start(1);
     lab.submit()
-        .args(["--array", "1", "--", "sh -c 'kill -TERM $$'"])
+        .args(["--array", "1", "--", ": {}; sh -c 'kill -TERM $$'"])
         .assert()
         .code(1)
         .stderr(contains("┆     1 ┆ signal TERM"));
     lab.submit()
-        .args(["--array", "1", "--", "kill -KILL $$"])
+        .args(["--array", "1", "--", ": {}; kill -KILL $$"])
         .assert()
         .code(1)
         .stderr(contains("┆     1 ┆ signal KILL"));
@@ -91,7 +91,8 @@ fn injection_shaped_items_are_passed_as_text() {
         let lines = tagged_lines(&out.stdout);
         assert_eq!(lines.len(), items.len());
         for (_, index, line) in lines {
-            assert_eq!(line, items[index as usize], "{command:?}");
+            // Items are numbered from 1, as their lines are.
+            assert_eq!(line, items[index as usize - 1], "{command:?}");
         }
     }
     assert!(!pwned.exists(), "an item was executed");

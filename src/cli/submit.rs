@@ -10,6 +10,7 @@ use crate::job::{self, JobSpec, Overrides};
 use crate::placement::rng;
 use crate::plan::{self, PlanHost};
 use crate::report;
+use crate::runner::joblog;
 use crate::store::{self, Faults, RunSpec, RunWriter, StateDir, StateEnv};
 
 pub fn run(args: SubmitArgs) -> Result<i32, Error> {
@@ -50,7 +51,7 @@ fn run_spec(
     hosts: Vec<Host>,
     seed: u64,
 ) -> Result<RunSpec, Error> {
-    let joblog = absolute(args.joblog.as_ref())?;
+    let joblog = joblog_path(args)?;
     Ok(RunSpec {
         name: job.name.clone(),
         command: job.command.spec().clone(),
@@ -72,6 +73,21 @@ fn run_spec(
         faults: faults(args)?,
         secret_env: job.secret_env.clone(),
     })
+}
+
+/// `--joblog FILE` made absolute for the background coordinator; `-` (stdout, as in GNU
+/// parallel) stays as it is, and needs a stdout of its own.
+fn joblog_path(args: &SubmitArgs) -> Result<Option<std::path::PathBuf>, Error> {
+    if args.joblog.as_deref() != Some(std::path::Path::new(joblog::STDOUT)) {
+        return absolute(args.joblog.as_ref());
+    }
+    if args.display.json || args.detach {
+        let flag = if args.detach { "--detach" } else { "--json" };
+        return Err(Error::Usage(format!(
+            "--joblog - writes the joblog on stdout, which {flag} uses for the run id or document; give --joblog a file"
+        )));
+    }
+    Ok(args.joblog.clone())
 }
 
 /// The fault-handling flags, checked.

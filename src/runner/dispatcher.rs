@@ -10,7 +10,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -130,7 +130,7 @@ pub struct Dispatcher {
     store_broken: bool,
     /// Commands decided this turn, sent once the store has committed.
     outbox: Vec<(usize, usize, Command)>,
-    joblog: Option<BufWriter<File>>,
+    joblog: Option<joblog::Sink>,
     /// Task output and notes of this turn, written out together (around the progress bars).
     out: Vec<u8>,
     err: Vec<u8>,
@@ -213,13 +213,16 @@ impl Dispatcher {
                 ..ssh::Options::default()
             }),
         };
+        let mut out = Vec::new();
         let joblog = match &cfg.spec.joblog {
-            Some(path) => Some(BufWriter::new(joblog::open(path).map_err(|source| {
-                Error::ReadFile {
-                    path: path.clone(),
-                    source,
-                }
-            })?)),
+            Some(path) => {
+                Some(
+                    joblog::Sink::open(path, &mut out).map_err(|source| Error::ReadFile {
+                        path: path.clone(),
+                        source,
+                    })?,
+                )
+            }
             None => None,
         };
         Ok(Dispatcher {
@@ -239,7 +242,7 @@ impl Dispatcher {
             store_broken: false,
             outbox: Vec::new(),
             joblog,
-            out: Vec::new(),
+            out,
             err: Vec::new(),
             output_broken: false,
             progress: Progress::new(cfg.progress, cfg.job.tasks.len(), cfg.hosts.len()),
@@ -464,15 +467,15 @@ impl Dispatcher {
             host: &rt.spec.name,
         };
         let command = job.command.render(&ctx);
-        let (seq, count, index, attempt) = (
-            t.seq.to_string(),
+        let (count, index, attempt) = (
             self.cfg.total_tasks.to_string(),
             t.index.to_string(),
             self.tasks[task].attempt.to_string(),
         );
         let mut env: Vec<(&str, &str)> = vec![
             ("DTS_RUN_ID", &self.cfg.run_id),
-            ("DTS_TASK_ID", &seq),
+            // One numbering everywhere: the task index (as in `[host index]` and the joblog).
+            ("DTS_TASK_ID", &index),
             ("DTS_TASK_COUNT", &count),
             ("DTS_ARRAY_INDEX", &index),
             ("DTS_HOST", &rt.spec.name),
@@ -887,7 +890,7 @@ impl Dispatcher {
             return;
         };
         let entry = joblog::Entry {
-            seq: self.cfg.job.tasks[launch.task].seq,
+            seq: self.cfg.job.tasks[launch.task].index,
             host: &self.hosts[launch.host].spec.name,
             start: (self.started_epoch + started.saturating_duration_since(self.started))
                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -896,9 +899,10 @@ impl Dispatcher {
             runtime: at.saturating_duration_since(started).as_secs_f64(),
             received: launch.received,
             status: Some(status),
+            timed_out: launch.kill == Some(Kill::Timeout),
             command: launch.command.as_deref().unwrap_or(""),
         };
-        let _ = log.write_all(joblog::line(&entry).as_bytes());
+        log.write(&entry, &mut self.out);
     }
 
     /// A launch that did not run to its end through no fault of the task: the host refused
@@ -1310,7 +1314,7 @@ impl Dispatcher {
     /// Writes this turn's output and notes, with the progress bars out of the way.
     fn flush(&mut self) {
         if let Some(log) = self.joblog.as_mut() {
-            let _ = log.flush();
+            log.flush();
         }
         if self.out.is_empty() && self.err.is_empty() {
             return;
