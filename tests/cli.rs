@@ -569,3 +569,38 @@ fn retry_help_does_not_mention_dry_run() {
         .success()
         .stdout(contains("--dry-run").not());
 }
+
+#[test]
+fn readme_and_hosts_example_agree_on_default_keys_and_name_every_run_state() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let example = std::fs::read_to_string(root.join("hosts.example.toml")).unwrap();
+    // The keys the ssh transport tries when no identity is configured.
+    let keys = "~/.ssh/id_ed25519, id_ecdsa,";
+    assert!(readme.contains(keys), "README default keys");
+    assert!(
+        example
+            .replace("\n", " ")
+            .replace("#", "")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .contains(keys),
+        "hosts.example.toml default keys"
+    );
+    for state in [
+        "queued",
+        "running",
+        "paused",
+        "succeeded",
+        "failed",
+        "cancelled",
+        "interrupted",
+        "no-host",
+    ] {
+        assert!(
+            readme.contains(&format!("`{state}`")),
+            "README names state {state}"
+        );
+    }
+}

@@ -220,11 +220,12 @@ Examples:
   dts submit -H hosts.toml --items files.txt -- gzip -k {}
   dts submit jobs/hello.toml --retries 2
 
-Placeholders: {} {item} the item, {#} 1-based sequence, {index} array index, {host},
-{item/.} without extension, {item/} basename, {item//} dirname.
+Placeholders: {} {item} the item, {#} 1-based sequence, {index} task index (array index, or
+1-based item number), {host}, {item/.} without extension, {item/} basename, {item//} dirname.
+A command without any placeholder gets the item appended, quoted, as in GNU parallel.
 
 Exit codes: 0 all succeeded, 1 a task failed, 2 usage/config error, 3 no host reachable,
-130 interrupted.";
+130 interrupted (Ctrl-C, SIGTERM, SIGHUP).";
 
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
@@ -259,8 +260,8 @@ pub struct SubmitArgs {
     /// Kill a task that runs longer than this (e.g. 90s, 10m).
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
-    /// Seed for random placement: the same seed draws the same hosts for the same free
-    /// slots (a run repeats only where tasks free their slots in the same order).
+    /// Seed for random placement (printed when drawn). The same seed places tasks the same
+    /// way only while every task fits at once: later tasks go where slots happen to free.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
     /// Only use hosts with this label.
