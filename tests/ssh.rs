@@ -51,7 +51,7 @@ fn a_failing_task_makes_exit_code_one() {
 fn death_by_signal_is_reported_as_the_signal() {
     let lab = Lab::start(1);
     lab.submit()
-        .args(["--array", "1", "--", ": {}; sh -c 'kill -TERM $$'"])
+        .args(["--array", "1", "--", ": {}; kill -TERM $$"])
         .assert()
         .code(1)
         .stderr(contains("┆     1 ┆ signal TERM"));
@@ -60,6 +60,33 @@ fn death_by_signal_is_reported_as_the_signal() {
         .assert()
         .code(1)
         .stderr(contains("┆     1 ┆ signal KILL"));
+}
+
+/// Regression (issue 12, item 5): exit codes above 128 were reported as signals (`exit
+/// 137` as `signal KILL`). The status is what the task's shell did: `sh -c` whose child was
+/// killed exits 143, as a code, and so does `exit 143`.
+#[test]
+fn exit_codes_above_128_are_reported_as_codes() {
+    let lab = Lab::start(1);
+    for (command, cause) in [
+        // `: {}` keeps the item from being appended to the command.
+        (": {}; exit 137", "exit 137"),
+        (": {}; sh -c 'kill -TERM $$'", "exit 143"),
+        (": {}; python3 -c 'import sys; sys.exit(143)'", "exit 143"),
+    ] {
+        lab.submit()
+            .args(["--array", "1", "--joblog", "jl", "--", command])
+            .assert()
+            .code(1)
+            .stderr(contains(format!("┆     1 ┆ {cause}")));
+        let joblog = std::fs::read_to_string(lab.path("jl")).unwrap();
+        let fields: Vec<&str> = joblog.lines().last().unwrap().split('\t').collect();
+        assert_eq!(
+            (fields[6], fields[7]),
+            (&cause[5..], "0"),
+            "{command}: {joblog}"
+        );
+    }
 }
 
 #[test]

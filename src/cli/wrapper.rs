@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::error::{Error, exit};
 use crate::job::{self, Context};
-use crate::transport::wrapper::{LoginShell, TaskScript, remote_command};
+use crate::transport::wrapper::{LoginShell, TaskScript};
 
 pub fn run(shell: &str, words: &[String]) -> Result<i32, Error> {
     let command = job::resolve_command(words, None)?.render(&Context {
@@ -22,7 +22,7 @@ pub fn run(shell: &str, words: &[String]) -> Result<i32, Error> {
         kill_grace: Duration::from_secs(5),
         secrets: false,
     }
-    .render();
-    print!("{}", remote_command(LoginShell::from_path(shell), &script));
+    .launch(LoginShell::from_path(shell), &[]);
+    print!("{}", script.command);
     Ok(exit::SUCCESS)
 }

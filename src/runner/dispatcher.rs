@@ -28,8 +28,8 @@ use crate::report::progress::{HostLine, Progress, Snapshot};
 use crate::store::{RunWriter, TaskEnd, attempt_outcome, task_state};
 use crate::transport::wrapper::{self, LoginShell, TaskScript};
 use crate::transport::{
-    Command, ConnHandle, ConnId, Event, EventSender, ExitStatus, HostError, LaunchId, Stream,
-    local, ssh,
+    Command, ConnHandle, ConnId, Event, EventSender, ExitStatus, HostError, HostErrorKind,
+    LaunchId, Stream, local, ssh,
 };
 
 /// Events buffered between connections and the dispatcher before senders wait.
@@ -210,6 +210,7 @@ impl Dispatcher {
             options: Arc::new(ssh::Options {
                 keepalive: cfg.spec.faults.keepalive,
                 keepalive_count: cfg.spec.faults.keepalive_count,
+                kill_grace: cfg.spec.kill_grace,
                 ..ssh::Options::default()
             }),
         };
@@ -409,7 +410,7 @@ impl Dispatcher {
             tracing::debug!("first launch after {:?}", self.started.elapsed());
         }
         self.next_launch += 1;
-        let (command, script) = self.script(task, host);
+        let (command, start) = self.script(task, host);
         let seq = self.cfg.job.tasks[task].seq;
         let at = self.epoch(Instant::now());
         let recorded = self
@@ -426,8 +427,8 @@ impl Dispatcher {
             conn,
             Command::Launch {
                 id,
-                script,
-                input: self.secrets_input.clone(),
+                script: start.command,
+                input: start.input,
             },
         ));
         let index = self.cfg.job.tasks[task].index;
@@ -455,8 +456,8 @@ impl Dispatcher {
         }
     }
 
-    /// The rendered command and the full command line sent to the host for one attempt.
-    fn script(&self, task: usize, host: usize) -> (String, String) {
+    /// The rendered command and what is sent to the host to start one attempt.
+    fn script(&self, task: usize, host: usize) -> (String, wrapper::Launch) {
         let job = &self.cfg.job;
         let t = &job.tasks[task];
         let rt = &self.hosts[host];
@@ -482,19 +483,19 @@ impl Dispatcher {
             ("DTS_ATTEMPT", &attempt),
         ];
         env.extend(job.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let script = TaskScript {
+        let shell = match rt.spec.transport {
+            Transport::Ssh => rt.shell,
+            Transport::Local => LoginShell::Sh,
+        };
+        let launch = TaskScript {
             env: &env,
             workdir: job.workdir.as_deref(),
             command: &command,
             kill_grace: self.cfg.spec.kill_grace,
             secrets: !self.cfg.secrets.is_empty(),
         }
-        .render();
-        let line = match rt.spec.transport {
-            Transport::Ssh => wrapper::remote_command(rt.shell, &script),
-            Transport::Local => script,
-        };
-        (command, line)
+        .launch(shell, &self.secrets_input);
+        (command, launch)
     }
 
     /// Commits what this turn recorded, then sends what it decided.
@@ -634,6 +635,9 @@ impl Dispatcher {
     }
 
     fn host_failed(&mut self, h: usize, error: &HostError) {
+        if error.kind == HostErrorKind::Stalled {
+            return self.host_outlived_our_pause(h, error);
+        }
         let now = Instant::now();
         let rt = &mut self.hosts[h];
         let before = rt.state.clone();
@@ -674,6 +678,17 @@ impl Dispatcher {
         self.record(recorded);
         self.views[h] = self.hosts[h].view();
         self.check_start();
+    }
+
+    /// dts was stopped long enough for a host's guard to kill its tasks: they are back in
+    /// the queue (no retry used) and the host is connected again at once, charged nothing.
+    fn host_outlived_our_pause(&mut self, h: usize, error: &HostError) {
+        let rt = &mut self.hosts[h];
+        rt.connection_failed(error, Instant::now(), self.quarantine);
+        let name = rt.spec.name.clone();
+        self.note(&format!("{name}: {error}; its tasks run again"));
+        self.views[h] = self.hosts[h].view();
+        self.open_wanted_conns(h);
     }
 
     /// True when the run must stop because no host can take the remaining tasks.

@@ -90,7 +90,7 @@ impl HostRt {
             conns: Vec::new(),
             state: HostState::Connecting,
             slots,
-            shell: LoginShell::Posix,
+            shell: LoginShell::Other,
             probe: None,
             background: 0.0,
             failures: VecDeque::new(),
@@ -197,8 +197,15 @@ impl HostRt {
     /// `policy.after` failures within `policy.window`. Refused keys or authentication put it
     /// out for good.
     pub fn connection_failed(&mut self, error: &HostError, now: Instant, policy: Quarantine) {
-        self.last_error = Some(error.message.clone());
         let others_up = self.live_conns() > 0 && self.state == HostState::Up;
+        if error.kind == HostErrorKind::Stalled {
+            // dts's own silence: the host did nothing wrong.
+            if !others_up {
+                self.state = HostState::Connecting;
+            }
+            return;
+        }
+        self.last_error = Some(error.message.clone());
         if error.kind == HostErrorKind::Permanent {
             if !others_up {
                 self.state = HostState::Gone(error.message.clone());

@@ -81,7 +81,9 @@ async fn launch(
     events: &EventSender,
     running: &Running,
 ) {
+    // `$0` is `sh`, as for a command line typed as `sh -c CMD`.
     let child = tokio::process::Command::new("/bin/sh")
+        .arg0("sh")
         .arg("-c")
         .arg(script)
         .process_group(0)

@@ -88,6 +88,9 @@ pub enum HostErrorKind {
     Transient,
     /// Authentication refused or host key unknown/changed/revoked. Retrying cannot help.
     Permanent,
+    /// dts itself was not running (stopped, frozen) long enough that the host's guard
+    /// killed its tasks: not the host's fault. Reconnect at once, charge nothing.
+    Stalled,
 }
 
 impl HostError {
@@ -101,6 +104,13 @@ impl HostError {
     pub fn permanent(message: impl Into<String>) -> Self {
         HostError {
             kind: HostErrorKind::Permanent,
+            message: message.into(),
+        }
+    }
+
+    pub fn stalled(message: impl Into<String>) -> Self {
+        HostError {
+            kind: HostErrorKind::Stalled,
             message: message.into(),
         }
     }

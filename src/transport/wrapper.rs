@@ -1,21 +1,30 @@
-//! The remote wrapper: the small POSIX shell script every task runs under.
+//! The remote wrapper: the small POSIX shell prelude every task runs under, and the
+//! per-connection guard that kills a host's tasks when dts goes silent.
 //!
-//! It gives DESIGN.md's "no orphans" guarantee with shell builtins only, so it costs one
-//! `fork` per task:
+//! A task must behave exactly as its command line would under `sh -c` on that host, and
+//! must never outlive dts. The prelude gets both with shell builtins and two forks:
 //!
 //! * The task's stdin (the SSH channel, or a pipe for local tasks) is the *control line*.
-//!   It is duplicated to fd 3 for a background *watcher*; the task itself reads `/dev/null`.
-//! * The wrapper shell is a process-group leader: sshd starts the login shell with
-//!   `setsid()`, and the local transport spawns it with its own group. The watcher and the
-//!   task are in that group.
-//! * When the control line reaches EOF (dts closed it to cancel or time out, dts exited,
-//!   or the connection died) the watcher sends TERM to the group, waits up to the grace
-//!   period for the wrapper to exit, then sends KILL to the group (itself included).
-//!   When the task had already finished, it just KILLs leftovers in the group.
-//! * The user's command runs through `eval` in the wrapper shell, which catches TERM so it
-//!   outlives the task's own clean-up. A status above 128 that names a terminating signal
-//!   is re-raised on the wrapper, so the signal reaches dts as `exit-signal`, never as a
-//!   plain exit code.
+//!   It is duplicated to fd 3 for a *watcher*; the task itself reads `/dev/null`.
+//! * The shell running the prelude is a process-group leader: sshd starts every session
+//!   with `setsid()`, and the local transport spawns it with its own group. The watcher and
+//!   everything the task starts are in that group.
+//! * The watcher is started as `( { ... } & )`: the outer subshell exits at once, so the
+//!   watcher is never one of the task shell's jobs (a bare `wait` does not wait for it, `$!`
+//!   and `jobs` do not show it) nor the child of the task's process.
+//! * When the control line reaches EOF (dts closed it to cancel or time out, dts exited, or
+//!   the connection died) the watcher sends TERM to the group, waits up to the grace period
+//!   for the task's shell to exit, then sends KILL to the group (itself included). When the
+//!   task had already finished, it just KILLs leftovers in the group.
+//! * The user's command line then runs *in the same shell*, not through `eval` and with no
+//!   trap set: it is `sh -c PRELUDE; CMD`, and the prelude leaves nothing behind that the
+//!   command could see (no variable, no trap, no job, no fd 3, no changed disposition). So
+//!   `$$`, `$0`, signals, `wait`, syntax errors and the exit status are those of `sh -c CMD`:
+//!   a shell killed by a signal is reported as that signal, `exit 137` as exit 137.
+//!   Where the login shell is not `sh`, the same text runs under `exec sh -c`.
+//! * A script too long for one SSH exec request (libssh2 caps packets near 32 KB) is sent
+//!   on the control line instead, read by a short bootstrap; the command then runs under
+//!   `exec sh -c CMD`, which keeps the same semantics at the cost of an exec.
 //!
 //! Deliberately not `setsid`: the group sshd already made is enough, it exists on every
 //! platform, and a background job started by the shell would have SIGINT ignored.
@@ -24,30 +33,29 @@ use std::time::Duration;
 
 use crate::job::quote::quote;
 
-/// What the host's login shell can parse: our script directly, or only through `/bin/sh`.
+/// What the host's login shell is, which decides how the prelude is started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginShell {
-    /// sh, bash, dash, zsh, ksh and friends.
-    Posix,
-    /// csh, tcsh, fish or unknown: start `/bin/sh` explicitly.
+    /// `sh` itself: the login shell runs the prelude and the command, exactly `sh -c`.
+    Sh,
+    /// bash, zsh, csh, fish or unknown: start `sh` explicitly, so the command line still
+    /// gets `sh -c` semantics.
     Other,
 }
 
 impl LoginShell {
     /// Classifies `$SHELL` as reported by the probe.
     pub fn from_path(shell: &str) -> LoginShell {
-        let name = shell.rsplit('/').next().unwrap_or("");
-        match name {
-            "sh" | "bash" | "dash" | "zsh" | "ksh" | "ksh93" | "mksh" | "ash" | "yash" => {
-                LoginShell::Posix
-            }
+        match shell.rsplit('/').next().unwrap_or("") {
+            "sh" => LoginShell::Sh,
             _ => LoginShell::Other,
         }
     }
 }
 
-/// Signals that terminate a process by default: only these are re-raised.
-const TERMINATING_SIGNALS: &str = "HUP|INT|QUIT|ILL|TRAP|ABRT|BUS|FPE|KILL|USR1|SEGV|USR2|PIPE|ALRM|TERM|XCPU|XFSZ|VTALRM|PROF|SYS";
+/// Longest remote command sent in the exec request itself; longer scripts travel on the
+/// control line. libssh2 refuses packets over ~32 KB ("Unable to send channel request").
+pub const INLINE_MAX: usize = 16 * 1024;
 
 /// Everything one task's script needs.
 #[derive(Debug, Clone, Copy)]
@@ -64,23 +72,68 @@ pub struct TaskScript<'a> {
     pub secrets: bool,
 }
 
+/// What a transport sends to start a task: the command for the exec request (or for
+/// `sh -c` locally) and the bytes to write first on the control line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    pub command: String,
+    pub input: Vec<u8>,
+}
+
 impl TaskScript<'_> {
-    /// The POSIX sh script text.
-    pub fn render(&self) -> String {
-        let mut script = String::with_capacity(640 + self.command.len());
-        script.push_str(&watcher(self.kill_grace, self.secrets));
+    /// The script text for a shell whose fd 3 is already the control line: secrets, the
+    /// watcher, environment, working directory, then `tail` (the command itself).
+    fn body(&self, tail: &str) -> String {
+        let mut script = String::with_capacity(640 + tail.len());
+        if self.secrets {
+            script.push_str(
+                "while IFS= read -r __dts_l <&3 && [ -n \"$__dts_l\" ]; do export \"$__dts_l\"; done; unset __dts_l; ",
+            );
+        }
+        script.push_str(&watcher(self.kill_grace));
         self.push_env(&mut script);
         self.push_workdir(&mut script);
-        script.push_str("eval ");
-        script.push_str(&quote(self.command.as_bytes()));
-        script.push_str(
-            "\ns=$?; if [ $s -gt 128 ]; then sig=$(kill -l $s 2>/dev/null); case $sig in ",
-        );
-        script.push_str(TERMINATING_SIGNALS);
-        script.push_str(
-            ") trap - $sig; ulimit -c 0 2>/dev/null; kill -s $sig $$;; esac; fi; exit $s",
-        );
+        script.push_str(tail);
         script
+    }
+
+    /// The prelude and the command inline: what `sh -c` runs on the host.
+    pub fn render(&self) -> String {
+        let mut script = String::from("exec 3<&0 </dev/null; ");
+        script.push_str(&self.body(self.command));
+        script
+    }
+
+    /// How to start this task on a host with `shell`, given what the control line must carry
+    /// first (`secrets`, from [`secrets_input`], or empty).
+    pub fn launch(&self, shell: LoginShell, secrets: &[u8]) -> Launch {
+        let command = remote_command(shell, &self.render());
+        if command.len() <= INLINE_MAX {
+            return Launch {
+                command,
+                input: secrets.to_vec(),
+            };
+        }
+        // Too long for the exec request: a bootstrap reads the script from the control
+        // line up to a marker line, then evaluates it; the command runs under `exec sh -c`.
+        let tail = format!("exec sh -c {}", quote(self.command.as_bytes()));
+        let payload = self.body(&tail);
+        let marker = marker_for(&payload);
+        let bootstrap = format!(
+            "exec 3<&0 </dev/null; __dts_p=; while IFS= read -r __dts_l <&3 && \
+             [ \"$__dts_l\" != {marker} ]; do __dts_p=\"$__dts_p$__dts_l\n\"; done; \
+             unset __dts_l; eval \"$__dts_p\""
+        );
+        let mut input = Vec::with_capacity(payload.len() + marker.len() + 2 + secrets.len());
+        input.extend_from_slice(payload.as_bytes());
+        input.push(b'\n');
+        input.extend_from_slice(marker.as_bytes());
+        input.push(b'\n');
+        input.extend_from_slice(secrets);
+        Launch {
+            command: remote_command(shell, &bootstrap),
+            input,
+        }
     }
 
     fn push_env(&self, script: &mut String) {
@@ -108,26 +161,36 @@ impl TaskScript<'_> {
             None if dir == "~" => script.push_str("\"$HOME\""),
             None => script.push_str(&quote(dir.as_bytes())),
         }
-        script.push_str(" || exit 1; ");
+        // `sh -c` in that directory would not have OLDPWD set.
+        script.push_str(" || exit 1; unset OLDPWD; ");
     }
 }
 
-/// The prologue: control line on fd 3, secrets read from it, the watcher in the
-/// background, TERM caught.
-fn watcher(grace: Duration, secrets: bool) -> String {
+/// A marker line that does not occur in `payload`.
+fn marker_for(payload: &str) -> String {
+    let mut seed = xxhash_rust::xxh3::xxh3_64(payload.as_bytes());
+    loop {
+        let marker = format!("__dts_end_{seed:016x}");
+        if !payload.contains(&marker) {
+            return marker;
+        }
+        seed = seed.wrapping_add(1);
+    }
+}
+
+/// The watcher, double-forked so it is no job of the task's shell, then fd 3 closed.
+fn watcher(grace: Duration) -> String {
     let tenths = (grace.as_millis() / 100).max(1);
-    let read_secrets = if secrets {
-        "while IFS= read -r l <&3 && [ -n \"$l\" ]; do export \"$l\"; done; "
-    } else {
-        ""
-    };
+    // `a` tells whether the task's shell is alive: a zombie is not (an orphaned shell
+    // waits for an init that may be slow to reap it), read from /proc without a fork.
     format!(
-        "exec 3<&0 </dev/null; {read_secrets}trap : TERM; \
-         (trap '' TERM INT HUP; while read -r l <&3; do :; done; \
-         if kill -0 $$ 2>/dev/null; then kill -TERM 0; i=0; \
-         while [ $i -lt {tenths} ] && kill -0 $$ 2>/dev/null; do \
+        "( {{ trap '' TERM INT HUP; while read -r l <&3; do :; done; \
+         a() {{ kill -0 $$ 2>/dev/null || return 1; {{ read -r s </proc/$$/stat; }} 2>/dev/null || return 0; \
+         s=${{s##*) }}; [ \"${{s%% *}}\" != Z ]; }}; \
+         if a; then kill -TERM 0; i=0; \
+         while [ $i -lt {tenths} ] && a; do \
          if sleep 0.1 2>/dev/null; then i=$((i+1)); else sleep 1; i=$((i+10)); fi; done; fi; \
-         kill -KILL 0) >/dev/null 2>&1 & exec 3<&-; "
+         kill -KILL 0; }} >/dev/null 2>&1 & ); exec 3<&-; "
     )
 }
 
@@ -148,204 +211,48 @@ pub fn secrets_input(secrets: &[(String, String)]) -> Vec<u8> {
 /// The command line to hand to sshd, which runs it with the user's login shell.
 pub fn remote_command(shell: LoginShell, script: &str) -> String {
     match shell {
-        LoginShell::Posix => script.to_string(),
-        LoginShell::Other => format!("exec /bin/sh -c {}", quote(script.as_bytes())),
+        LoginShell::Sh => script.to_string(),
+        LoginShell::Other => format!("exec sh -c {}", quote(script.as_bytes())),
     }
+}
+
+/// The line the guard prints before it kills the connection's sessions.
+pub const GUARD_EXPIRED: &str = "dts-guard-expired";
+
+/// The guard: one per SSH connection, on its own channel. dts writes a heartbeat line to it
+/// every `beat`; it echoes each one back (so dts hears the host) and, after `beats` ticks
+/// of `beat` without one, prints [`GUARD_EXPIRED`] and kills every session of the
+/// connection (TERM, `grace`, KILL to each session's process group). A task's own watcher
+/// only hears EOF, which never comes while a partition leaves the TCP connection half
+/// open; this bounds how long tasks outlive a coordinator they cannot hear.
+///
+/// Sessions of one connection are the children of the same sshd process, the guard's
+/// parent; each is a session leader, so its pid is its group. The guard and its helpers are
+/// its own children, in its own group, which it kills last.
+pub fn guard(beat: Duration, beats: u32, grace: Duration) -> String {
+    let secs = |d: Duration| format!("{:.3}", d.as_secs_f64().max(0.1));
+    format!(
+        "exec sh -c {}",
+        quote(
+            format!(
+                "k() {{ g=$1; if [ -r /proc/self/stat ]; then for d in /proc/[0-9]*; do p=${{d#/proc/}}; \
+                 [ \"$p\" = \"$$\" ] && continue; {{ read -r s < \"$d/stat\"; }} 2>/dev/null || continue; \
+                 s=${{s##*) }}; set -- $s; [ \"$2\" = \"$PPID\" ] && kill -$g -\"$p\" 2>/dev/null; done; \
+                 else ps -A -o pid= -o ppid= | while read -r p q; do [ \"$q\" = \"$PPID\" ] && [ \"$p\" != \"$$\" ] && \
+                 kill -$g -\"$p\" 2>/dev/null; done; fi; }}; \
+                 (while sleep {beat}; do echo t; done & t=$!; cat; kill $t 2>/dev/null; echo e) | \
+                 {{ n=0; while IFS= read -r l; do case $l in \
+                 t) n=$((n+1)); if [ $n -ge {beats} ]; then echo {GUARD_EXPIRED}; \
+                 k TERM; sleep {grace}; k KILL; kill -KILL 0; fi;; \
+                 e) exit 0;; *) n=0; echo \"$l\";; esac; done; }}",
+                beat = secs(beat),
+                grace = secs(grace),
+                beats = beats.max(2),
+            )
+            .as_bytes()
+        )
+    )
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-    use std::os::unix::process::{CommandExt, ExitStatusExt};
-    use std::process::{Command, Stdio};
-
-    fn script(command: &str) -> String {
-        TaskScript {
-            env: &[("DTS_TASK_ID", "7"), ("GREETING", "it's $HOME")],
-            workdir: None,
-            command,
-            kill_grace: Duration::from_secs(1),
-            secrets: false,
-        }
-        .render()
-    }
-
-    /// Runs a script the way the local transport does: own process group, piped stdin.
-    fn run(script: &str) -> (std::process::ExitStatus, String) {
-        let mut child = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(script)
-            .process_group(0)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take();
-        let out = child.wait_with_output().unwrap();
-        drop(stdin);
-        (
-            out.status,
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    }
-
-    #[test]
-    fn login_shells_are_classified() {
-        assert_eq!(LoginShell::from_path("/bin/bash"), LoginShell::Posix);
-        assert_eq!(LoginShell::from_path("/usr/bin/zsh"), LoginShell::Posix);
-        assert_eq!(LoginShell::from_path("/usr/bin/fish"), LoginShell::Other);
-        assert_eq!(LoginShell::from_path("/bin/tcsh"), LoginShell::Other);
-        assert_eq!(LoginShell::from_path(""), LoginShell::Other);
-    }
-
-    #[test]
-    fn exports_env_and_runs_the_command() {
-        let (status, out) = run(&script("echo \"$DTS_TASK_ID $GREETING\""));
-        assert!(status.success());
-        assert_eq!(out, "7 it's $HOME\n");
-    }
-
-    #[test]
-    fn exit_codes_pass_through() {
-        let (status, _) = run(&script("exit 3"));
-        assert_eq!(status.code(), Some(3));
-        let (status, _) = run(&script("false"));
-        assert_eq!(status.code(), Some(1));
-    }
-
-    #[test]
-    fn death_by_signal_is_re_raised() {
-        let (status, _) = run(&script("sh -c 'kill -TERM $$'"));
-        assert_eq!(status.signal(), Some(libc::SIGTERM));
-        let (status, _) = run(&script("sh -c 'kill -KILL $$'"));
-        assert_eq!(status.signal(), Some(libc::SIGKILL));
-    }
-
-    #[test]
-    fn exit_codes_above_128_that_are_not_terminating_signals_stay_codes() {
-        // 128 + 17 is SIGCHLD on Linux, whose default action is to ignore it.
-        let (status, _) = run(&script("exit 145"));
-        assert_eq!(status.code(), Some(145));
-        let (status, _) = run(&script("exit 200"));
-        assert_eq!(status.code(), Some(200));
-    }
-
-    #[test]
-    fn workdir_is_entered_and_a_missing_one_fails() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().to_str().unwrap();
-        let text = TaskScript {
-            env: &[],
-            workdir: Some(path),
-            command: "pwd",
-            kill_grace: Duration::from_secs(1),
-            secrets: false,
-        }
-        .render();
-        let (status, out) = run(&text);
-        assert!(status.success());
-        assert_eq!(out.trim_end(), path);
-        let text = TaskScript {
-            env: &[],
-            workdir: Some("/nonexistent/dts"),
-            command: "echo should-not-run",
-            kill_grace: Duration::from_secs(1),
-            secrets: false,
-        }
-        .render();
-        let (status, out) = run(&text);
-        assert_eq!(status.code(), Some(1));
-        assert_eq!(out, "");
-    }
-
-    #[test]
-    fn the_task_cannot_read_the_control_line() {
-        let mut child = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(script("cat; echo done"))
-            .process_group(0)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let _ = stdin.write_all(b"secret\n");
-        let out = child.wait_with_output().unwrap();
-        drop(stdin);
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n");
-    }
-
-    #[test]
-    fn closing_the_control_line_kills_the_whole_group() {
-        let dir = tempfile::tempdir().unwrap();
-        let marker = dir.path().join("started");
-        let command = format!(
-            "sleep 300 & touch {}; wait",
-            quote(marker.to_str().unwrap().as_bytes())
-        );
-        let mut child = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(script(&command))
-            .process_group(0)
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let pgid = child.id() as i32;
-        wait_for(|| marker.exists());
-        drop(child.stdin.take());
-        let status = child.wait().unwrap();
-        assert_eq!(status.signal(), Some(libc::SIGTERM));
-        wait_for(|| unsafe { libc::kill(-pgid, 0) } != 0);
-    }
-
-    #[test]
-    fn secrets_come_through_the_control_line_not_the_command() {
-        let text = TaskScript {
-            env: &[],
-            workdir: None,
-            command: "echo \"$TOKEN|$OTHER\"",
-            kill_grace: Duration::from_secs(1),
-            secrets: true,
-        }
-        .render();
-        assert!(!text.contains("s3cr3t"));
-        let mut child = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&text)
-            .process_group(0)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let secrets = [
-            ("TOKEN".to_string(), "s3cr3t 'x' $y".to_string()),
-            ("OTHER".to_string(), "=2".to_string()),
-        ];
-        stdin.write_all(&secrets_input(&secrets)).unwrap();
-        let out = child.wait_with_output().unwrap();
-        drop(stdin);
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "s3cr3t 'x' $y|=2\n");
-    }
-
-    #[test]
-    fn remote_command_wraps_for_other_shells() {
-        assert_eq!(remote_command(LoginShell::Posix, "echo hi"), "echo hi");
-        assert_eq!(
-            remote_command(LoginShell::Other, "echo 'hi'"),
-            r"exec /bin/sh -c 'echo '\''hi'\'"
-        );
-    }
-
-    fn wait_for(mut condition: impl FnMut() -> bool) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while !condition() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "condition not met in 20 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
+mod tests;

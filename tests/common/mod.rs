@@ -4,6 +4,8 @@
 //! Nothing here is mocked: tests talk to OpenSSH's sshd through the real binary.
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -70,6 +72,33 @@ impl Lab {
         lab.write_known_hosts();
         lab.write_inventory(4);
         lab
+    }
+
+    /// Adds a host whose sshd runs inside `ns`, on its address, and rewrites known_hosts
+    /// and hosts.toml to include it.
+    pub fn add_netns_host(&mut self, name: &str, ns: &netns::Netns) {
+        let address = ns.inner_addr;
+        let port = 2222;
+        let config = self.dir.path().join(format!("sshd_{name}.conf"));
+        std::fs::write(&config, self.sshd_config(address, port)).unwrap();
+        let log = self.dir.path().join(format!("sshd_{name}.log"));
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &ns.name]);
+        let mut child = spawn_sshd_with(command, &config, &log);
+        assert!(
+            wait_listening(address, port, &mut child),
+            "sshd in {} did not start",
+            ns.name
+        );
+        self.hosts.push(LabHost {
+            name: name.to_string(),
+            address,
+            port,
+            config,
+            child: Some(child),
+        });
+        self.write_known_hosts();
+        self.write_inventory(4);
     }
 
     fn start_host(&self, name: String, address: Ipv4Addr) -> LabHost {
@@ -234,7 +263,15 @@ pub fn host_entry(name: &str, address: &str, port: u16) -> String {
 }
 
 fn spawn_sshd(config: &Path, log: &Path) -> Child {
-    let mut command = Command::new(SSHD);
+    spawn_sshd_with(Command::new(SSHD), config, log)
+}
+
+/// Starts sshd through `command` (sshd itself, or a launcher such as `ip netns exec NS`
+/// that ends by exec'ing it).
+fn spawn_sshd_with(mut command: Command, config: &Path, log: &Path) -> Child {
+    if command.get_program() != SSHD {
+        command.arg(SSHD);
+    }
     command
         .arg("-D")
         .arg("-f")

@@ -383,9 +383,13 @@ fn probe_output(session: &Session, deadline: Instant) -> Result<Vec<u8>, HostErr
     let mut output = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
+        // Login noise on stderr (`/etc/ssh/sshrc`, `~/.ssh/rc`, a shell warning) must be
+        // read too: libssh2 reports EOF only once every stream of the channel is drained.
+        let noise = drain_stderr(&mut channel, &mut buf)?;
         match channel.read(&mut buf) {
             Ok(0) if channel.eof() => break,
             Ok(n) if n > 0 => output.extend_from_slice(&buf[..n]),
+            Ok(_) if noise => {}
             Ok(_) => wait_socket(session, deadline).map_err(lost)?,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 wait_socket(session, deadline).map_err(lost)?
@@ -395,6 +399,19 @@ fn probe_output(session: &Session, deadline: Instant) -> Result<Vec<u8>, HostErr
     }
     nonblocking(session, deadline, || channel.close()).map_err(lost)?;
     Ok(output)
+}
+
+/// Reads and drops what the channel has on stderr; true if there was any.
+fn drain_stderr(channel: &mut ssh2::Channel, buf: &mut [u8]) -> Result<bool, HostError> {
+    let mut any = false;
+    loop {
+        match channel.stderr().read(buf) {
+            Ok(0) => return Ok(any),
+            Ok(_) => any = true,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(any),
+            Err(e) => return Err(HostError::transient(format!("probe failed: {e}"))),
+        }
+    }
 }
 
 /// Calls a libssh2 operation on a non-blocking session until it stops asking to be

@@ -20,7 +20,7 @@ use std::time::Duration;
 pub use connect::{AuthEnv, Handshakes};
 
 use crate::inventory::Host;
-use crate::transport::{Command, ConnHandle, ConnId, Event, EventSender};
+use crate::transport::{Command, ConnHandle, ConnId, Event, EventSender, wrapper};
 
 /// libssh2's "would block" (LIBSSH2_ERROR_EAGAIN): call again once the socket is ready.
 const EAGAIN: i32 = -37;
@@ -46,6 +46,10 @@ pub struct Options {
     /// without an answer the host counts as lost.
     pub keepalive: Duration,
     pub keepalive_count: u32,
+    /// TERM-to-KILL grace the guard gives tasks it kills.
+    pub kill_grace: Duration,
+    /// Start a guard on each connection (see [`wrapper::guard`]); `dts hosts` needs none.
+    pub guard: bool,
 }
 
 impl Default for Options {
@@ -54,6 +58,8 @@ impl Default for Options {
             probe_timeout: Duration::from_secs(30),
             keepalive: Duration::from_secs(10),
             keepalive_count: 3,
+            kill_grace: Duration::from_secs(5),
+            guard: true,
         }
     }
 }
@@ -147,9 +153,19 @@ fn run(
     }
     session.set_keepalive(true, shared.options.keepalive.as_secs().max(1) as u32);
     session.set_blocking(false);
+    let options = &shared.options;
+    let dead_after = options.keepalive * options.keepalive_count.max(1);
+    // Heartbeats twice per keepalive; the guard gives up after keepalive × count of
+    // silence, as dts gives up on the host.
+    let beat = options.keepalive / 2;
     let liveness = pool::Liveness {
-        ping_after: shared.options.keepalive,
-        dead_after: shared.options.keepalive * shared.options.keepalive_count.max(1),
+        ping_after: options.keepalive,
+        dead_after,
+        beat,
+        guard: options.guard.then(|| {
+            let beats = (dead_after.as_secs_f64() / beat.as_secs_f64()).ceil() as u32;
+            wrapper::guard(beat, beats, options.kill_grace)
+        }),
     };
     let mut pool = pool::Pool::new(conn, session, events.clone(), liveness);
     if let Err(error) = pool.run(&inbox, &wake, &flag.pending) {

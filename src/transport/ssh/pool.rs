@@ -12,7 +12,7 @@ use ssh2::{BlockDirections, Channel, ErrorCode, Session};
 use super::{CHANNELS_PER_CONNECTION, EAGAIN, poll_events};
 use crate::probe;
 use crate::transport::{
-    Command, ConnId, Event, EventSender, ExitStatus, HostError, LaunchId, Stream,
+    Command, ConnId, Event, EventSender, ExitStatus, HostError, LaunchId, Stream, wrapper,
 };
 
 /// Channel open refused (e.g. `MaxSessions`) and channel request denied.
@@ -28,14 +28,24 @@ enum Job {
     },
     Probe,
     /// A liveness check: a channel opened and closed at once, answered by sshd itself.
+    /// Used only where the guard could not start.
     Ping,
+    /// The connection's guard (see [`wrapper::guard`]).
+    Guard,
 }
 
 /// What an open channel is running.
 enum Work {
     Task(LaunchId),
-    Probe { output: Vec<u8>, started: Instant },
+    Probe {
+        output: Vec<u8>,
+        started: Instant,
+    },
     Ping,
+    /// The guard; what it printed since its last complete line.
+    Guard {
+        line: Vec<u8>,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -77,16 +87,31 @@ pub(super) struct Pool {
     /// Silence after which a ping is sent, and after which the host counts as lost.
     ping_after: Duration,
     dead_after: Duration,
+    /// The guard's script, until its channel is queued; `None` once it is.
+    guard_script: Option<String>,
+    /// Whether the guard runs (heartbeats then replace pings).
+    guard_up: bool,
+    /// The guard said it killed the connection's sessions: dts was silent too long.
+    guard_expired: bool,
+    /// How often a heartbeat is written to the guard.
+    beat: Duration,
+    next_beat: Instant,
+    /// When the loop last ran: a gap longer than any wait means dts itself was stopped.
+    last_turn: Instant,
     buf: Vec<u8>,
 }
 
 type Step = Result<bool, HostError>;
 
 /// When a silent connection is checked, and when it is given up.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct Liveness {
     pub ping_after: Duration,
     pub dead_after: Duration,
+    /// Heartbeat interval of the guard.
+    pub beat: Duration,
+    /// The guard to start on the connection (`None`: liveness by pings only).
+    pub guard: Option<String>,
 }
 
 fn code(e: &ssh2::Error) -> i32 {
@@ -121,6 +146,12 @@ impl Pool {
             last_heard: Instant::now(),
             ping_after: liveness.ping_after,
             dead_after: liveness.dead_after,
+            guard_script: liveness.guard,
+            guard_up: false,
+            guard_expired: false,
+            beat: liveness.beat,
+            next_beat: Instant::now(),
+            last_turn: Instant::now(),
             buf: vec![0; 32 * 1024],
         }
     }
@@ -132,10 +163,16 @@ impl Pool {
         wake: &UnixStream,
         wake_pending: &std::sync::atomic::AtomicBool,
     ) -> Result<(), HostError> {
+        if let Some(script) = self.guard_script.take() {
+            self.queue.push_front(Job::Guard);
+            self.guard_script = Some(script);
+        }
         loop {
+            self.check_own_pause();
             // Cleared before taking commands: one sent after this point wakes us again.
             wake_pending.store(false, std::sync::atomic::Ordering::SeqCst);
             let mut progress = self.take_commands(inbox);
+            self.read_guard()?;
             if self.shutting_down && self.chans.is_empty() && self.opening.is_none() {
                 return Ok(());
             }
@@ -144,6 +181,7 @@ impl Pool {
                 progress |= self.service(i)?;
             }
             self.keepalive()?;
+            self.heartbeat();
             self.check_liveness()?;
             if !progress {
                 self.wait(wake);
@@ -238,7 +276,9 @@ impl Pool {
         let job = match self.opening.take() {
             Some(job) => job,
             None => match self.queue.front() {
-                Some(Job::Probe | Job::Ping) => self.queue.pop_front().expect("front exists"),
+                Some(Job::Probe | Job::Ping | Job::Guard) => {
+                    self.queue.pop_front().expect("front exists")
+                }
                 Some(Job::Task { .. }) if self.task_channels() < CHANNELS_PER_CONNECTION => {
                     self.queue.pop_front().expect("front exists")
                 }
@@ -281,6 +321,11 @@ impl Pool {
             ),
             // Opened means answered: close it at once, unused.
             Job::Ping => (Work::Ping, Some(String::new()), Vec::new()),
+            Job::Guard => (
+                Work::Guard { line: Vec::new() },
+                self.guard_script.take(),
+                Vec::new(),
+            ),
         };
         // A task killed while its channel was opening has an empty script: close it unused.
         let killed = matches!(&script, Some(s) if s.is_empty());
@@ -311,22 +356,28 @@ impl Pool {
                 self.last_heard = Instant::now();
                 chan.phase = Phase::Running;
                 chan.script = None;
-                if let Work::Task(id) = chan.work {
-                    self.emit(Event::Started {
+                match chan.work {
+                    Work::Task(id) => self.emit(Event::Started {
                         id,
                         at: Instant::now(),
-                    });
+                    }),
+                    Work::Guard { .. } => self.guard_up = true,
+                    _ => {}
                 }
                 Ok(true)
             }
             Err(e) if code(&e) == EAGAIN => Ok(false),
             Err(e) if code(&e) == REQUEST_DENIED || code(&e) == CHANNEL_FAILURE => {
                 let chan = self.chans.swap_remove(i);
-                if let Work::Task(id) = chan.work {
-                    self.emit(Event::Refused {
+                match chan.work {
+                    Work::Task(id) => self.emit(Event::Refused {
                         id,
                         reason: format!("exec refused: {}", e.message()),
-                    });
+                    }),
+                    Work::Guard { .. } => {
+                        tracing::debug!("guard refused ({}): liveness by pings", e.message())
+                    }
+                    _ => {}
                 }
                 Ok(true)
             }
@@ -398,7 +449,11 @@ impl Pool {
                         Work::Probe { output, .. } if stream == Stream::Stdout => {
                             output.extend_from_slice(&self.buf[..n]);
                         }
-                        Work::Probe { .. } | Work::Ping => {}
+                        Work::Guard { line } if stream == Stream::Stdout => {
+                            line.extend_from_slice(&self.buf[..n]);
+                            self.guard_expired |= guard_said_expired(line);
+                        }
+                        Work::Probe { .. } | Work::Ping | Work::Guard { .. } => {}
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(progress),
@@ -409,6 +464,11 @@ impl Pool {
 
     /// Waits for the server's close (sent once the command has exited), then closes ours.
     fn close(&mut self, i: usize) -> Step {
+        if matches!(self.chans[i].work, Work::Task(_)) {
+            // A task ended by the guard must not be reported as the task's own end: the
+            // guard's word came first on the connection, so read it first.
+            self.read_guard()?;
+        }
         let chan = &mut self.chans[i];
         if chan.script.is_none() {
             match chan.channel.wait_close() {
@@ -447,7 +507,69 @@ impl Pool {
                 });
             }
             Work::Ping => {}
+            Work::Guard { .. } => {
+                if !self.shutting_down {
+                    tracing::debug!("the guard ended: liveness by pings");
+                }
+                self.guard_up = false;
+            }
         }
+    }
+
+    /// Reads what the guard printed; an expired guard ends the connection as
+    /// [`HostErrorKind::Stalled`](crate::transport::HostErrorKind::Stalled).
+    fn read_guard(&mut self) -> Result<(), HostError> {
+        if let Some(i) = self
+            .chans
+            .iter()
+            .position(|c| matches!(c.work, Work::Guard { .. }) && c.phase != Phase::Exec)
+        {
+            self.drain(i, Stream::Stdout)?;
+            self.drain(i, Stream::Stderr)?;
+        }
+        if self.guard_expired {
+            return Err(HostError::stalled(format!(
+                "the host heard nothing from dts for {} and killed its tasks \
+                 (dts was stopped or frozen)",
+                humantime::format_duration(self.dead_after)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes a heartbeat to the guard when one is due; the guard echoes it back.
+    fn heartbeat(&mut self) {
+        let now = Instant::now();
+        if now < self.next_beat {
+            return;
+        }
+        self.next_beat = now + self.beat;
+        if let Some(chan) = self
+            .chans
+            .iter_mut()
+            .find(|c| matches!(c.work, Work::Guard { .. }) && c.phase == Phase::Running)
+        {
+            if chan.input.len() < 64 && !chan.kill {
+                chan.input.extend_from_slice(b"h\n");
+            }
+        }
+    }
+
+    /// A turn that comes long after the last one means this process was stopped (SIGSTOP,
+    /// Ctrl-Z, a frozen VM): the silence was ours, not the host's, so it is forgiven. If the
+    /// host's guard gave up meanwhile, it says so, and [`Pool::read_guard`] takes it.
+    fn check_own_pause(&mut self) {
+        let now = Instant::now();
+        let gap = now.saturating_duration_since(self.last_turn);
+        if gap > self.ping_after {
+            tracing::debug!(
+                "connection {:?}: dts was not running for {gap:?}",
+                self.conn
+            );
+            self.last_heard = now;
+            self.next_beat = now;
+        }
+        self.last_turn = now;
     }
 
     /// A host whose sshd stopped answering (frozen, or the network ate the connection
@@ -461,6 +583,10 @@ impl Pool {
                 "host stopped answering (nothing for {}s)",
                 silent.as_secs()
             )));
+        }
+        if self.guard_up {
+            // Heartbeats and their echoes keep `last_heard` fresh.
+            return Ok(());
         }
         let pinging = matches!(self.opening, Some(Job::Ping))
             || self.queue.iter().any(|j| matches!(j, Job::Ping))
@@ -500,7 +626,8 @@ impl Pool {
         let now = Instant::now();
         let next_check = (self.last_heard + self.ping_after)
             .min(self.last_heard + self.dead_after)
-            .min(self.next_keepalive);
+            .min(self.next_keepalive)
+            .min(self.next_beat);
         let keepalive_ms = next_check
             .saturating_duration_since(now)
             .as_millis()
@@ -547,6 +674,19 @@ fn drain_inbox(inbox: &mpsc::Receiver<Command>) -> (Vec<Command>, bool) {
     }
 }
 
+/// Takes the complete lines out of what the guard printed; true if one is
+/// [`wrapper::GUARD_EXPIRED`]. Heartbeat echoes and login noise are dropped.
+fn guard_said_expired(printed: &mut Vec<u8>) -> bool {
+    let Some(end) = printed.iter().rposition(|&b| b == b'\n') else {
+        return false;
+    };
+    let expired = printed[..end]
+        .split(|&b| b == b'\n')
+        .any(|line| line == wrapper::GUARD_EXPIRED.as_bytes());
+    printed.drain(..=end);
+    expired
+}
+
 fn exit_status(channel: &Channel) -> ExitStatus {
     if let Ok(signal) = channel.exit_signal() {
         if let Some(name) = signal.exit_signal {
@@ -576,6 +716,16 @@ mod tests {
         let (commands, hung_up) = drain_inbox(&rx);
         assert!(commands.is_empty());
         assert!(hung_up);
+    }
+
+    #[test]
+    fn the_guard_s_word_is_found_among_echoes_and_split_reads() {
+        let mut printed = b"h\nh\ndts-guard-exp".to_vec();
+        assert!(!guard_said_expired(&mut printed));
+        assert_eq!(printed, b"dts-guard-exp");
+        printed.extend_from_slice(b"ired\n");
+        assert!(guard_said_expired(&mut printed));
+        assert!(printed.is_empty());
     }
 
     #[test]
