@@ -324,6 +324,60 @@ fn dts_hosts_probes_every_host() {
         .stdout(contains("latency ms"));
 }
 
+/// Regression (issue 12, item 13): with two identities in ssh-agent, the right one second,
+/// every host refused: only the agent's first identity was offered. Each is tried, and a
+/// refusal names the fingerprints tried.
+#[test]
+fn every_identity_in_ssh_agent_is_offered() {
+    let lab = Lab::start(1);
+    let text = std::fs::read_to_string(lab.inventory()).unwrap();
+    let without_identity: String = text
+        .lines()
+        .filter(|l| !l.starts_with("identity"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(lab.inventory(), without_identity).unwrap();
+    keygen(&lab.path("strangerkey"));
+    let socket = lab.path("agent.sock");
+    let agent = std::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh-agent");
+    let _agent = KillOnDrop(agent);
+    wait_until(Duration::from_secs(10), "ssh-agent socket", || {
+        socket.exists()
+    });
+    let add = |key: &str| {
+        let added = std::process::Command::new("ssh-add")
+            .arg(lab.path(key))
+            .env("SSH_AUTH_SOCK", &socket)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(added.success());
+    };
+    add("strangerkey");
+    dts(lab.dir.path())
+        .env("SSH_AUTH_SOCK", &socket)
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args(["--array", "1", "--", "true"])
+        .assert()
+        .code(3)
+        .stderr(contains("tried: ssh-agent SHA256:"));
+    add("userkey");
+    dts(lab.dir.path())
+        .env("SSH_AUTH_SOCK", &socket)
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args(["--array", "1-3", "--", "true"])
+        .assert()
+        .success();
+}
+
 #[test]
 fn authenticates_with_ssh_agent_and_default_key_files() {
     let lab = Lab::start(1);

@@ -260,9 +260,11 @@ fn accept_new(
         }
         _ => Err(HostError::permanent(format!(
             "unknown host key for {target}: {key_type} {fingerprint}; refusing. Verify it, then \
-             add it with `ssh-keyscan -p {} {} >> ~/.ssh/known_hosts` or set \
+             add it with `ssh-keyscan -p {} {} >> {}` or set \
              host_key_policy = \"accept-new\"",
-            host.port, host.address
+            host.port,
+            host.address,
+            file.map_or_else(|| "~/.ssh/known_hosts".into(), |f| f.display().to_string())
         ))),
     }
 }
@@ -273,12 +275,7 @@ fn authenticate(session: &Session, host: &Host, auth: &AuthEnv) -> Result<(), Ho
     let explicit = !host.identities.is_empty();
     for attempt in auth_order(host, auth) {
         let result = match &attempt {
-            AuthAttempt::Agent => {
-                tried.push("ssh-agent".into());
-                session
-                    .userauth_agent(&host.user)
-                    .map_err(|e| e.message().to_string())
-            }
+            AuthAttempt::Agent => agent_auth(session, host, &mut tried),
             AuthAttempt::File(path) => {
                 tried.push(path.display().to_string());
                 try_identity_file(session, &host.user, path, explicit)
@@ -304,6 +301,57 @@ fn authenticate(session: &Session, host: &Host, auth: &AuthEnv) -> Result<(), Ho
         message.push_str(&format!("; {}", problems.join("; ")));
     }
     Err(HostError::permanent(message))
+}
+
+/// Offers every identity the agent holds, not only its first (which is all
+/// `userauth_agent` tries): those matching a configured identity's `.pub` first, then the
+/// rest in the agent's order, as OpenSSH does. Each one tried is named by fingerprint.
+fn agent_auth(session: &Session, host: &Host, tried: &mut Vec<String>) -> Result<(), String> {
+    let mut agent = session.agent().map_err(|e| e.message().to_string())?;
+    agent
+        .connect()
+        .and_then(|()| agent.list_identities())
+        .map_err(|e| format!("ssh-agent: {}", e.message()))?;
+    let mut identities = agent
+        .identities()
+        .map_err(|e| format!("ssh-agent: {}", e.message()))?;
+    if identities.is_empty() {
+        tried.push("ssh-agent (no identities)".into());
+    }
+    let wanted: Vec<Vec<u8>> = host
+        .identities
+        .iter()
+        .filter_map(|path| public_blob(path))
+        .collect();
+    identities.sort_by_key(|id| !wanted.iter().any(|w| w == id.blob()));
+    let mut result = Err(String::new());
+    for identity in &identities {
+        tried.push(format!(
+            "ssh-agent {}",
+            known_hosts::fingerprint(identity.blob())
+        ));
+        match agent.userauth(&host.user, identity) {
+            Ok(()) if session.authenticated() => {
+                result = Ok(());
+                break;
+            }
+            _ => {}
+        }
+    }
+    let _ = agent.disconnect();
+    result
+}
+
+/// The key blob of `IDENTITY.pub`, if there is one.
+fn public_blob(identity: &Path) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let mut name = identity.as_os_str().to_owned();
+    name.push(".pub");
+    let text = std::fs::read_to_string(name).ok()?;
+    let encoded = text.split_whitespace().nth(1)?;
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()
 }
 
 enum AuthAttempt {

@@ -152,14 +152,18 @@ fn workdir_is_entered_and_a_missing_one_fails() {
 fn other_login_shells_run_the_prelude_under_sh() {
     let launch = task("echo \"$0\"; exit 5").launch(LoginShell::Other, &[]);
     assert!(launch.command.starts_with("exec sh -c '"));
-    // bash stands in for a non-sh login shell.
-    let out = Command::new("/bin/bash")
+    // bash stands in for a non-sh login shell; the control line stays open until the end.
+    let mut child = Command::new("/bin/bash")
         .arg("-c")
         .arg(&launch.command)
         .process_group(0)
         .stdin(Stdio::piped())
-        .output()
+        .stdout(Stdio::piped())
+        .spawn()
         .unwrap();
+    let stdin = child.stdin.take();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
     assert_eq!(out.status.code(), Some(5));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "sh\n");
 }
