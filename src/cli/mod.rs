@@ -93,18 +93,20 @@ pub enum Commands {
 }
 
 impl Commands {
-    /// Whether the command runs tasks (and so must outlive a closed stdout).
-    pub fn runs_tasks(&self) -> bool {
-        match self {
-            Commands::Submit(args) => !args.dry_run,
-            Commands::Retry(_) | Commands::Coordinate(_) => true,
-            _ => false,
-        }
+    /// Whether the command talks to hosts (runs tasks or probes): it keeps SIGPIPE ignored,
+    /// so that a closed stdout stops only its output (a run goes on) and a connection or
+    /// child process that dies mid-write is an error it handles, never a silent death. Its
+    /// results go through [`print_result`].
+    pub fn reaches_hosts(&self) -> bool {
+        matches!(
+            self,
+            Commands::Submit(_) | Commands::Retry(_) | Commands::Coordinate(_) | Commands::Hosts(_)
+        )
     }
 }
 
-/// Prints `text` on stdout for a command that runs tasks, where SIGPIPE stays ignored: a
-/// closed stdout is not an error worth a panic there (the run already happened).
+/// Prints `text` on stdout for a command that reaches hosts, where SIGPIPE stays ignored: a
+/// closed stdout (`dts hosts | head`) is not worth a panic there, and changes nothing else.
 pub fn print_result(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();

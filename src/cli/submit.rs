@@ -141,12 +141,10 @@ fn dry_run(args: &SubmitArgs, job: &JobSpec, hosts: &[Host], seed: u64) -> Resul
         .collect();
     let plan = plan::build(job, &plan_hosts, seed, args.epsilon);
     if args.display.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&plan).expect("plan serialises")
-        );
+        let json = serde_json::to_string_pretty(&plan).expect("plan serialises");
+        super::print_result(&format!("{json}\n"));
     } else {
-        print!("{}", report::plan::render(&plan));
+        super::print_result(&report::plan::render(&plan));
     }
     if plan.hosts.iter().all(|h| h.excluded.is_some()) {
         let errors = plan
