@@ -604,3 +604,75 @@ fn readme_and_hosts_example_agree_on_default_keys_and_name_every_run_state() {
         );
     }
 }
+
+/// `dts status RUN --json`'s count of succeeded tasks (0 while it cannot tell).
+fn succeeded(home: &Path, run: &str) -> u64 {
+    let out = dts(home).args(["status", run, "--json"]).output().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    doc["tasks"]["succeeded"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn progress_counts_a_task_running_once_started_not_when_dispatched() {
+    let lab = Lab::start(1);
+    let dir = lab.path("gates");
+    std::fs::create_dir(&dir).unwrap();
+    let d = dir.display();
+    let command = format!("touch {d}/s.{{}}; while [ ! -e {d}/go.{{}} ]; do sleep 0.05; done");
+    let mut child = dts_process(lab.dir.path())
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args([
+            "--progress",
+            "plain",
+            "--slots",
+            "2",
+            "--array",
+            "1-4",
+            "--",
+        ])
+        .arg(&command)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let gate = |name: &str| dir.join(name).exists();
+    wait_until(Duration::from_secs(30), "tasks 1 and 2 to start", || {
+        gate("s.1") && gate("s.2")
+    });
+    dts(lab.dir.path())
+        .args(["pause", "last"])
+        .assert()
+        .success();
+    std::fs::write(dir.join("go.1"), "").unwrap();
+    std::fs::write(dir.join("go.2"), "").unwrap();
+    wait_until(Duration::from_secs(30), "tasks 1 and 2 to end", || {
+        succeeded(lab.dir.path(), "last") == 2
+    });
+    // Tasks 3 and 4 are dispatched to a host that cannot start them: not running yet.
+    let frozen = lab.freeze_host(0);
+    dts(lab.dir.path())
+        .args(["resume", "last"])
+        .assert()
+        .success();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let resumed_line = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find(|l| l.contains("2/4 done") && !l.contains("paused"))
+        .expect("a progress line after the resume");
+    lab.thaw(&frozen);
+    std::fs::write(dir.join("go.3"), "").unwrap();
+    std::fs::write(dir.join("go.4"), "").unwrap();
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert!(child.wait().unwrap().success(), "{rest:?}");
+    assert!(
+        resumed_line.contains(", 0 running"),
+        "dispatched but not started counted as running: {resumed_line}"
+    );
+    assert!(
+        rest.iter().any(|l| l.contains("4 tasks: 4 succeeded")),
+        "{rest:?}"
+    );
+}
