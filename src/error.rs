@@ -10,12 +10,15 @@ use std::path::{Path, PathBuf};
 pub mod exit {
     /// Every task succeeded.
     pub const SUCCESS: i32 = 0;
-    /// Some task failed or was cancelled.
+    /// Some task failed, was cancelled or did not run.
     pub const TASK_FAILED: i32 = 1;
     /// Usage, configuration or inventory error: nothing ran.
     pub const USAGE: i32 = 2;
     /// No host was reachable.
     pub const NO_HOST: i32 = 3;
+    /// The run store could not be written or read (disk full, run directory removed,
+    /// damaged database): dispatch stopped and what could not be recorded was killed.
+    pub const STORE: i32 = 4;
     /// Interrupted by Ctrl-C, SIGTERM or SIGHUP; state saved.
     pub const INTERRUPTED: i32 = 130;
 }
@@ -85,6 +88,9 @@ pub enum Error {
     /// No host could be reached; each entry is `(host, reason)`.
     #[error("no host reachable: {}", format_host_errors(.0))]
     NoHostReachable(Vec<(String, String)>),
+    /// The run store could not be written or read: the run cannot be recorded.
+    #[error("{0}")]
+    Store(String),
     /// Anything else that went wrong while running (writing output, spawning threads).
     #[error("{0}")]
     Runtime(String),
@@ -104,6 +110,7 @@ impl Error {
         match self {
             Error::Located(_) | Error::Usage(_) | Error::ReadFile { .. } => exit::USAGE,
             Error::NoHostReachable(_) => exit::NO_HOST,
+            Error::Store(_) => exit::STORE,
             Error::Runtime(_) => exit::TASK_FAILED,
         }
     }

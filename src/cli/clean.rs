@@ -1,6 +1,8 @@
-//! `dts clean --older-than 7d`: remove old runs. Nothing is ever deleted automatically, and
-//! a run whose coordinator is alive is never removed.
+//! `dts clean --older-than 7d | --damaged`: remove old runs, or runs whose store cannot be
+//! read. Nothing is ever deleted automatically, and a run whose coordinator is alive is
+//! never removed.
 
+use std::path::Path;
 use std::time::Duration;
 
 use super::CleanArgs;
@@ -9,26 +11,32 @@ use crate::store::{self, StateDir, StateEnv, reader};
 
 pub fn run(args: CleanArgs) -> Result<i32, Error> {
     let state = StateDir::locate(&StateEnv::from_process())?;
-    let cutoff = store::epoch_now() - args.older_than.as_secs_f64();
+    let cutoff = args
+        .older_than
+        .map(|age| store::epoch_now() - age.as_secs_f64());
     let mut removed = 0usize;
     let mut bytes = 0u64;
     for id in state.run_ids() {
         let dir = state.run_dir(&id);
-        let Ok(row) = reader::summary(&state, &id) else {
+        if store::coordinator_alive(&dir) {
             continue;
-        };
-        if row.created >= cutoff || store::coordinator_alive(&dir) {
+        }
+        let row = reader::summary(&state, &id).unwrap_or_else(|e| reader::damaged_row(&id, &e));
+        let old = cutoff.is_some_and(|cutoff| row.created < cutoff);
+        let damaged = row.damage.is_some();
+        if !(old || (args.damaged && damaged)) {
             continue;
         }
         let size = dir_size(&dir);
+        let what = match &row.damage {
+            Some(why) => format!("damaged: {why}"),
+            None => row.state.clone(),
+        };
         if args.dry_run {
-            println!("would remove {id} ({}, {})", row.state, human_bytes(size));
+            println!("would remove {id} ({what}, {})", human_bytes(size));
         } else {
-            std::fs::remove_dir_all(&dir).map_err(|source| Error::ReadFile {
-                path: dir.clone(),
-                source,
-            })?;
-            println!("removed {id} ({}, {})", row.state, human_bytes(size));
+            remove(&dir)?;
+            println!("removed {id} ({what}, {})", human_bytes(size));
         }
         removed += 1;
         bytes += size;
@@ -38,16 +46,28 @@ pub fn run(args: CleanArgs) -> Result<i32, Error> {
     } else {
         "removed"
     };
-    eprintln!(
-        "dts: {verb} {removed} run{} older than {} ({})",
-        if removed == 1 { "" } else { "s" },
-        humantime::format_duration(Duration::from_secs(args.older_than.as_secs())),
-        human_bytes(bytes)
-    );
+    let runs = if removed == 1 { "run" } else { "runs" };
+    let which = match (args.older_than, args.damaged) {
+        (Some(age), false) => format!("{runs} older than {}", age_text(age)),
+        (Some(age), true) => format!("{runs} damaged or older than {}", age_text(age)),
+        (None, _) => format!("damaged {runs}"),
+    };
+    eprintln!("dts: {verb} {removed} {which} ({})", human_bytes(bytes));
     Ok(exit::SUCCESS)
 }
 
-fn dir_size(dir: &std::path::Path) -> u64 {
+fn remove(dir: &Path) -> Result<(), Error> {
+    std::fs::remove_dir_all(dir).map_err(|source| Error::ReadFile {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn age_text(age: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(age.as_secs())).to_string()
+}
+
+fn dir_size(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };

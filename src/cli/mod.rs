@@ -24,9 +24,12 @@ use crate::runner::output::OutputMode;
 const EXIT_CODES: &str = "\
 Exit codes:
   0    every task succeeded
-  1    some task failed or was cancelled
+  1    some task failed, was cancelled or did not run
   2    usage, configuration or inventory error (nothing ran)
   3    no host reachable
+  4    the run store could not be written (disk full, run directory removed) or read
+       (damaged): dispatch stopped and running tasks were killed; dts retry RUN finishes
+       the run once the store is fixed, without re-running recorded successes
   130  interrupted by Ctrl-C, SIGTERM or SIGHUP (terminal closed)";
 
 /// Run job arrays across SSH hosts, place every task with a chosen algorithm, and report how
@@ -58,7 +61,7 @@ pub enum Commands {
     Resume(RunArg),
     /// Finish a run that was interrupted, cancelled or failed, under the same run id.
     Retry(RetryArgs),
-    /// Remove old runs from the state directory.
+    /// Remove old or damaged runs from the state directory.
     Clean(CleanArgs),
     /// Probe every host: reachable, latency, cores, load, memory.
     Hosts(HostsArgs),
@@ -166,10 +169,14 @@ pub struct RetryArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).multiple(true).args(["older_than", "damaged"]))]
 pub struct CleanArgs {
-    /// Remove runs created longer ago than this (e.g. 7d, 12h).
+    /// Remove runs created longer ago than this (e.g. 7d, 12h), damaged ones included.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub older_than: Duration,
+    pub older_than: Option<Duration>,
+    /// Remove runs whose store cannot be read (`damaged` in dts status), whatever their age.
+    #[arg(long)]
+    pub damaged: bool,
     /// Only list what would be removed.
     #[arg(long)]
     pub dry_run: bool,
@@ -227,7 +234,7 @@ Placeholders: {} {item} the item, {#} 1-based sequence, {index} task index (arra
 A command without any placeholder gets the item appended, quoted, as in GNU parallel.
 
 Exit codes: 0 all succeeded, 1 a task failed, 2 usage/config error, 3 no host reachable,
-130 interrupted (Ctrl-C, SIGTERM, SIGHUP).";
+4 run store failed, 130 interrupted (Ctrl-C, SIGTERM, SIGHUP).";
 
 #[derive(Debug, Args)]
 pub struct SubmitArgs {

@@ -47,6 +47,7 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
     let spec = writer.spec()?;
     let queued = writer.queued_tasks()?;
     let total = writer.total()?;
+    let left_out = writer.left_out()?;
     let dir = writer.dir().to_path_buf();
     let (tasks, prior_attempts): (Vec<_>, Vec<_>) = queued.into_iter().unzip();
     let job = spec.job(tasks)?;
@@ -58,6 +59,7 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
     let config = RunConfig {
         run_id: writer.id().to_string(),
         total_tasks: total,
+        left_out,
         prior_attempts,
         hosts: spec.hosts.iter().cloned().map(Arc::new).collect(),
         secrets,
@@ -75,8 +77,21 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
         announce(&config);
     }
     writer.begin_session(store::epoch_now())?;
+    let id = writer.id().to_string();
     let outcome = runner::run(config, writer)?;
-    report(&dir, &spec, display)?;
+    let reported = report(&dir, &spec, display);
+    if let Some(why) = &outcome.store_error {
+        // The report may not be readable (the run directory was removed): the stop is what
+        // matters.
+        if let Err(e) = reported {
+            eprintln!("dts: cannot report the run: {e}");
+        }
+        eprintln!(
+            "dts: run {id} stopped because its store failed ({why}); what was recorded is kept: once the store is fixed, dts retry {id} finishes the run without re-running recorded successes"
+        );
+        return Ok(exit::STORE);
+    }
+    reported?;
     exit_code(&outcome)
 }
 
@@ -140,9 +155,11 @@ fn announce(config: &RunConfig) {
     eprintln!("{line}");
 }
 
-/// 0 all succeeded, 1 a task failed or was cancelled, 3 no host, 130 interrupted.
+/// 0 every task of the run succeeded, 1 a task failed, was cancelled or did not run,
+/// 3 no host, 4 the store failed, 130 interrupted.
 pub fn exit_code(outcome: &RunOutcome) -> Result<i32, Error> {
     match outcome.stopped {
+        Some(Stop::StoreFailed) => return Ok(exit::STORE),
         Some(Stop::Interrupted) => return Ok(exit::INTERRUPTED),
         Some(Stop::Cancelled) => return Ok(exit::TASK_FAILED),
         None => {}

@@ -47,6 +47,7 @@ fn list(state: &StateDir, args: &StatusArgs) -> Result<i32, Error> {
                     "failed": r.counts.failed_total(),
                     "created": r.created,
                     "hosts": r.hosts,
+                    "damage": r.damage,
                 })
             })
             .collect();
@@ -56,13 +57,32 @@ fn list(state: &StateDir, args: &StatusArgs) -> Result<i32, Error> {
         );
     } else {
         print!("{}", status::list(&rows, store::epoch_now()));
+        print!("{}", damage_notes(&rows));
     }
     Ok(exit::SUCCESS)
 }
 
+/// Why each damaged run of the list cannot be read, and what to do about it.
+fn damage_notes(rows: &[reader::RunRow]) -> String {
+    let damaged: Vec<String> = rows
+        .iter()
+        .filter_map(|r| Some(format!("damaged: {}: {}\n", r.id, r.damage.as_ref()?)))
+        .collect();
+    if damaged.is_empty() {
+        return String::new();
+    }
+    damaged.concat() + "(dts clean --damaged removes damaged runs)\n"
+}
+
 /// The run's text (or JSON) and whether it has finished.
 fn one(state: &StateDir, id: &str, json: bool) -> Result<(String, bool), Error> {
-    let detail = reader::detail(state, id)?;
+    let detail = match reader::detail(state, id) {
+        Ok(detail) => detail,
+        Err(e) if !store::coordinator_alive(&state.run_dir(id)) => {
+            return Ok(damaged(id, &e, json));
+        }
+        Err(e) => return Err(e),
+    };
     let now = store::epoch_now();
     let stats = detail.stats();
     let doc = document::build(&detail, &stats, now, |t| detail.last_stderr_line(t));
@@ -73,4 +93,16 @@ fn one(state: &StateDir, id: &str, json: bool) -> Result<(String, bool), Error> 
         status::run(&detail, &doc, now)
     };
     Ok((text, finished))
+}
+
+/// A run whose store cannot be read: its state is `damaged`, and that is final.
+fn damaged(id: &str, why: &Error, json: bool) -> (String, bool) {
+    let text = if json {
+        let doc =
+            serde_json::json!({ "run_id": id, "state": "damaged", "damage": why.to_string() });
+        serde_json::to_string_pretty(&doc).expect("json") + "\n"
+    } else {
+        format!("run {id}: damaged: {why}\n(dts clean --damaged removes it)\n")
+    };
+    (text, true)
 }

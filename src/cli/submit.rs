@@ -32,8 +32,8 @@ pub fn run(args: SubmitArgs) -> Result<i32, Error> {
     let spec = run_spec(&args, &job, hosts, seed)?;
     // Fail before anything is created when a secret is missing.
     session::secret_values(&spec.secret_env)?;
-    let id = store::new_run_id();
-    let writer = RunWriter::create(&state, &id, &spec, &job.tasks, store::epoch_now())?;
+    let writer = RunWriter::create_new(&state, &spec, &job.tasks, store::epoch_now())?;
+    let id = writer.id().to_string();
     if args.detach {
         drop(writer);
         session::detach(&state, &id)?;

@@ -127,7 +127,8 @@ pub struct Dispatcher {
     events_rx: mpsc::Receiver<Event>,
     ssh: ssh::Shared,
     store: RunWriter,
-    store_broken: bool,
+    /// The first store failure: the run stops on it.
+    store_error: Option<String>,
     /// Commands decided this turn, sent once the store has committed.
     outbox: Vec<(usize, usize, Command)>,
     joblog: Option<joblog::Sink>,
@@ -240,7 +241,7 @@ impl Dispatcher {
             events_rx,
             ssh,
             store,
-            store_broken: false,
+            store_error: None,
             outbox: Vec::new(),
             joblog,
             out,
@@ -498,21 +499,53 @@ impl Dispatcher {
         (command, launch)
     }
 
-    /// Commits what this turn recorded, then sends what it decided.
+    /// Commits what this turn recorded, then sends what it decided. When the store has
+    /// failed, the run stops here, once the turn's own work is done, and the launches it
+    /// could not record are never sent.
     fn commit_and_send(&mut self) {
         let committed = self.store.commit();
         self.record(committed);
+        if self.store_error.is_some() {
+            self.stop(Stop::StoreFailed);
+            self.withhold_launches();
+        }
         for (host, conn, command) in self.outbox.drain(..) {
             self.hosts[host].conns[conn].handle.send(command);
         }
     }
 
-    /// Keeps running when the store fails, after saying so once.
+    /// Keeps the first store failure; [`Self::commit_and_send`] stops the run on it.
     fn record(&mut self, result: Result<(), Error>) {
         if let Err(e) = result {
-            if !self.store_broken {
-                self.store_broken = true;
-                let _ = writeln!(self.err, "dts: warning: the run is no longer recorded: {e}");
+            if self.store_error.is_none() {
+                let _ = writeln!(
+                    self.err,
+                    "dts: error: {e}\ndts: stopping: no new task starts and running tasks are killed, as their results cannot be recorded"
+                );
+                self.store_error = Some(e.to_string());
+            }
+        }
+    }
+
+    /// Drops the launches of this turn, which the failed store does not hold: their tasks
+    /// never start.
+    fn withhold_launches(&mut self) {
+        let withheld: Vec<LaunchId> = self
+            .outbox
+            .iter()
+            .filter_map(|(_, _, command)| match command {
+                Command::Launch { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        self.outbox.retain(|(_, _, command)| match command {
+            Command::Launch { .. } => false,
+            Command::Kill(id) => !withheld.contains(id),
+            _ => true,
+        });
+        for id in withheld {
+            if let Some(launch) = self.end_launch(id) {
+                self.finish_task(launch.task, Stop::StoreFailed.outcome());
             }
         }
     }
@@ -836,8 +869,7 @@ impl Dispatcher {
         // None: a copy killed because another copy of its task succeeded.
         let outcome = match launch.kill {
             Some(Kill::Superseded) => None,
-            Some(Kill::Stop(Stop::Cancelled)) => Some(Outcome::Cancelled),
-            Some(Kill::Stop(Stop::Interrupted)) => Some(Outcome::NotRun("interrupted".into())),
+            Some(Kill::Stop(why)) => Some(why.outcome()),
             Some(Kill::Timeout) => Some(Outcome::TimedOut),
             None if status.success() => Some(Outcome::Succeeded),
             None => Some(Outcome::Failed(status.clone())),
@@ -943,12 +975,7 @@ impl Dispatcher {
             return;
         }
         let outcome = match (launch.kill, self.stopped) {
-            (Some(Kill::Stop(Stop::Cancelled)), _) | (None, Some(Stop::Cancelled)) => {
-                Some(Outcome::Cancelled)
-            }
-            (Some(Kill::Stop(Stop::Interrupted)), _) | (None, Some(Stop::Interrupted)) => {
-                Some(Outcome::NotRun("interrupted".into()))
-            }
+            (Some(Kill::Stop(why)), _) | (None, Some(why)) => Some(why.outcome()),
             (Some(Kill::Timeout), _) => Some(Outcome::TimedOut),
             (Some(Kill::Superseded), _) => unreachable!("handled above"),
             (None, None) => None,
@@ -1258,14 +1285,15 @@ impl Dispatcher {
             return;
         }
         self.stopped = Some(why);
-        let (label, outcome) = match why {
-            Stop::Interrupted => (
-                "interrupted: killing running tasks (again to exit at once)",
-                Outcome::NotRun("interrupted".into()),
-            ),
-            Stop::Cancelled => ("cancelled: killing running tasks", Outcome::Cancelled),
-        };
-        self.note(label);
+        match why {
+            Stop::Interrupted => {
+                self.note("interrupted: killing running tasks (again to exit at once)");
+            }
+            Stop::Cancelled => self.note("cancelled: killing running tasks"),
+            // `record` said why.
+            Stop::StoreFailed => {}
+        }
+        let outcome = why.outcome();
         let waiting = self.placement.drain().into_iter().map(|id| id as usize);
         let delayed = std::mem::take(&mut self.delayed);
         for task in waiting.chain(delayed).collect::<Vec<_>>() {
@@ -1402,6 +1430,8 @@ impl Dispatcher {
             stopped: self.stopped,
             no_host: self.no_host,
             requeues: self.requeues,
+            left_out: self.cfg.left_out,
+            store_error: self.store_error.clone(),
         }
     }
 }

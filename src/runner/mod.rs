@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::error::Error;
 use crate::inventory::Host;
 use crate::job::JobSpec;
-use crate::store::{RunSpec, RunWriter};
+use crate::store::{LeftOut, RunSpec, RunWriter};
 use crate::transport::ExitStatus;
 
 pub use dispatcher::Dispatcher;
@@ -33,6 +33,8 @@ pub struct RunConfig {
     pub prior_attempts: Vec<u32>,
     /// Tasks in the whole run (`DTS_TASK_COUNT`).
     pub total_tasks: usize,
+    /// The run's tasks this session does not run and that had not succeeded.
+    pub left_out: LeftOut,
     /// The hosts that may run tasks, in inventory order.
     pub hosts: Vec<Arc<Host>>,
     /// Values of `spec.secret_env`, read from dts's environment for this session only.
@@ -66,6 +68,19 @@ pub enum Stop {
     Interrupted,
     /// `dts cancel`.
     Cancelled,
+    /// The run store could not be written: nothing may run that cannot be recorded.
+    StoreFailed,
+}
+
+impl Stop {
+    /// What becomes of the tasks a stop ends before they finish.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            Stop::Interrupted => Outcome::NotRun("interrupted".into()),
+            Stop::Cancelled => Outcome::Cancelled,
+            Stop::StoreFailed => Outcome::NotRun("not recorded: the run store failed".into()),
+        }
+    }
 }
 
 /// The final record of one task.
@@ -117,20 +132,33 @@ pub struct RunOutcome {
     /// No host could run the tasks that were left.
     pub no_host: bool,
     pub requeues: u32,
+    /// The run's tasks this session did not run and that had not succeeded.
+    pub left_out: LeftOut,
+    /// Why the run store stopped recording, if it did (the run then stopped).
+    pub store_error: Option<String>,
 }
 
 impl RunOutcome {
+    /// Every task of the run succeeded: those of this session and those it left out.
     pub fn all_succeeded(&self) -> bool {
-        self.tasks.iter().all(|t| t.outcome == Outcome::Succeeded)
+        self.left_out.is_empty() && self.tasks.iter().all(|t| t.outcome == Outcome::Succeeded)
     }
 
-    /// The run's final state, as the store records it.
+    /// The run's final state, as the store records it: succeeded only when every task of
+    /// the run did, including those this session left out.
     pub fn state(&self) -> &'static str {
+        let session_failed = self
+            .tasks
+            .iter()
+            .any(|t| matches!(t.outcome, Outcome::Failed(_) | Outcome::TimedOut));
         match self.stopped {
             Some(Stop::Cancelled) => "cancelled",
-            Some(Stop::Interrupted) => "interrupted",
+            Some(Stop::Interrupted | Stop::StoreFailed) => "interrupted",
             None if self.no_host => "no-host",
             None if self.all_succeeded() => "succeeded",
+            None if session_failed || self.left_out.failed > 0 => "failed",
+            None if self.left_out.cancelled > 0 => "cancelled",
+            None if self.left_out.not_run > 0 => "interrupted",
             None => "failed",
         }
     }
@@ -143,4 +171,63 @@ pub fn run(config: RunConfig, store: RunWriter) -> Result<RunOutcome, Error> {
         .build()
         .map_err(|e| Error::Runtime(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async move { Dispatcher::new(config, store)?.run().await })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(tasks: &[Outcome], left_out: LeftOut) -> RunOutcome {
+        let now = Instant::now();
+        RunOutcome {
+            run_id: "r".into(),
+            started: now,
+            finished: now,
+            tasks: tasks
+                .iter()
+                .enumerate()
+                .map(|(i, o)| TaskRecord {
+                    seq: i as u32 + 1,
+                    index: i as u64,
+                    outcome: o.clone(),
+                    host: None,
+                    attempts: 1,
+                    started: None,
+                    finished: None,
+                    run_time: None,
+                    hit: None,
+                })
+                .collect(),
+            attempts: vec![],
+            hosts: vec![],
+            stopped: None,
+            no_host: false,
+            requeues: 0,
+            left_out,
+            store_error: None,
+        }
+    }
+
+    #[test]
+    fn retry_failed_calls_a_run_succeeded_only_when_every_task_of_it_succeeded() {
+        let ok = [Outcome::Succeeded];
+        let left = |failed, cancelled, not_run| LeftOut {
+            failed,
+            cancelled,
+            not_run,
+        };
+        assert_eq!(outcome(&ok, LeftOut::default()).state(), "succeeded");
+        assert!(outcome(&ok, LeftOut::default()).all_succeeded());
+        for (left_out, state) in [
+            (left(0, 0, 3), "interrupted"),
+            (left(0, 2, 0), "cancelled"),
+            (left(1, 2, 3), "failed"),
+        ] {
+            let run = outcome(&ok, left_out);
+            assert_eq!(run.state(), state, "{left_out:?}");
+            assert!(!run.all_succeeded());
+        }
+        let failed = [Outcome::Succeeded, Outcome::TimedOut];
+        assert_eq!(outcome(&failed, left(0, 2, 0)).state(), "failed");
+    }
 }

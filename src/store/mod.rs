@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub use schema::COORDINATOR_LOG;
 pub use spec::{Faults, RunSpec};
-pub use writer::{RunWriter, TaskEnd, attempt_outcome, output_file, task_state};
+pub use writer::{LeftOut, RunWriter, TaskEnd, attempt_outcome, output_file, task_state};
 
 use crate::error::Error;
 
@@ -107,21 +107,25 @@ impl StateDir {
         self.root.join(id)
     }
 
-    /// Every run id, oldest first (ids sort by time).
+    /// Every run id, oldest first (ids sort in creation order): each directory named like
+    /// a run id, whether or not its store can be read (a damaged run is still a run, to
+    /// show and to clean).
     pub fn run_ids(&self) -> Vec<String> {
         let Ok(entries) = std::fs::read_dir(&self.root) else {
             return Vec::new();
         };
         let mut ids: Vec<String> = entries
             .filter_map(|e| e.ok())
-            .filter(|e| e.path().join(schema::DB_FILE).exists())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
             .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| is_run_id(name))
             .collect();
         ids.sort();
         ids
     }
 
-    /// Finds a run by its id, a unique prefix or suffix of it, or `last` (the newest).
+    /// Finds a run by its id, a unique prefix or suffix of it, or `last` (the newest: the
+    /// largest id, since ids sort in creation order).
     pub fn resolve(&self, query: &str) -> Result<String, Error> {
         let ids = self.run_ids();
         if query == "last" {
@@ -190,19 +194,52 @@ fn lock(run_dir: &Path) -> std::io::Result<Option<File>> {
     Ok(got.then_some(file))
 }
 
-/// A short, sortable run id: UTC time to the second plus four random hex digits.
+/// A new run id for now (see [`run_id_at`]).
 pub fn new_run_id() -> String {
-    let now = std::time::SystemTime::now();
-    let stamp = humantime::format_rfc3339_seconds(now).to_string();
+    run_id_at(std::time::SystemTime::now())
+}
+
+/// A short run id that sorts in creation order: UTC time to the second, then the fraction
+/// of the second in four hex digits (1/65536 s, about 15 µs), e.g. `20261125-061530-8000`
+/// half a second past 06:15:30. Two runs made in the same tick cannot share the id: the
+/// run directory is created exclusively, and the later one takes the next tick.
+pub fn run_id_at(at: std::time::SystemTime) -> String {
+    let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let whole = std::time::UNIX_EPOCH + std::time::Duration::from_secs(since.as_secs());
+    let stamp = humantime::format_rfc3339_seconds(whole).to_string();
     // 2026-11-25T06:15:30Z -> 20261125-061530
     let digits: String = stamp.chars().filter(char::is_ascii_digit).collect();
-    let nanos = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos() as u64;
-    let suffix =
-        crate::placement::rng::mix(nanos ^ u64::from(std::process::id()).rotate_left(32)) & 0xffff;
-    format!("{}-{}-{suffix:04x}", &digits[..8], &digits[8..14])
+    let tick = (u64::from(since.subsec_nanos()) << 16) / 1_000_000_000;
+    format!("{}-{}-{tick:04x}", &digits[..8], &digits[8..14])
+}
+
+/// Whether `name` has the shape of a run id: `YYYYMMDD-HHMMSS-xxxx`.
+pub fn is_run_id(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() == 20
+        && b[8] == b'-'
+        && b[15] == b'-'
+        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
+        && b[16..].iter().all(u8::is_ascii_hexdigit)
+}
+
+/// When a run was created, to the second, read from its id (for runs whose store cannot
+/// be read).
+pub fn id_time(id: &str) -> Option<f64> {
+    if !is_run_id(id) {
+        return None;
+    }
+    let stamp = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &id[0..4],
+        &id[4..6],
+        &id[6..8],
+        &id[9..11],
+        &id[11..13],
+        &id[13..15]
+    );
+    let at = humantime::parse_rfc3339(&stamp).ok()?;
+    Some(at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64())
 }
 
 /// Seconds since the Unix epoch.
@@ -318,6 +355,41 @@ mod tests {
     fn run_ids_sort_by_time() {
         let a = new_run_id();
         assert_eq!(a.len(), 20);
-        assert!(a.chars().nth(8) == Some('-') && a.chars().nth(15) == Some('-'));
+        assert!(is_run_id(&a), "{a}");
+    }
+
+    #[test]
+    fn last_is_the_newest_run_when_two_start_in_the_same_second() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let second = UNIX_EPOCH + Duration::from_secs(1_795_592_491);
+        let ids: Vec<String> = [0, 20_000, 1_000_000, 499_999_999, 500_000_000, 999_999_999]
+            .iter()
+            .map(|&nanos| run_id_at(second + Duration::from_nanos(nanos)))
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(sorted, ids, "ids sort in creation order");
+        assert!(ids.windows(2).all(|w| w[0] != w[1]), "{ids:?}");
+        assert_eq!(ids[0], "20261125-074131-0000");
+        assert_eq!(ids[4], "20261125-074131-8000");
+        assert!(ids[5] < run_id_at(second + Duration::from_secs(1)));
+        // The newest of them is `last`, whatever order the directories were made in.
+        let (_tmp, state) = dir_with(&[&ids[3], &ids[5], &ids[1]]);
+        assert_eq!(state.resolve("last").unwrap(), ids[5]);
+        assert_eq!(id_time(&ids[5]), Some(1_795_592_491.0));
+    }
+
+    #[test]
+    fn run_ids_include_damaged_runs_and_nothing_else() {
+        let (tmp, state) = dir_with(&["20261125-010000-aaaa"]);
+        // A run directory without a readable store is still a run (to show and clean)...
+        std::fs::create_dir(tmp.path().join("20261125-020000-bbbb")).unwrap();
+        // ...but other entries of the state directory are not.
+        std::fs::create_dir(tmp.path().join("notes")).unwrap();
+        std::fs::write(tmp.path().join("20261125-030000-cccc"), "").unwrap();
+        assert_eq!(
+            state.run_ids(),
+            ["20261125-010000-aaaa", "20261125-020000-bbbb"]
+        );
     }
 }

@@ -28,6 +28,8 @@ pub struct RunRow {
     pub pid: Option<u32>,
     pub hostname: Option<String>,
     pub algorithm: String,
+    /// Why the run's store cannot be read, when it cannot (its state is then `damaged`).
+    pub damage: Option<String>,
 }
 
 /// Tasks per state.
@@ -105,10 +107,13 @@ pub struct RunDetail {
 }
 
 fn db_error(dir: &Path, e: rusqlite::Error) -> Error {
-    Error::Runtime(format!("run store {}: {e}", dir.display()))
+    Error::Store(format!("run store {}: {e}", dir.display()))
 }
 
 fn open(dir: &Path) -> Result<Connection, Error> {
+    if !dir.join(DB_FILE).is_file() {
+        return Err(Error::Store(format!("{} has no {DB_FILE}", dir.display())));
+    }
     let conn = Connection::open_with_flags(
         dir.join(DB_FILE),
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -116,7 +121,8 @@ fn open(dir: &Path) -> Result<Connection, Error> {
     .map_err(|e| db_error(dir, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(|e| db_error(dir, e))?;
-    schema::check_version(&conn).map_err(Error::Runtime)?;
+    schema::check_version(&conn)
+        .map_err(|why| Error::Store(format!("{}: {why}", dir.display())))?;
     Ok(conn)
 }
 
@@ -156,6 +162,7 @@ fn run_row(conn: &Connection, dir: &Path) -> Result<RunRow, Error> {
                         pid: r.get(7)?,
                         hostname: r.get(8)?,
                         algorithm: String::new(),
+                        damage: None,
                     },
                     r.get(9)?,
                 ))
@@ -193,15 +200,40 @@ fn run_row(conn: &Connection, dir: &Path) -> Result<RunRow, Error> {
     Ok(row)
 }
 
-/// Every run, newest first. Runs that cannot be read are skipped.
+/// Every run, newest first. A run whose store cannot be read is listed as `damaged`,
+/// with why, unless a coordinator holds it (it is being created, or its coordinator
+/// notices the damage itself and stops).
 pub fn list(state: &StateDir) -> Vec<RunRow> {
     let mut rows: Vec<RunRow> = state
         .run_ids()
         .iter()
-        .filter_map(|id| summary(state, id).ok())
+        .filter_map(|id| match summary(state, id) {
+            Ok(row) => Some(row),
+            Err(_) if coordinator_alive(&state.run_dir(id)) => None,
+            Err(e) => Some(damaged_row(id, &e)),
+        })
         .collect();
     rows.reverse();
     rows
+}
+
+/// The row of a run whose store cannot be read: what its id tells, and why.
+pub fn damaged_row(id: &str, why: &Error) -> RunRow {
+    RunRow {
+        id: id.to_string(),
+        name: "-".into(),
+        state: "damaged".into(),
+        created: super::id_time(id).unwrap_or(0.0),
+        started: None,
+        finished: None,
+        total: 0,
+        counts: Counts::default(),
+        hosts: 0,
+        pid: None,
+        hostname: None,
+        algorithm: String::new(),
+        damage: Some(why.to_string()),
+    }
 }
 
 /// Everything about a run.
@@ -223,7 +255,7 @@ pub fn detail_in(dir: &Path) -> Result<RunDetail, Error> {
         .query_row("SELECT spec FROM run", [], |r| r.get(0))
         .map_err(err)?;
     let spec: RunSpec = serde_json::from_str(&spec_json)
-        .map_err(|e| Error::Runtime(format!("run {id}: bad saved spec: {e}")))?;
+        .map_err(|e| Error::Store(format!("run {id}: bad saved spec: {e}")))?;
     let tasks = query(
         &conn,
         &dir,

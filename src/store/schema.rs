@@ -84,6 +84,18 @@ pub fn create(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Checks a run database can be trusted before a coordinator writes to it again: SQLite
+/// finds no damage (`quick_check`) and this schema version wrote it.
+pub fn check(conn: &Connection) -> Result<(), String> {
+    let verdict: String = conn
+        .query_row("PRAGMA quick_check(1)", [], |row| row.get(0))
+        .map_err(|e| e.to_string())?;
+    if verdict != "ok" {
+        return Err(verdict);
+    }
+    check_version(conn)
+}
+
 /// Checks a run database was written by this schema version.
 pub fn check_version(conn: &Connection) -> Result<(), String> {
     let version: i64 = conn

@@ -1,11 +1,16 @@
 //! The coordinator's side of the store: creates a run, records every transition, writes
 //! task output files. Writes are grouped in one transaction per dispatcher turn
 //! ([`RunWriter::commit`]); the dispatcher commits before it acts on what it recorded.
+//!
+//! A write that fails (disk full, run directory removed, output file unwritable) breaks the
+//! writer for good: the open transaction is rolled back and every later write is refused,
+//! so the store keeps exactly what it had committed before the failure, never a success
+//! whose output was lost. The dispatcher stops the run on the first failure.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -33,6 +38,11 @@ pub struct RunWriter {
     _lock: File,
     /// Transactions committed, for diagnostics.
     commits: u64,
+    /// Device and inode of `run.db` as opened: SQLite writes on into a database whose
+    /// directory was removed, so each commit checks the file is still the run's.
+    db_file: (u64, u64),
+    /// Why the store stopped taking writes, once one failed.
+    broken: Option<String>,
 }
 
 /// Task states as stored.
@@ -61,11 +71,52 @@ pub mod attempt_outcome {
 }
 
 fn db_error(dir: &Path, e: rusqlite::Error) -> Error {
-    Error::Runtime(format!("run store {}: {e}", dir.display()))
+    Error::Store(format!("run store {}: {e}", dir.display()))
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> Error {
+    Error::Store(format!("run store {}: {e}", path.display()))
+}
+
+/// Device and inode of a file.
+fn file_id(path: &Path) -> std::io::Result<(u64, u64)> {
+    let meta = std::fs::metadata(path)?;
+    Ok((meta.dev(), meta.ino()))
 }
 
 impl RunWriter {
-    /// Creates the run directory and database, with the run and every task queued.
+    /// Creates a run under a fresh id (see [`super::new_run_id`]): its directory and
+    /// database, with the run and every task queued.
+    pub fn create_new(
+        state: &StateDir,
+        spec: &RunSpec,
+        tasks: &[Task],
+        created: f64,
+    ) -> Result<RunWriter, Error> {
+        state.create()?;
+        // Two runs created within the same id tick: the later one takes the next tick.
+        for _ in 0..1000 {
+            let id = super::new_run_id();
+            match make_run_dir(&state.run_dir(&id)) {
+                Ok(()) => return RunWriter::init(state, &id, spec, tasks, created),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    std::thread::yield_now();
+                }
+                Err(source) => {
+                    return Err(Error::ReadFile {
+                        path: state.run_dir(&id),
+                        source,
+                    });
+                }
+            }
+        }
+        Err(Error::Store(format!(
+            "cannot find a free run id in {}",
+            state.root().display()
+        )))
+    }
+
+    /// Creates the run `id`: its directory and database, with the run and every task queued.
     pub fn create(
         state: &StateDir,
         id: &str,
@@ -75,13 +126,35 @@ impl RunWriter {
     ) -> Result<RunWriter, Error> {
         state.create()?;
         let dir = state.run_dir(id);
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|source| Error::ReadFile {
-                path: dir.clone(),
-                source,
-            })?;
+        make_run_dir(&dir).map_err(|source| Error::ReadFile {
+            path: dir.clone(),
+            source,
+        })?;
+        RunWriter::init(state, id, spec, tasks, created)
+    }
+
+    /// Fills the new, empty directory of run `id`; removes it again if that fails (a full
+    /// disk), so no half-made run is left behind.
+    fn init(
+        state: &StateDir,
+        id: &str,
+        spec: &RunSpec,
+        tasks: &[Task],
+        created: f64,
+    ) -> Result<RunWriter, Error> {
+        RunWriter::fill(state, id, spec, tasks, created).inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(state.run_dir(id));
+        })
+    }
+
+    fn fill(
+        state: &StateDir,
+        id: &str,
+        spec: &RunSpec,
+        tasks: &[Task],
+        created: f64,
+    ) -> Result<RunWriter, Error> {
+        let dir = state.run_dir(id);
         let lock = super::lock(&dir)
             .map_err(|source| Error::ReadFile {
                 path: dir.clone(),
@@ -99,6 +172,9 @@ impl RunWriter {
                 })?;
         }
         schema::create(&conn).map_err(|e| db_error(&dir, e))?;
+        // Made here and never again: a run directory removed under a running coordinator
+        // must fail its writes, not come back as an empty ghost.
+        make_run_dir(&dir.join(OUT_DIR)).map_err(|e| io_error(&dir.join(OUT_DIR), e))?;
         let spec_json = serde_json::to_string(spec).expect("specs serialise");
         let insert = || -> rusqlite::Result<()> {
             let tx = conn.unchecked_transaction()?;
@@ -121,7 +197,7 @@ impl RunWriter {
             tx.commit()
         };
         insert().map_err(|e| db_error(&dir, e))?;
-        Ok(RunWriter::with(id, dir, conn, lock))
+        RunWriter::with(id, dir, conn, lock)
     }
 
     /// Opens an existing run to coordinate it; fails if its coordinator is alive.
@@ -137,14 +213,24 @@ impl RunWriter {
                     "run {id} is still running (its coordinator holds the lock)"
                 ))
             })?;
+        if !dir.join(DB_FILE).is_file() {
+            return Err(damaged(id, "its run.db is missing"));
+        }
         let conn = Connection::open(dir.join(DB_FILE)).map_err(|e| db_error(&dir, e))?;
+        schema::check(&conn).map_err(|why| damaged(id, &why))?;
         schema::configure(&conn).map_err(|e| db_error(&dir, e))?;
-        schema::check_version(&conn).map_err(Error::Runtime)?;
-        Ok(RunWriter::with(id, dir, conn, lock))
+        match make_run_dir(&dir.join(OUT_DIR)) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(io_error(&dir.join(OUT_DIR), e));
+            }
+            _ => {}
+        }
+        RunWriter::with(id, dir, conn, lock)
     }
 
-    fn with(id: &str, dir: PathBuf, conn: Connection, lock: File) -> RunWriter {
-        RunWriter {
+    fn with(id: &str, dir: PathBuf, conn: Connection, lock: File) -> Result<RunWriter, Error> {
+        let db_file = file_id(&dir.join(DB_FILE)).map_err(|e| io_error(&dir.join(DB_FILE), e))?;
+        Ok(RunWriter {
             id: id.to_string(),
             dir,
             conn,
@@ -152,7 +238,9 @@ impl RunWriter {
             files: HashMap::new(),
             _lock: lock,
             commits: 0,
-        }
+            db_file,
+            broken: None,
+        })
     }
 
     pub fn id(&self) -> &str {
@@ -179,13 +267,49 @@ impl RunWriter {
         db_error(&self.dir, e)
     }
 
+    /// Refuses every write once one failed.
+    fn usable(&self) -> Result<(), Error> {
+        match &self.broken {
+            Some(why) => Err(Error::Store(format!("the run store failed earlier: {why}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Breaks the writer for good: rolls back what this transaction held and keeps `e`.
+    fn fail(&mut self, e: Error) -> Error {
+        if self.in_transaction {
+            self.in_transaction = false;
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        self.files.clear();
+        self.broken.get_or_insert_with(|| e.to_string());
+        e
+    }
+
+    /// Checks `run.db` is still the file this writer opened.
+    fn check_in_place(&mut self) -> Result<(), Error> {
+        let path = self.dir.join(DB_FILE);
+        match file_id(&path) {
+            Ok(id) if id == self.db_file => Ok(()),
+            Ok(_) => Err(Error::Store(format!(
+                "run store {}: run.db was replaced under the running coordinator",
+                self.dir.display()
+            ))),
+            Err(e) => Err(Error::Store(format!(
+                "run store {}: the run directory was removed or moved ({e})",
+                self.dir.display()
+            ))),
+        }
+        .map_err(|e| self.fail(e))
+    }
+
     pub fn spec(&self) -> Result<RunSpec, Error> {
         let json: String = self
             .conn
             .query_row("SELECT spec FROM run", [], |r| r.get(0))
             .map_err(|e| self.err(e))?;
         serde_json::from_str(&json)
-            .map_err(|e| Error::Runtime(format!("run {}: bad saved spec: {e}", self.id)))
+            .map_err(|e| Error::Store(format!("run {}: bad saved spec: {e}", self.id)))
     }
 
     /// Total tasks of the run.
@@ -225,6 +349,7 @@ impl RunWriter {
     /// only tasks that failed or timed out. Attempts a dead coordinator left open are
     /// closed as lost. Returns how many tasks were queued.
     pub fn requeue_unfinished(&mut self, only_failed: bool, at: f64) -> Result<usize, Error> {
+        self.usable()?;
         let states = if only_failed {
             "('failed', 'timed-out')"
         } else {
@@ -236,6 +361,15 @@ impl RunWriter {
                 "UPDATE attempt SET outcome = 'lost', finished = ?1 WHERE outcome IS NULL",
                 params![at],
             )?;
+            if only_failed {
+                // Left queued or running by a dead coordinator, and not asked for: they did
+                // not run, and must not run now.
+                tx.execute(
+                    "UPDATE task SET state = 'not-run', reason = 'interrupted' \
+                     WHERE state IN ('queued', 'running')",
+                    [],
+                )?;
+            }
             let n = tx.execute(
                 &format!(
                     "UPDATE task SET state = 'queued', reason = NULL, exit_code = NULL, signal = NULL \
@@ -250,8 +384,33 @@ impl RunWriter {
         run().map_err(|e| self.err(e))
     }
 
+    /// Tasks that this session leaves alone, by how they ended: every task not queued and
+    /// not succeeded (call it before the session runs).
+    pub fn left_out(&self) -> Result<LeftOut, Error> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT state, COUNT(*) FROM task WHERE state NOT IN ('queued', 'succeeded') GROUP BY state")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut left = LeftOut::default();
+        for row in rows {
+            let (state, n) = row.map_err(|e| self.err(e))?;
+            match state.as_str() {
+                "failed" | "timed-out" => left.failed += n,
+                "cancelled" => left.cancelled += n,
+                _ => left.not_run += n,
+            }
+        }
+        Ok(left)
+    }
+
     /// Records that a coordinator (this process) now runs the run.
     pub fn begin_session(&mut self, at: f64) -> Result<(), Error> {
+        self.usable()?;
         self.conn
             .execute(
                 "UPDATE run SET state = 'running', pid = ?1, hostname = ?2, started = ?3, finished = NULL, control = NULL",
@@ -271,12 +430,16 @@ impl RunWriter {
     }
 
     fn exec(&mut self, sql: &str, params: impl rusqlite::Params) -> Result<(), Error> {
+        self.usable()?;
         let run = |this: &mut Self| -> rusqlite::Result<()> {
             this.tx()?;
             this.conn.prepare_cached(sql)?.execute(params)?;
             Ok(())
         };
-        run(self).map_err(|e| self.err(e))
+        run(self).map_err(|e| {
+            let e = self.err(e);
+            self.fail(e)
+        })
     }
 
     pub fn dispatched(&mut self, seq: u32, attempt: u32, host: &str, at: f64) -> Result<(), Error> {
@@ -306,6 +469,19 @@ impl RunWriter {
         stream: Stream,
         data: &[u8],
     ) -> Result<(), Error> {
+        self.usable()?;
+        self.write_output(seq, index, attempt, stream, data)
+            .map_err(|e| self.fail(e))
+    }
+
+    fn write_output(
+        &mut self,
+        seq: u32,
+        index: u64,
+        attempt: u32,
+        stream: Stream,
+        data: &[u8],
+    ) -> Result<(), Error> {
         let dir = self.dir.join(OUT_DIR);
         let files = self.files.entry((seq, attempt)).or_insert(OutFiles {
             stdout: None,
@@ -319,14 +495,9 @@ impl RunWriter {
         };
         *bytes += data.len() as u64;
         let io = |e: std::io::Error| {
-            Error::Runtime(format!("writing task output in {}: {e}", dir.display()))
+            Error::Store(format!("writing task output in {}: {e}", dir.display()))
         };
         if slot.is_none() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(io)?;
             let file = std::fs::OpenOptions::new()
                 .write(true)
                 .create(true)
@@ -351,7 +522,9 @@ impl RunWriter {
         status: Option<&ExitStatus>,
         at: f64,
     ) -> Result<(), Error> {
-        let (stdout_bytes, stderr_bytes) = self.close_files(seq, attempt);
+        self.usable()?;
+        let (stdout_bytes, stderr_bytes) =
+            self.close_files(seq, attempt).map_err(|e| self.fail(e))?;
         let (code, signal) = split_status(status);
         self.exec(
             "UPDATE attempt SET outcome = ?3, exit_code = ?4, signal = ?5, finished = ?6, \
@@ -369,17 +542,26 @@ impl RunWriter {
         )
     }
 
-    fn close_files(&mut self, seq: u32, attempt: u32) -> (u64, u64) {
+    /// Flushes and closes an attempt's output files; the attempt's end is recorded only
+    /// once its output is all written.
+    fn close_files(&mut self, seq: u32, attempt: u32) -> Result<(u64, u64), Error> {
         let Some(mut files) = self.files.remove(&(seq, attempt)) else {
-            return (0, 0);
+            return Ok((0, 0));
         };
         for w in [files.stdout.as_mut(), files.stderr.as_mut()]
             .into_iter()
             .flatten()
         {
-            let _ = w.flush();
+            w.flush().map_err(|e| self.output_error(e))?;
         }
-        (files.stdout_bytes, files.stderr_bytes)
+        Ok((files.stdout_bytes, files.stderr_bytes))
+    }
+
+    fn output_error(&self, e: std::io::Error) -> Error {
+        Error::Store(format!(
+            "writing task output in {}: {e}",
+            self.dir.join(OUT_DIR).display()
+        ))
     }
 
     /// A task went back to the queue (retry or requeue).
@@ -434,6 +616,10 @@ impl RunWriter {
 
     /// Takes a pending control request (cancel, pause, resume) written by another process.
     pub fn take_control(&mut self) -> Result<Option<String>, Error> {
+        self.usable()?;
+        // Polled every second: a run directory removed while tasks run quietly is noticed
+        // here, not at the next event.
+        self.check_in_place()?;
         let control: Option<String> = self
             .conn
             .query_row("SELECT control FROM run", [], |r| r.get(0))
@@ -449,21 +635,66 @@ impl RunWriter {
     /// Ends the current transaction and pushes buffered output to the files, so readers
     /// see everything recorded so far.
     pub fn commit(&mut self) -> Result<(), Error> {
+        self.usable()?;
+        self.flush_files().map_err(|e| self.fail(e))?;
+        if self.in_transaction {
+            self.check_in_place()?;
+            let commit = || self.conn.prepare_cached("COMMIT")?.execute([]).map(drop);
+            if let Err(e) = commit() {
+                let e = self.err(e);
+                return Err(self.fail(e));
+            }
+            self.in_transaction = false;
+        }
+        Ok(())
+    }
+
+    fn flush_files(&mut self) -> Result<(), Error> {
+        let mut failed = None;
         for files in self.files.values_mut() {
             for w in [files.stdout.as_mut(), files.stderr.as_mut()]
                 .into_iter()
                 .flatten()
             {
-                let _ = w.flush();
+                if let Err(e) = w.flush() {
+                    failed.get_or_insert(e);
+                }
             }
         }
-        if self.in_transaction {
-            self.in_transaction = false;
-            let commit = || self.conn.prepare_cached("COMMIT")?.execute([]).map(drop);
-            commit().map_err(|e| self.err(e))?;
+        match failed {
+            Some(e) => Err(self.output_error(e)),
+            None => Ok(()),
         }
-        Ok(())
     }
+}
+
+/// Tasks a session does not run, by how they had ended: they decide the run's state as
+/// much as the tasks the session runs (`dts retry --failed` leaves cancelled and not-run
+/// tasks as they were).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeftOut {
+    /// Failed or timed out.
+    pub failed: usize,
+    pub cancelled: usize,
+    pub not_run: usize,
+}
+
+impl LeftOut {
+    pub fn is_empty(&self) -> bool {
+        *self == LeftOut::default()
+    }
+}
+
+/// A new directory of mode 0700 (never its parents: see [`RunWriter::create`]).
+fn make_run_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new().mode(0o700).create(dir)
+}
+
+/// A run that cannot be coordinated because its store is damaged.
+fn damaged(id: &str, why: &str) -> Error {
+    Error::Store(format!(
+        "run {id} is damaged ({why}); nothing ran. `dts clean --damaged` removes it"
+    ))
 }
 
 /// How a task ended, as [`RunWriter::task_finished`] records it. Times are epoch seconds.
@@ -493,5 +724,194 @@ fn split_status(status: Option<&ExitStatus>) -> (Option<i32>, Option<&str>) {
         Some(ExitStatus::Code(code)) => (Some(*code), None),
         Some(ExitStatus::Signal(signal)) => (None, Some(signal.as_str())),
         None => (None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::TemplateSpec;
+    use crate::store::{StateEnv, reader};
+
+    fn spec() -> RunSpec {
+        RunSpec {
+            name: "t".into(),
+            command: TemplateSpec::Shell("true".into()),
+            algorithm: "round-robin".into(),
+            key: None,
+            retries: 0,
+            timeout: None,
+            workdir: None,
+            env: vec![],
+            throttle: None,
+            slots: Some(1),
+            seed: 1,
+            epsilon: 0.25,
+            kill_grace: std::time::Duration::from_secs(5),
+            probe_interval: None,
+            hosts: crate::inventory::local_default(&crate::inventory::Env::default()).hosts,
+            joblog: None,
+            junit: None,
+            faults: Default::default(),
+            secret_env: vec![],
+        }
+    }
+
+    fn new_run(tasks: u32) -> (tempfile::TempDir, StateDir, RunWriter) {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::locate(&StateEnv {
+            dts_state_dir: Some(tmp.path().join("runs")),
+            ..StateEnv::default()
+        })
+        .unwrap();
+        let tasks: Vec<Task> = (1..=tasks)
+            .map(|seq| Task {
+                seq,
+                index: u64::from(seq),
+                item: seq.to_string().into_bytes().into(),
+            })
+            .collect();
+        let writer = RunWriter::create_new(&state, &spec(), &tasks, 0.0).unwrap();
+        (tmp, state, writer)
+    }
+
+    fn succeed(w: &mut RunWriter, seq: u32) -> Result<(), Error> {
+        w.dispatched(seq, 1, "localhost", 1.0)?;
+        w.output(seq, u64::from(seq), 1, Stream::Stdout, b"out\n")?;
+        w.attempt_ended(
+            seq,
+            1,
+            attempt_outcome::SUCCEEDED,
+            Some(&ExitStatus::Code(0)),
+            2.0,
+        )?;
+        w.task_finished(
+            seq,
+            &TaskEnd {
+                state: task_state::SUCCEEDED,
+                status: Some(&ExitStatus::Code(0)),
+                reason: None,
+                started: Some(1.0),
+                finished: Some(2.0),
+                run_s: Some(1.0),
+                hit: None,
+            },
+        )
+    }
+
+    fn states(state: &StateDir, id: &str) -> Vec<String> {
+        let detail = reader::detail(state, id).unwrap();
+        detail.tasks.into_iter().map(|t| t.state).collect()
+    }
+
+    #[test]
+    fn an_output_write_failure_breaks_the_store_and_keeps_what_was_committed() {
+        let (_tmp, state, mut w) = new_run(3);
+        let id = w.id().to_string();
+        succeed(&mut w, 1).unwrap();
+        w.commit().unwrap();
+        // Task 2's output file cannot be made: its success must never be recorded.
+        std::fs::create_dir(w.dir().join(OUT_DIR).join("2.1.stdout")).unwrap();
+        w.dispatched(2, 1, "localhost", 1.0).unwrap();
+        let failed = succeed(&mut w, 2).unwrap_err();
+        assert!(matches!(failed, Error::Store(_)), "{failed}");
+        assert!(
+            failed.to_string().contains("writing task output"),
+            "{failed}"
+        );
+        // Everything after is refused, even what would fit.
+        assert!(succeed(&mut w, 3).is_err());
+        assert!(w.commit().is_err());
+        assert!(w.run_state("failed", Some(3.0)).is_err());
+        drop(w);
+        assert_eq!(states(&state, &id), ["succeeded", "queued", "queued"]);
+    }
+
+    #[test]
+    fn a_run_directory_removed_mid_run_fails_the_next_commit_and_is_not_recreated() {
+        let (_tmp, state, mut w) = new_run(2);
+        let dir = w.dir().to_path_buf();
+        succeed(&mut w, 1).unwrap();
+        w.commit().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        // SQLite would write on into the unlinked database: the commit checks first.
+        w.dispatched(2, 1, "localhost", 1.0).unwrap();
+        let failed = w.commit().unwrap_err();
+        assert!(failed.to_string().contains("removed"), "{failed}");
+        assert!(w.output(2, 2, 1, Stream::Stdout, b"x").is_err());
+        assert!(w.take_control().is_err());
+        drop(w);
+        assert!(!dir.exists(), "no ghost run directory");
+        assert!(state.run_ids().is_empty());
+    }
+
+    #[test]
+    fn the_control_poll_notices_a_removed_run_directory() {
+        let (_tmp, _state, mut w) = new_run(1);
+        std::fs::remove_dir_all(w.dir()).unwrap();
+        assert!(w.take_control().is_err());
+        assert!(w.dispatched(1, 1, "localhost", 1.0).is_err());
+    }
+
+    #[test]
+    fn a_corrupt_run_db_is_refused_before_anything_runs() {
+        let (_tmp, state, w) = new_run(2);
+        let id = w.id().to_string();
+        let db = w.dir().join(DB_FILE);
+        drop(w);
+        let mut bytes = std::fs::read(&db).unwrap();
+        for b in bytes.iter_mut().skip(100) {
+            *b = 0xa5;
+        }
+        std::fs::write(&db, bytes).unwrap();
+        let refused = RunWriter::open(&state, &id).err().expect("refused");
+        assert!(matches!(refused, Error::Store(_)), "{refused}");
+        assert!(refused.to_string().contains("is damaged"), "{refused}");
+    }
+
+    #[test]
+    fn retry_failed_leaves_out_what_did_not_fail_and_says_so() {
+        let (_tmp, state, mut w) = new_run(4);
+        let id = w.id().to_string();
+        succeed(&mut w, 1).unwrap();
+        w.dispatched(2, 1, "localhost", 1.0).unwrap();
+        w.attempt_ended(
+            2,
+            1,
+            attempt_outcome::FAILED,
+            Some(&ExitStatus::Code(1)),
+            2.0,
+        )
+        .unwrap();
+        let failed = TaskEnd {
+            state: task_state::FAILED,
+            status: Some(&ExitStatus::Code(1)),
+            reason: None,
+            started: Some(1.0),
+            finished: Some(2.0),
+            run_s: Some(1.0),
+            hit: None,
+        };
+        w.task_finished(2, &failed).unwrap();
+        // Task 3 was running and task 4 queued when the coordinator died.
+        w.dispatched(3, 1, "localhost", 1.0).unwrap();
+        w.commit().unwrap();
+        drop(w);
+        let mut w = RunWriter::open(&state, &id).unwrap();
+        assert_eq!(w.requeue_unfinished(true, 3.0).unwrap(), 1);
+        assert_eq!(
+            w.left_out().unwrap(),
+            LeftOut {
+                failed: 0,
+                cancelled: 0,
+                not_run: 2
+            }
+        );
+        assert_eq!(w.queued_tasks().unwrap().len(), 1, "only the failed task");
+        drop(w);
+        assert_eq!(
+            states(&state, &id),
+            ["succeeded", "queued", "not-run", "not-run"]
+        );
     }
 }
