@@ -19,7 +19,7 @@ pub mod exit {
     /// The run store could not be written or read (disk full, run directory removed,
     /// damaged database): dispatch stopped and what could not be recorded was killed.
     pub const STORE: i32 = 4;
-    /// Interrupted by Ctrl-C or SIGTERM; state saved.
+    /// Interrupted by Ctrl-C, SIGTERM or SIGHUP; state saved.
     pub const INTERRUPTED: i32 = 130;
 }
 

@@ -224,6 +224,15 @@ pub struct Built {
 /// (below every key hosts.toml writes).
 pub fn build(request: &Request, env: &Env) -> Result<Built, Error> {
     let draft = draft(request, env)?;
+    // Key files written in the inventory must be usable before anything connects; those
+    // from the OpenSSH configuration are skipped when missing, as `ssh` skips them.
+    let file = match request.host_list.is_some() || request.login_file.is_some() {
+        true => request.hosts_file.clone(),
+        false => locate(request.hosts_file.as_deref(), env),
+    };
+    if let Some(path) = file {
+        load(&path, env)?;
+    }
     let resolver = ssh_resolver(request, &draft, env)?;
     Ok(draft.finish(resolver.as_ref(), env)?)
 }
@@ -244,10 +253,13 @@ pub fn locate(explicit: Option<&Path>, env: &Env) -> Option<PathBuf> {
 }
 
 /// Reads and parses the inventory at `path` (relative to [`Env::cwd`] unless absolute),
-/// without the OpenSSH configuration. Errors name `path` as given.
+/// without the OpenSSH configuration, then checks the identity files it names
+/// ([`crate::identity`]). Errors name `path` as given.
 pub fn load(path: &Path, env: &Env) -> Result<Inventory, Error> {
     let text = read(path, env)?;
-    Ok(parse(path, &text, env)?)
+    let inventory = parse(path, &text, env)?;
+    crate::identity::check(&inventory.hosts, path, &text)?;
+    Ok(inventory)
 }
 
 fn read(path: &Path, env: &Env) -> Result<String, Error> {

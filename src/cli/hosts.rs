@@ -21,12 +21,10 @@ pub fn run(args: HostsArgs) -> Result<i32, Error> {
     let rows = probe_all(&inventory.hosts);
     if args.json {
         let json = serde_json::json!({ "hosts": rows });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json).expect("rows serialise")
-        );
+        let text = serde_json::to_string_pretty(&json).expect("rows serialise");
+        super::print_result(&format!("{text}\n"));
     } else {
-        println!("{}", hosts_table::render(&rows));
+        super::print_result(&format!("{}\n", hosts_table::render(&rows)));
     }
     let reachable = rows.iter().any(|r| r.status == "ok");
     Ok(if reachable {
