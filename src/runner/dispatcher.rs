@@ -669,8 +669,9 @@ impl Dispatcher {
         let _ = writeln!(
             self.err,
             "dts: warning: {what}the open-file limit (ulimit -n {}) lets dts hold {held} \
-             connections at once: further hosts wait until one closes",
-            self.connector.soft_limit()
+             connection{} at once: further hosts wait until one closes",
+            self.connector.soft_limit(),
+            if held == 1 { "" } else { "s" }
         );
     }
 
