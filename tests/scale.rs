@@ -56,17 +56,9 @@ fn fds(pid: u32) -> Option<usize> {
     Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
 }
 
-#[test]
-fn big_inventories_exhaust_neither_threads_nor_file_descriptors() {
-    let home = tempfile::tempdir().unwrap();
-    // Every 127.x address reaches this listener, which never accepts: connections hang in
-    // the handshake until the connect timeout, as hosts that do not answer do.
-    let silent = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
-    let port = silent.local_addr().unwrap().port();
-    let inventory = big_inventory(home.path(), 2000, port);
-    let mut dts = spawn_submit(home.path(), &inventory, &["--array", "1-100", "--", "true"]);
-    let pid = dts.id();
-    // Wait until connection attempts are under way, then watch for a while.
+/// The most threads and descriptors `pid` has over three seconds, once connection
+/// attempts are under way.
+fn watch(pid: u32) -> (usize, usize) {
     wait_until(Duration::from_secs(30), "connection threads", || {
         threads(pid).is_some_and(|n| n > 10)
     });
@@ -76,6 +68,24 @@ fn big_inventories_exhaust_neither_threads_nor_file_descriptors() {
         most_fds = most_fds.max(fds(pid).unwrap_or(0));
         std::thread::sleep(Duration::from_millis(20));
     }
+    (most_threads, most_fds)
+}
+
+/// A listener every 127.x address reaches that never accepts: connections hang in the
+/// handshake until the connect timeout, as hosts that do not answer do.
+fn silent_listener() -> TcpListener {
+    TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap()
+}
+
+#[test]
+fn big_inventories_exhaust_neither_threads_nor_file_descriptors() {
+    let home = tempfile::tempdir().unwrap();
+    let silent = silent_listener();
+    let port = silent.local_addr().unwrap().port();
+    let inventory = big_inventory(home.path(), 2000, port);
+    let mut dts = spawn_submit(home.path(), &inventory, &["--array", "1-100", "--", "true"]);
+    let pid = dts.id();
+    let (most_threads, most_fds) = watch(pid);
     // SAFETY: interrupting the dts this test started.
     unsafe { libc::kill(pid as i32, libc::SIGINT) };
     let status = dts.wait().unwrap();
@@ -85,6 +95,26 @@ fn big_inventories_exhaust_neither_threads_nor_file_descriptors() {
     assert!(most_fds <= 160, "{most_fds} descriptors\n{stderr}");
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("u[1-"), "no folded host notes:\n{stderr}");
+}
+
+#[test]
+fn dts_hosts_on_a_big_inventory_probes_with_bounded_threads() {
+    let home = tempfile::tempdir().unwrap();
+    let silent = silent_listener();
+    let inventory = big_inventory(home.path(), 2000, silent.local_addr().unwrap().port());
+    let mut dts = dts_process(home.path())
+        .args(["hosts", "-H"])
+        .arg(&inventory)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (most_threads, most_fds) = watch(dts.id());
+    dts.kill().unwrap();
+    dts.wait().unwrap();
+    // A thread per host made 2,000 threads here.
+    assert!(most_threads <= 48, "{most_threads} threads");
+    assert!(most_fds <= 160, "{most_fds} descriptors");
 }
 
 #[test]
