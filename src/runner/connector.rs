@@ -6,7 +6,8 @@
 //! 10,000 hosts opened up front is 10,000 threads and 30,000 descriptors, however few the
 //! tasks. Instead:
 //! - at most [`MAX_IN_FLIGHT`] connection attempts run at once, and the next host is
-//!   opened, in inventory order, as one of them answers;
+//!   opened, in inventory order, as one of them answers; every host gets its first
+//!   connection before any gets a second, and reconnects come last;
 //! - no host beyond those already connected is opened once they can hold every task left
 //!   (except under consistent-hash, whose placement is defined over every host);
 //! - the connections never hold more descriptors than the soft `RLIMIT_NOFILE` leaves, after
@@ -90,7 +91,8 @@ pub struct Connector {
     hosts: usize,
     /// The first host never tried; hosts are first tried in inventory order.
     fresh: usize,
-    /// Hosts already up that want another connection (served first).
+    /// Hosts already up that want another connection (after the fresh ones: every host
+    /// gets one connection before any gets a second, to spread the tasks).
     more: VecDeque<usize>,
     /// Hosts due another attempt: reconnects, hosts that waited for descriptors (last).
     retry: VecDeque<usize>,
@@ -151,15 +153,6 @@ impl Connector {
         if self.in_flight >= MAX_IN_FLIGHT {
             return Next::InFlight;
         }
-        if let Some(next) = Self::next_queued(
-            &mut self.more,
-            &mut self.queued_more,
-            self.fds_held,
-            self.budget,
-            &mut cost,
-        ) {
-            return next;
-        }
         while fresh_too && self.fresh < self.hosts {
             let h = self.fresh;
             match cost(h) {
@@ -170,6 +163,15 @@ impl Connector {
                     return Next::Open(h, fds);
                 }
             }
+        }
+        if let Some(next) = Self::next_queued(
+            &mut self.more,
+            &mut self.queued_more,
+            self.fds_held,
+            self.budget,
+            &mut cost,
+        ) {
+            return next;
         }
         Self::next_queued(
             &mut self.retry,
@@ -274,12 +276,12 @@ mod tests {
     }
 
     #[test]
-    fn more_connections_first_then_fresh_hosts_then_retries() {
+    fn fresh_hosts_first_then_more_connections_then_retries() {
         let mut c = Connector::new(4, 1 << 20, 0);
         c.want_retry(3);
         c.want_more(1);
         c.want_more(1);
-        assert_eq!(drain(&mut c, true, |_| Some(1)), [1, 0, 1, 2, 3, 3]);
+        assert_eq!(drain(&mut c, true, |_| Some(1)), [0, 1, 2, 3, 1, 3]);
         assert!(c.all_tried());
     }
 

@@ -657,21 +657,30 @@ impl Dispatcher {
             .push(Reverse((Instant::now() + BACKOFF, Timer::Reconnect(h))));
     }
 
-    /// Says once that the open-file limit bounds the connections, and what hit it.
+    /// Says once that a local limit bounds the connections: the open-file budget, or the
+    /// error with which the system refused one more (`hit`).
     fn say_fd_limit(&mut self, hit: Option<(usize, &HostError)>) {
         if std::mem::replace(&mut self.said_fd_limit, true) {
             return;
         }
         let held: usize = self.hosts.iter().map(HostRt::live_conns).sum();
-        let what = hit.map_or_else(String::new, |(h, e)| {
-            format!("{}: {}; ", self.hosts[h].spec.name, e.message)
-        });
+        let conns = if held == 1 {
+            "connection"
+        } else {
+            "connections"
+        };
+        let limit = self.connector.soft_limit();
+        let why = match hit {
+            Some((h, e)) => format!(
+                "{}: {}: dts is out of file descriptors or threads (ulimit -n {limit}, \
+                 ulimit -u) with {held} {conns} open",
+                self.hosts[h].spec.name, e.message
+            ),
+            None => format!("the open-file limit (ulimit -n {limit}) lets dts hold {held} {conns}"),
+        };
         let _ = writeln!(
             self.err,
-            "dts: warning: {what}the open-file limit (ulimit -n {}) lets dts hold {held} \
-             connection{} at once: further hosts wait until one closes",
-            self.connector.soft_limit(),
-            if held == 1 { "" } else { "s" }
+            "dts: warning: {why}: further hosts wait until one closes"
         );
     }
 
