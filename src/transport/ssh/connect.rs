@@ -543,3 +543,29 @@ fn wait_socket(session: &Session, deadline: Instant) -> Result<(), ssh2::Error> 
     unsafe { libc::poll(&mut pollfd, 1, left.as_millis().clamp(1, 1000) as i32) };
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::HostErrorKind;
+
+    #[test]
+    fn out_of_descriptors_is_a_local_limit_not_a_refusal() {
+        for errno in [libc::EMFILE, libc::ENFILE] {
+            let e = std::io::Error::from_raw_os_error(errno);
+            let error = io_failure(
+                &e,
+                format!("cannot read known_hosts: {e}"),
+                HostError::permanent,
+            );
+            assert_eq!(error.kind, HostErrorKind::LocalLimit);
+        }
+        let denied = std::io::Error::from_raw_os_error(libc::EACCES);
+        let error = io_failure(
+            &denied,
+            "cannot read known_hosts".into(),
+            HostError::permanent,
+        );
+        assert_eq!(error.kind, HostErrorKind::Permanent);
+    }
+}
