@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod fdlimit;
 pub mod fold;
 pub mod inventory;
 pub mod job;

@@ -241,3 +241,41 @@ fn huge_slot_counts_open_only_the_connections_the_tasks_need() {
         assert_eq!(sessions_accepted(&lab) - before, 2, "--slots {slots}");
     }
 }
+
+#[test]
+fn local_tasks_keep_the_open_file_limit_dts_started_with() {
+    let home = tempfile::tempdir().unwrap();
+    let inventory = home.path().join("hosts.toml");
+    std::fs::write(
+        &inventory,
+        "[[host]]\nname = \"localhost\"\ntransport = \"local\"\nslots = 1\n",
+    )
+    .unwrap();
+    let mut command = dts_process(home.path());
+    command
+        .args(["submit", "-q", "--output", "raw", "-H"])
+        .arg(&inventory)
+        .args(["--array", "1", "--", "ulimit -Sn"]);
+    // SAFETY: setrlimit is async-signal-safe. A soft limit under the hard one, which dts
+    // raises for itself.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 1024,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "256",
+        "{stderr}"
+    );
+}

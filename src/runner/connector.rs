@@ -1,6 +1,5 @@
 //! Opening connections at scale: which host gets a connection next, and whether one may
-//! open now. The dispatcher asks and reports back; this module only counts. No I/O beyond
-//! reading and raising the process's own open-file limit.
+//! open now. The dispatcher asks and reports back; this module only counts. No I/O.
 //!
 //! Every SSH connection is a thread, a TCP socket and a socketpair, so an inventory of
 //! 10,000 hosts opened up front is 10,000 threads and 30,000 descriptors, however few the
@@ -35,35 +34,6 @@ pub const SPARE_FDS: u64 = 32;
 /// What a connection to a host costs in descriptors, with `channels` tasks on it at most.
 pub fn conn_fds(channels: u32) -> u64 {
     CONN_FDS + TASK_FDS * u64::from(channels)
-}
-
-/// Raises the soft open-file limit to the hard one and returns the soft limit now in force.
-pub fn raise_nofile_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit read and write one rlimit struct that lives on the stack.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 1024;
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit.rlim_cur = limit.rlim_max;
-            }
-        }
-    }
-    limit.rlim_cur
-}
-
-/// Descriptors this process has open now (1024 if /proc cannot tell).
-pub fn fds_in_use() -> u64 {
-    std::fs::read_dir("/proc/self/fd").map_or(1024, |dir| dir.count() as u64)
 }
 
 /// Whether a connection of `fds` would take the descriptors held past the budget. With

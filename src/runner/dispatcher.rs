@@ -273,8 +273,8 @@ impl Dispatcher {
             recent_runs: std::collections::VecDeque::new(),
             connector: Connector::new(
                 cfg.hosts.len(),
-                connector::raise_nofile_limit(),
-                connector::fds_in_use(),
+                crate::fdlimit::raise(),
+                crate::fdlimit::in_use(),
             ),
             host_notes: fold::Notes::default(),
             said_fd_limit: false,
