@@ -595,9 +595,15 @@ impl Dispatcher {
 
     fn open_conn(&mut self, h: usize, fds: u64) {
         let rt = &mut self.hosts[h];
+        // A connection that is down has sent its last event: its slot is free, so a host
+        // reconnecting all day does not grow its list.
+        let slot = rt
+            .conns
+            .iter()
+            .position(|c| matches!(c.state, ConnState::Down));
         let conn = ConnId {
             host: h,
-            conn: rt.conns.len() as u32,
+            conn: slot.unwrap_or(rt.conns.len()) as u32,
         };
         let handle: Box<dyn ConnHandle> = match rt.spec.transport {
             Transport::Local => {
@@ -624,12 +630,16 @@ impl Dispatcher {
                 }
             },
         };
-        rt.conns.push(Conn {
+        let new = Conn {
             handle,
             state: ConnState::Connecting,
             running: 0,
             fds,
-        });
+        };
+        match slot {
+            Some(i) => rt.conns[i] = new,
+            None => rt.conns.push(new),
+        }
         self.connector.opened(fds);
         if rt.state == HostState::Up {
             // It may want more still; `conn_cost` decides when its turn comes.
@@ -748,6 +758,9 @@ impl Dispatcher {
         closed.state = ConnState::Down;
         // Its wake-up socket is a descriptor: let it go with the connection.
         closed.handle = Box::new(Closed);
+        // Nothing still to be sent can reach it, nor must reach a connection in its slot.
+        self.outbox
+            .retain(|&(host, c, _)| (host, c) != (h, conn.conn as usize));
         let lost: Vec<LaunchId> = self
             .launches
             .iter()
