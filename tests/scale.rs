@@ -194,18 +194,21 @@ fn a_low_open_file_limit_leaves_no_host_misreported_as_refused() {
     assert_eq!(items, (1..=40).collect::<Vec<u64>>(), "{stderr}");
     // With one thread and three descriptors per host, half of such an inventory was left
     // out as refused keys and unreadable known_hosts.
-    for wrong in [
-        "authentication",
-        "known_hosts",
-        "left out",
-        "Too many open files",
-    ] {
+    for wrong in ["authentication", "known_hosts", "Too many open files"] {
         assert!(!stderr.contains(wrong), "{wrong}:\n{stderr}");
     }
     assert!(
-        stderr.contains("the open-file limit (ulimit -n 64)"),
+        stderr.contains("the open-file limit (ulimit -n 64) lets dts hold"),
         "{stderr}"
     );
+    // The hosts it had no descriptors for say so, folded, and nothing else.
+    let limited = ": not connected: the open-file limit (ulimit -n 64) was reached";
+    let left_out: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("left out:"))
+        .collect();
+    assert!(left_out.len() <= 1, "{stderr}");
+    assert!(left_out.iter().all(|l| l.ends_with(limited)), "{stderr}");
 }
 
 /// Sessions sshd accepted, from every lab host's log.
@@ -276,6 +279,30 @@ fn local_tasks_keep_the_open_file_limit_dts_started_with() {
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "256",
+        "{stderr}"
+    );
+}
+
+#[test]
+fn few_tasks_on_a_big_inventory_connect_no_more_hosts_than_they_need() {
+    let lab = Lab::start(4);
+    let inventory = inventory_of_forty(&lab);
+    let out = dts(lab.dir.path())
+        .args(["submit", "-H"])
+        .arg(&inventory)
+        .args(["--array", "1-3", "--", "true"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // Every host was connected up front, however few the tasks: forty sessions for three.
+    wait_until(Duration::from_secs(10), "sshd to log the sessions", || {
+        sessions_accepted(&lab) > 0
+    });
+    let sessions = sessions_accepted(&lab);
+    assert!(sessions <= 32, "{sessions} sessions\n{stderr}");
+    assert!(
+        stderr.contains(": not connected: the hosts up could hold every task"),
         "{stderr}"
     );
 }

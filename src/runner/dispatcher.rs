@@ -330,6 +330,7 @@ impl Dispatcher {
         }
         self.shutdown();
         self.write_host_notes();
+        self.record_unconnected();
         let outcome = self.outcome();
         let state = outcome.state();
         let at = self.epoch(Instant::now());
@@ -665,6 +666,29 @@ impl Dispatcher {
         }
         self.timers
             .push(Reverse((Instant::now() + BACKOFF, Timer::Reconnect(h))));
+    }
+
+    /// Hosts that were never connected, and have no error of their own, record why: so the
+    /// report does not take hosts that were not needed for hosts still connecting.
+    fn record_unconnected(&mut self) {
+        let why = if self.said_fd_limit {
+            format!(
+                "not connected: the open-file limit (ulimit -n {}) was reached",
+                self.connector.soft_limit()
+            )
+        } else if self.stopped.is_some() {
+            "not connected before the run stopped".to_string()
+        } else {
+            "not connected: the hosts up could hold every task".to_string()
+        };
+        for h in 0..self.hosts.len() {
+            let rt = &self.hosts[h];
+            if rt.state == HostState::Waiting && !rt.ever_up && rt.last_error.is_none() {
+                let name = rt.spec.name.clone();
+                let recorded = self.store.host(&name, 0, "waiting", Some(&why));
+                self.record(recorded);
+            }
+        }
     }
 
     /// Says once that a local limit bounds the connections: the open-file budget, or the
