@@ -99,10 +99,11 @@ pub enum Error {
     Runtime(String),
 }
 
+/// Hosts with the same reason folded into one nodeset (see [`crate::fold`]).
 fn format_host_errors(errors: &[(String, String)]) -> String {
-    errors
-        .iter()
-        .map(|(host, reason)| format!("{host}: {reason}"))
+    crate::fold::by_cause(errors.iter().map(|(h, r)| (h.as_str(), r.as_str())))
+        .into_iter()
+        .map(|(hosts, reason)| format!("{hosts}: {reason}"))
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -126,6 +127,26 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_host_reachable_folds_hosts_by_cause() {
+        let errors: Vec<(String, String)> = (1..=1000)
+            .map(|i| {
+                (
+                    format!("u{i}"),
+                    format!(
+                        "connect to 127.0.{}.{}:9: Connection refused",
+                        i / 250,
+                        i % 250
+                    ),
+                )
+            })
+            .collect();
+        assert_eq!(
+            Error::NoHostReachable(errors).to_string(),
+            "no host reachable: u[1-1000]: connect to port 9: Connection refused"
+        );
+    }
 
     #[test]
     fn line_col_counts_from_one() {

@@ -224,17 +224,23 @@ pub struct Built {
 /// (below every key hosts.toml writes).
 pub fn build(request: &Request, env: &Env) -> Result<Built, Error> {
     let draft = draft(request, env)?;
-    // Key files written in the inventory must be usable before anything connects; those
-    // from the OpenSSH configuration are skipped when missing, as `ssh` skips them.
+    let resolver = ssh_resolver(request, &draft, env)?;
+    Ok(draft.finish(resolver.as_ref(), env)?)
+}
+
+/// Checks the key files written in the inventory the request uses ([`crate::identity`]),
+/// so that a missing or unprotected one is a configuration error before anything
+/// connects. Those from the OpenSSH configuration are left to the connection, which skips
+/// a missing one as `ssh` does.
+pub fn check_identity_files(request: &Request, env: &Env) -> Result<(), Error> {
     let file = match request.host_list.is_some() || request.login_file.is_some() {
         true => request.hosts_file.clone(),
         false => locate(request.hosts_file.as_deref(), env),
     };
-    if let Some(path) = file {
-        load(&path, env)?;
+    match file {
+        Some(path) => load(&path, env).map(drop),
+        None => Ok(()),
     }
-    let resolver = ssh_resolver(request, &draft, env)?;
-    Ok(draft.finish(resolver.as_ref(), env)?)
 }
 
 /// The file the lookup order picks, or `None` for the embedded default: `explicit` (`-H`),

@@ -7,6 +7,8 @@
 
 pub mod cli;
 pub mod error;
+pub mod fdlimit;
+pub mod fold;
 pub mod identity;
 pub mod inventory;
 pub mod job;

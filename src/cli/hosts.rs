@@ -1,5 +1,6 @@
 //! `dts hosts`: probe every host in parallel and print a table (or JSON).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use super::HostsArgs;
@@ -12,7 +13,9 @@ use crate::transport::ssh::{self, connect};
 
 pub fn run(args: HostsArgs) -> Result<i32, Error> {
     let request = args.reach.request(args.hosts.as_deref());
-    let built = inventory::build(&request, &inventory::Env::from_process())?;
+    let env = inventory::Env::from_process();
+    inventory::check_identity_files(&request, &env)?;
+    let built = inventory::build(&request, &env)?;
     built
         .warnings
         .iter()
@@ -43,32 +46,48 @@ pub fn probe_all(hosts: &[Host]) -> Vec<HostRow> {
         .collect()
 }
 
-/// Connects to every host at once and runs the probe; results in inventory order.
+/// Connects to every host and runs the probe, at most
+/// [`MAX_IN_FLIGHT`](crate::runner::connector::MAX_IN_FLIGHT) at once (each is a thread and
+/// sockets: one per host made 10,000 threads for 10,000 hosts); results in inventory order.
 pub fn probe_each(hosts: &[Host]) -> Vec<Result<ProbeReport, HostError>> {
     let handshakes = ssh::Handshakes::default();
     let auth = ssh::AuthEnv::from_process();
     let timeout = ssh::Options::default().probe_timeout;
-    thread::scope(|scope| {
-        let handles: Vec<_> = hosts
-            .iter()
-            .map(|host| {
-                let (handshakes, auth) = (&handshakes, &auth);
-                scope.spawn(move || match host.transport {
-                    Transport::Local => Ok(probe::local()),
-                    Transport::Ssh => connect::connect(host, handshakes, auth)
-                        .and_then(|session| connect::probe(&session, timeout)),
+    let next = AtomicUsize::new(0);
+    let workers = crate::runner::connector::MAX_IN_FLIGHT.min(hosts.len());
+    let done: Vec<(usize, Result<ProbeReport, HostError>)> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(host) = hosts.get(i) else { break };
+                        let result = match host.transport {
+                            Transport::Local => Ok(probe::local()),
+                            Transport::Ssh => connect::connect(host, &handshakes, &auth)
+                                .and_then(|session| connect::probe(&session, timeout)),
+                        };
+                        done.push((i, result));
+                    }
+                    done
                 })
             })
             .collect();
         handles
             .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err(HostError::transient("probe thread panicked")))
-            })
+            .flat_map(|handle| handle.join().unwrap_or_default())
             .collect()
-    })
+    });
+    let mut results: Vec<Option<Result<ProbeReport, HostError>>> =
+        hosts.iter().map(|_| None).collect();
+    for (i, result) in done {
+        results[i] = Some(result);
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(HostError::transient("probe thread panicked"))))
+        .collect()
 }
 
 /// How the host is reached beyond its address: ` via HOP,HOP` or ` via proxy command`.

@@ -15,7 +15,9 @@ use crate::store::{self, Faults, RunSpec, RunWriter, StateDir, StateEnv};
 
 pub fn run(args: SubmitArgs) -> Result<i32, Error> {
     let env = inventory::Env::from_process();
-    let built = inventory::build(&args.reach.request(args.hosts.as_deref()), &env)?;
+    let request = args.reach.request(args.hosts.as_deref());
+    inventory::check_identity_files(&request, &env)?;
+    let built = inventory::build(&request, &env)?;
     if !args.display.quiet {
         built
             .warnings

@@ -157,24 +157,21 @@ fn failures(doc: &RunDocument) -> String {
     format!("{table}\n")
 }
 
-/// Hosts that left the run without finishing a task, grouped by error, like `dshbak -c`;
-/// one that never connected and has no error was still connecting when the run ended.
+/// Hosts that left the run without finishing a task, folded by error like `dshbak -c`
+/// ([`crate::fold`]); one that never connected and has no error was still connecting when
+/// the run ended.
 fn hosts_left_out(hosts: &[HostDoc]) -> String {
-    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
-    for h in hosts.iter().filter(|h| h.tasks == 0) {
+    let left_out = hosts.iter().filter(|h| h.tasks == 0).filter_map(|h| {
         let error = match &h.error {
-            Some(error) => error.clone(),
-            None if !h.connected => STILL_CONNECTING.into(),
-            None => continue,
+            Some(error) => error.as_str(),
+            None if !h.connected => STILL_CONNECTING,
+            None => return None,
         };
-        match groups.iter_mut().find(|(e, _)| *e == error) {
-            Some((_, names)) => names.push(&h.name),
-            None => groups.push((error.clone(), vec![&h.name])),
-        }
-    }
-    groups
+        Some((h.name.as_str(), error))
+    });
+    crate::fold::by_cause(left_out)
         .into_iter()
-        .map(|(error, names)| format!("left out: {}: {error}\n", crate::nodeset::fold(&names)))
+        .map(|(names, error)| format!("left out: {names}: {error}\n"))
         .collect()
 }
 
@@ -346,6 +343,26 @@ mod tests {
                 "left out: node04: never connected (still connecting when the run ended)"
             ),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn hosts_left_out_for_one_cause_fold_into_one_line() {
+        let mut d = doc();
+        let gone = d.hosts.pop().unwrap();
+        for i in 1..=2000 {
+            let mut h = gone.clone();
+            h.name = format!("u{i}");
+            h.error = Some(format!(
+                "connect to 10.0.{}.{}:22: Connection refused (os error 111)",
+                i / 250,
+                i % 250
+            ));
+            d.hosts.push(h);
+        }
+        assert_eq!(
+            hosts_left_out(&d.hosts),
+            "left out: u[1-2000]: connect to port 22: Connection refused (os error 111)\n"
         );
     }
 

@@ -52,7 +52,7 @@ impl Mode {
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostLine {
     pub name: String,
-    /// `up`, `connecting`, `reconnecting`, `quarantined` or `failed`.
+    /// `up`, `connecting`, `waiting`, `reconnecting`, `quarantined` or `failed`.
     pub state: &'static str,
     pub running: u32,
     pub slots: u32,
@@ -134,7 +134,13 @@ pub fn hosts_summary(hosts: &[HostLine]) -> String {
         .iter()
         .fold((0, 0), |(r, s), h| (r + h.running, s + h.slots));
     let mut text = format!("  {} hosts: {} up", hosts.len(), count("up"));
-    for state in ["connecting", "reconnecting", "quarantined", "failed"] {
+    for state in [
+        "connecting",
+        "waiting",
+        "reconnecting",
+        "quarantined",
+        "failed",
+    ] {
         let n = count(state);
         if n > 0 {
             text.push_str(&format!(", {n} {state}"));

@@ -17,19 +17,21 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-use super::hosts::{BACKOFF, Conn, ConnState, HostRt, HostState, Quarantine};
+use super::connector::{self, Connector, Next};
+use super::hosts::{BACKOFF, Closed, Conn, ConnState, HostRt, HostState, Quarantine};
 use super::output::{LineBuf, OutputMode, copy_block, write_piece};
 use super::{AttemptRecord, HostRecord, Outcome, RunConfig, RunOutcome, Stop, TaskRecord, joblog};
 use crate::error::Error;
+use crate::fold;
 use crate::inventory::Transport;
 use crate::job::Context;
-use crate::placement::{self, HostView, Placement, TaskRef};
+use crate::placement::{self, Algorithm, HostView, Liveness, Placement, TaskRef};
 use crate::report::progress::{HostLine, Progress, Snapshot};
 use crate::store::{RunWriter, TaskEnd, attempt_outcome, task_state};
 use crate::transport::wrapper::{self, LoginShell, TaskScript};
 use crate::transport::{
     Command, ConnHandle, ConnId, Event, EventSender, ExitStatus, HostError, HostErrorKind,
-    LaunchId, Stream, local, ssh,
+    LaunchId, Stream, is_fd_limit, local, ssh,
 };
 
 /// Events buffered between connections and the dispatcher before senders wait.
@@ -50,6 +52,9 @@ const SPECULATE_MIN: Duration = Duration::from_secs(1);
 const SPECULATE_EVERY: Duration = Duration::from_millis(500);
 /// Task output buffered within one turn before it is written out regardless.
 const OUTPUT_BUFFER: usize = 1 << 20;
+/// Host notes gathered this long are written out folded by cause (`u[1-2000]: connect to
+/// port 22: ...; retrying in 1s`), so thousands of failing hosts make a few lines.
+const NOTE_FOLD: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kill {
@@ -73,6 +78,8 @@ enum Timer {
     Requeue(usize, usize),
     /// Look for stragglers to copy (`--speculate`).
     Speculate,
+    /// Write out the host notes gathered since the first of them.
+    HostNotes,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +165,12 @@ pub struct Dispatcher {
     delayed: Vec<usize>,
     /// Run times of recent successes, for the median `--speculate` compares against.
     recent_runs: std::collections::VecDeque<f64>,
+    /// Which host gets a connection next, within the in-flight and descriptor bounds.
+    connector: Connector,
+    /// Host notes waiting to be written out folded ([`NOTE_FOLD`]).
+    host_notes: fold::Notes,
+    /// Whether the open-file limit has been named (said once).
+    said_fd_limit: bool,
 }
 
 impl Dispatcher {
@@ -261,6 +274,13 @@ impl Dispatcher {
             requeues: 0,
             delayed: Vec::new(),
             recent_runs: std::collections::VecDeque::new(),
+            connector: Connector::new(
+                cfg.hosts.len(),
+                crate::fdlimit::raise(),
+                crate::fdlimit::in_use(),
+            ),
+            host_notes: fold::Notes::default(),
+            said_fd_limit: false,
             quarantine: Quarantine {
                 after: cfg.spec.faults.quarantine_after,
                 window: cfg.spec.faults.quarantine_window,
@@ -284,13 +304,12 @@ impl Dispatcher {
         // The terminal closed: stop as for TERM, so the run is recorded and reported.
         let mut sighup = signal(SignalKind::hangup()).map_err(signal_error)?;
         let mut sigusr1 = signal(SignalKind::user_defined1()).map_err(signal_error)?;
-        for h in 0..self.hosts.len() {
-            self.open_wanted_conns(h);
-        }
         self.arm(Timer::Probe);
         self.arm(Timer::Control);
         self.arm(Timer::Speculate);
         loop {
+            self.open_due_conns();
+            self.check_start();
             self.dispatch();
             self.commit_and_send();
             self.flush();
@@ -316,6 +335,8 @@ impl Dispatcher {
             }
         }
         self.shutdown();
+        self.write_host_notes();
+        self.record_unconnected();
         let outcome = self.outcome();
         let state = outcome.state();
         let at = self.epoch(Instant::now());
@@ -552,23 +573,52 @@ impl Dispatcher {
 
     // ----- connections ---------------------------------------------------------------------
 
-    fn open_wanted_conns(&mut self, h: usize) {
-        let per_conn = match self.hosts[h].spec.transport {
-            Transport::Ssh => ssh::CHANNELS_PER_CONNECTION,
-            Transport::Local => u32::MAX,
-        };
-        while self.hosts[h].live_conns() < self.hosts[h].wanted_conns(per_conn) {
-            if !self.open_conn(h) {
-                break;
+    /// Whether the hosts up can hold every task left, so no further host needs connecting.
+    /// Never under consistent-hash: its placement is defined over every host.
+    fn tasks_fit(&self) -> bool {
+        if self.cfg.job.algorithm == Algorithm::ConsistentHash {
+            return false;
+        }
+        let mut capacity = 0usize;
+        for view in self.views.iter().filter(|v| v.liveness == Liveness::Up) {
+            capacity += view.slots as usize;
+            if capacity >= self.unfinished {
+                return true;
+            }
+        }
+        capacity >= self.unfinished
+    }
+
+    /// Opens the connections that are due, as far as the bounds allow ([`connector`]).
+    fn open_due_conns(&mut self) {
+        let fit = self.tasks_fit();
+        loop {
+            let (hosts, tasks) = (&self.hosts, self.unfinished);
+            match self
+                .connector
+                .next(!fit, |h| conn_cost(&hosts[h], tasks, fit))
+            {
+                Next::Open(h, fds) => self.open_conn(h, fds),
+                Next::Fds => {
+                    self.say_fd_limit(None);
+                    break;
+                }
+                Next::Idle | Next::InFlight => break,
             }
         }
     }
 
-    fn open_conn(&mut self, h: usize) -> bool {
+    fn open_conn(&mut self, h: usize, fds: u64) {
         let rt = &mut self.hosts[h];
+        // A connection that is down has sent its last event: its slot is free, so a host
+        // reconnecting all day does not grow its list.
+        let slot = rt
+            .conns
+            .iter()
+            .position(|c| matches!(c.state, ConnState::Down));
         let conn = ConnId {
             host: h,
-            conn: rt.conns.len() as u32,
+            conn: slot.unwrap_or(rt.conns.len()) as u32,
         };
         let handle: Box<dyn ConnHandle> = match rt.spec.transport {
             Transport::Local => {
@@ -583,25 +633,107 @@ impl Dispatcher {
             ) {
                 Ok(handle) => Box::new(handle),
                 Err(e) => {
-                    let error =
-                        HostError::transient(format!("cannot start a connection thread: {e}"));
-                    self.host_failed(h, &error);
-                    return false;
+                    let message = format!("cannot start a connection thread: {e}");
+                    // Out of descriptors (the socketpair) or threads (EAGAIN from clone):
+                    // a limit of dts, not a fault of the host.
+                    if is_fd_limit(&e) || e.kind() == std::io::ErrorKind::WouldBlock {
+                        self.local_limit(h, &HostError::local_limit(message));
+                    } else {
+                        self.host_failed(h, &HostError::transient(message));
+                    }
+                    return;
                 }
             },
         };
-        rt.conns.push(Conn {
+        let new = Conn {
             handle,
             state: ConnState::Connecting,
             running: 0,
-        });
-        if rt.state != HostState::Up {
+            fds,
+        };
+        match slot {
+            Some(i) => rt.conns[i] = new,
+            None => rt.conns.push(new),
+        }
+        self.connector.opened(fds);
+        if rt.state == HostState::Up {
+            // It may want more still; `conn_cost` decides when its turn comes.
+            self.connector.want_more(h);
+        } else {
             rt.state = HostState::Connecting;
         }
-        true
+    }
+
+    /// dts ran out of descriptors or threads while connecting `h`: the host is not at
+    /// fault and waits until connections close. If none of ours is open, there is nothing
+    /// to wait for and it counts as a failure of the host after all.
+    fn local_limit(&mut self, h: usize, error: &HostError) {
+        let floor = connector::conn_fds(ssh::CHANNELS_PER_CONNECTION);
+        if !self.connector.out_of_fds(floor) {
+            return self.host_failed(h, &HostError::transient(error.message.clone()));
+        }
+        self.say_fd_limit(Some((h, error)));
+        let rt = &mut self.hosts[h];
+        if rt.state != HostState::Up {
+            rt.state = HostState::Waiting;
+            self.views[h] = rt.view();
+        }
+        self.timers
+            .push(Reverse((Instant::now() + BACKOFF, Timer::Reconnect(h))));
+    }
+
+    /// Hosts that were never connected, and have no error of their own, record why: so the
+    /// report does not take hosts that were not needed for hosts still connecting.
+    fn record_unconnected(&mut self) {
+        let why = if self.said_fd_limit {
+            format!(
+                "not connected: the open-file limit (ulimit -n {}) was reached",
+                self.connector.soft_limit()
+            )
+        } else if self.stopped.is_some() {
+            "not connected before the run stopped".to_string()
+        } else {
+            "not connected: the hosts up could hold every task".to_string()
+        };
+        for h in 0..self.hosts.len() {
+            let rt = &self.hosts[h];
+            if rt.state == HostState::Waiting && !rt.ever_up && rt.last_error.is_none() {
+                let name = rt.spec.name.clone();
+                let recorded = self.store.host(&name, 0, "waiting", Some(&why));
+                self.record(recorded);
+            }
+        }
+    }
+
+    /// Says once that a local limit bounds the connections: the open-file budget, or the
+    /// error with which the system refused one more (`hit`).
+    fn say_fd_limit(&mut self, hit: Option<(usize, &HostError)>) {
+        if std::mem::replace(&mut self.said_fd_limit, true) {
+            return;
+        }
+        let held: usize = self.hosts.iter().map(HostRt::live_conns).sum();
+        let conns = if held == 1 {
+            "connection"
+        } else {
+            "connections"
+        };
+        let limit = self.connector.soft_limit();
+        let why = match hit {
+            Some((h, e)) => format!(
+                "{}: {}: dts is out of file descriptors or threads (ulimit -n {limit}, \
+                 ulimit -u) with {held} {conns} open",
+                self.hosts[h].spec.name, e.message
+            ),
+            None => format!("the open-file limit (ulimit -n {limit}) lets dts hold {held} {conns}"),
+        };
+        let _ = writeln!(
+            self.err,
+            "dts: warning: {why}: further hosts wait until one closes"
+        );
     }
 
     fn conn_up(&mut self, conn: ConnId, capacity: u32, probe: crate::probe::ProbeReport) {
+        self.connector.answered();
         let rt = &mut self.hosts[conn.host];
         rt.conns[conn.conn as usize].state = ConnState::Up { capacity };
         if rt.slots.is_none() {
@@ -617,8 +749,7 @@ impl Dispatcher {
         rt.ever_up = true;
         self.views[conn.host] = rt.view();
         if rejoins {
-            let name = self.hosts[conn.host].spec.name.clone();
-            self.note(&format!("{name} answers again: it rejoins the run"));
+            self.host_note(conn.host, " answers again: it rejoins the run".into());
         }
         let rt = &self.hosts[conn.host];
         let (name, slots) = (rt.spec.name.clone(), rt.slots.unwrap_or(0));
@@ -629,7 +760,7 @@ impl Dispatcher {
         );
         let recorded = self.store.host(&name, slots, "up", None);
         self.record(recorded);
-        self.open_wanted_conns(conn.host);
+        self.connector.want_more(conn.host);
         if !self.dispatching && !self.window_armed {
             self.window_armed = true;
             self.timers
@@ -638,19 +769,36 @@ impl Dispatcher {
         self.check_start();
     }
 
-    /// Opens dispatch once every host has connected or failed at least once.
+    /// Opens dispatch once every host tried has connected or failed at least once, and
+    /// every host has been tried or those up can hold the tasks.
     fn check_start(&mut self) {
-        if !self.dispatching {
-            self.dispatching = self
-                .hosts
-                .iter()
-                .all(|h| h.ever_up || h.last_error.is_some());
+        if self.dispatching {
+            return;
         }
+        let first_attempts = self
+            .hosts
+            .iter()
+            .any(|h| h.state == HostState::Connecting && !h.ever_up && h.last_error.is_none());
+        self.dispatching = !first_attempts && (self.connector.all_tried() || self.tasks_fit());
     }
 
     fn conn_down(&mut self, conn: ConnId, error: &HostError) {
         let h = conn.host;
-        self.hosts[h].conns[conn.conn as usize].state = ConnState::Down;
+        let closed = &mut self.hosts[h].conns[conn.conn as usize];
+        match closed.state {
+            ConnState::Connecting => {
+                self.connector.answered();
+                self.connector.closed(closed.fds);
+            }
+            ConnState::Up { .. } => self.connector.closed(closed.fds),
+            ConnState::Down => {}
+        }
+        closed.state = ConnState::Down;
+        // Its wake-up socket is a descriptor: let it go with the connection.
+        closed.handle = Box::new(Closed);
+        // Nothing still to be sent can reach it, nor must reach a connection in its slot.
+        self.outbox
+            .retain(|&(host, c, _)| (host, c) != (h, conn.conn as usize));
         let lost: Vec<LaunchId> = self
             .launches
             .iter()
@@ -660,10 +808,13 @@ impl Dispatcher {
         for id in lost {
             self.launch_undone(id, &error.message);
         }
+        if error.kind == HostErrorKind::LocalLimit {
+            return self.local_limit(h, error);
+        }
         self.host_failed(h, error);
-        // The host is still up on other connections: replace the lost one.
+        // The host is still up on other connections: replace the lost one if needed.
         if self.hosts[h].state == HostState::Up {
-            self.open_wanted_conns(h);
+            self.connector.want_more(h);
         }
     }
 
@@ -682,28 +833,30 @@ impl Dispatcher {
         match &state {
             HostState::Backoff(at) => {
                 let wait = at.saturating_duration_since(now);
-                self.note(&format!(
-                    "{name}: {error}; retrying in {}",
-                    humantime::format_duration(round_secs(wait))
-                ));
+                self.host_note(
+                    h,
+                    format!(
+                        ": {error}; retrying in {}",
+                        humantime::format_duration(round_secs(wait))
+                    ),
+                );
                 self.timers.push(Reverse((*at, Timer::Reconnect(h))));
             }
             HostState::Quarantined { retry, reason } => {
                 if !matches!(before, HostState::Quarantined { .. }) {
-                    self.note(&format!(
-                        "{name}: {reason}; tried again every {}",
-                        humantime::format_duration(self.quarantine.retry)
-                    ));
+                    let every = humantime::format_duration(self.quarantine.retry);
+                    self.host_note(h, format!(": {reason}; tried again every {every}"));
                 }
                 self.timers.push(Reverse((*retry, Timer::Reconnect(h))));
             }
             HostState::Gone(reason) if before != state => {
-                self.note(&format!("{name}: {reason}; it leaves the run"));
+                self.host_note(h, format!(": {reason}; it leaves the run"));
             }
             HostState::Up => {
-                self.note(&format!(
-                    "{name}: a connection failed ({error}); carrying on with the others"
-                ));
+                self.host_note(
+                    h,
+                    format!(": a connection failed ({error}); carrying on with the others"),
+                );
             }
             _ => {}
         }
@@ -719,10 +872,13 @@ impl Dispatcher {
     fn host_outlived_our_pause(&mut self, h: usize, error: &HostError) {
         let rt = &mut self.hosts[h];
         rt.connection_failed(error, Instant::now(), self.quarantine);
-        let name = rt.spec.name.clone();
-        self.note(&format!("{name}: {error}; its tasks run again"));
+        self.host_note(h, format!(": {error}; its tasks run again"));
         self.views[h] = self.hosts[h].view();
-        self.open_wanted_conns(h);
+        if self.hosts[h].state == HostState::Up {
+            self.connector.want_more(h);
+        } else {
+            self.connector.want_retry(h);
+        }
     }
 
     /// True when the run must stop because no host can take the remaining tasks.
@@ -732,10 +888,11 @@ impl Dispatcher {
         }
         let all_gone = self.hosts.iter().all(HostRt::is_out);
         // Nothing ever came up and every host has failed at least once: do not sit out
-        // the backoff schedule before saying so.
-        let never_reachable = self.hosts.iter().all(|h| {
-            !h.ever_up && h.last_error.is_some() && !matches!(h.state, HostState::Connecting)
-        });
+        // the backoff schedule (or the retries of thousands of hosts) before saying so.
+        let never_reachable = self
+            .hosts
+            .iter()
+            .all(|h| !h.ever_up && h.last_error.is_some());
         if !(all_gone || never_reachable) {
             return false;
         }
@@ -1168,15 +1325,14 @@ impl Dispatcher {
             self.timers.pop();
             match timer {
                 Timer::Timeout(id) => self.time_out(id),
-                Timer::Reconnect(h) => {
-                    if matches!(
-                        self.hosts[h].state,
-                        HostState::Backoff(_) | HostState::Quarantined { .. }
-                    ) {
-                        self.hosts[h].state = HostState::Connecting;
-                        self.open_wanted_conns(h);
+                Timer::Reconnect(h) => match self.hosts[h].state {
+                    HostState::Up => self.connector.want_more(h),
+                    HostState::Backoff(_) | HostState::Quarantined { .. } | HostState::Waiting => {
+                        self.connector.want_retry(h)
                     }
-                }
+                    _ => {}
+                },
+                Timer::HostNotes => self.write_host_notes(),
                 Timer::StopDeadline => self.abandon_running(),
                 Timer::StartWindow => self.dispatching = true,
                 Timer::SupersedeDeadline(id) => {
@@ -1276,6 +1432,7 @@ impl Dispatcher {
 
     /// Stops the run: nothing new starts, running tasks are killed on their hosts.
     fn stop(&mut self, why: Stop) {
+        self.write_host_notes();
         if self.stopped.is_some() {
             if why == Stop::Interrupted {
                 self.note("interrupted again: exiting now");
@@ -1357,6 +1514,25 @@ impl Dispatcher {
     fn note(&mut self, message: &str) {
         if !self.cfg.quiet {
             let _ = writeln!(self.err, "dts: {message}");
+        }
+    }
+
+    /// A note about host `h`, `rest` following its name. Notes within [`NOTE_FOLD`] are
+    /// written out together, hosts with the same cause folded into a nodeset.
+    fn host_note(&mut self, h: usize, rest: String) {
+        if self.cfg.quiet {
+            return;
+        }
+        if self.host_notes.is_empty() {
+            self.timers
+                .push(Reverse((Instant::now() + NOTE_FOLD, Timer::HostNotes)));
+        }
+        self.host_notes.push(&self.hosts[h].spec.name, rest);
+    }
+
+    fn write_host_notes(&mut self) {
+        for line in self.host_notes.take_lines() {
+            let _ = writeln!(self.err, "dts: {line}");
         }
     }
 
@@ -1469,6 +1645,30 @@ fn describe(outcome: &Outcome) -> String {
         Outcome::Cancelled => "cancelled".into(),
         Outcome::NotRun(why) => why.clone(),
     }
+}
+
+/// The descriptors a new connection to `rt` would hold, or `None` if it wants none now:
+/// a host not yet connected wants its first, an up host more while the tasks left do not
+/// fit in the hosts up and its own connections are fewer than its slots and those tasks
+/// need.
+fn conn_cost(rt: &HostRt, tasks: usize, fit: bool) -> Option<u64> {
+    let per_conn = match rt.spec.transport {
+        Transport::Ssh => ssh::CHANNELS_PER_CONNECTION,
+        Transport::Local => u32::MAX,
+    };
+    let wants = match rt.state {
+        HostState::Gone(_) | HostState::Connecting => false,
+        HostState::Up => !fit && rt.live_conns() < rt.wanted_conns(per_conn, tasks),
+        HostState::Waiting | HostState::Backoff(_) | HostState::Quarantined { .. } => {
+            rt.live_conns() == 0
+        }
+    };
+    let slots = match rt.spec.transport {
+        Transport::Ssh => rt.slots.unwrap_or(per_conn),
+        Transport::Local => rt.slots.unwrap_or_else(local_cores),
+    };
+    let tasks = u32::try_from(tasks).unwrap_or(u32::MAX).max(1);
+    wants.then(|| connector::conn_fds(per_conn.min(slots).min(tasks)))
 }
 
 fn local_cores() -> u32 {

@@ -28,6 +28,8 @@ pub struct Quarantine {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum HostState {
+    /// Not being connected: not needed yet, or waiting for file descriptors to free up.
+    Waiting,
     /// No connection has come up yet (first attempt or reconnecting).
     Connecting,
     /// At least one connection is up.
@@ -50,6 +52,16 @@ pub struct Conn {
     pub handle: Box<dyn ConnHandle>,
     pub state: ConnState,
     pub running: u32,
+    /// File descriptors counted against the budget for it (see [`super::connector`]).
+    pub fds: u64,
+}
+
+/// The handle left in place of a connection that is down, so that its socket and
+/// channel close: what is sent to it goes nowhere.
+pub struct Closed;
+
+impl ConnHandle for Closed {
+    fn send(&self, _: crate::transport::Command) {}
 }
 
 impl Conn {
@@ -88,7 +100,7 @@ impl HostRt {
         HostRt {
             spec,
             conns: Vec::new(),
-            state: HostState::Connecting,
+            state: HostState::Waiting,
             slots,
             shell: LoginShell::Other,
             probe: None,
@@ -102,10 +114,13 @@ impl HostRt {
         }
     }
 
-    /// Connections wanted for the host's slots with `per_conn` channels each.
-    pub fn wanted_conns(&self, per_conn: u32) -> usize {
-        self.slots
-            .map_or(1, |s| s.div_ceil(per_conn.max(1)).max(1) as usize)
+    /// Connections wanted with `per_conn` channels each: enough for the host's slots or
+    /// for the `tasks` left, whichever is fewer (`--slots 10000` for 3 tasks is one).
+    pub fn wanted_conns(&self, per_conn: u32, tasks: usize) -> usize {
+        let tasks = u32::try_from(tasks).unwrap_or(u32::MAX);
+        self.slots.map_or(1, |s| {
+            s.min(tasks).div_ceil(per_conn.max(1)).max(1) as usize
+        })
     }
 
     pub fn live_conns(&self) -> usize {
@@ -177,6 +192,7 @@ impl HostRt {
         match self.state {
             HostState::Connecting if self.ever_up || !self.failures.is_empty() => "reconnecting",
             HostState::Connecting => "connecting",
+            HostState::Waiting => "waiting",
             HostState::Up => "up",
             HostState::Backoff(_) => "reconnecting",
             HostState::Quarantined { .. } => "quarantined",
@@ -199,9 +215,9 @@ impl HostRt {
     pub fn connection_failed(&mut self, error: &HostError, now: Instant, policy: Quarantine) {
         let others_up = self.live_conns() > 0 && self.state == HostState::Up;
         if error.kind == HostErrorKind::Stalled {
-            // dts's own silence: the host did nothing wrong.
+            // dts's own silence: the host did nothing wrong. It waits for a new connection.
             if !others_up {
-                self.state = HostState::Connecting;
+                self.state = HostState::Waiting;
             }
             return;
         }
@@ -238,5 +254,32 @@ impl HostRt {
                 now + (BACKOFF * 2u32.pow(count.saturating_sub(1).min(16))).min(MAX_BACKOFF),
             )
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(slots: Option<u32>) -> HostRt {
+        // Through serde, so that keys added to `Host` later take their defaults here.
+        let spec: Host = serde_json::from_value(serde_json::json!({
+            "name": "h1", "address": "127.0.0.1", "port": 22, "user": "u",
+            "identities": [], "known_hosts": [], "host_key_policy": "strict",
+            "slots": slots, "weight": 1.0, "labels": [], "transport": "ssh",
+            "connect_timeout": { "secs": 5, "nanos": 0 },
+        }))
+        .expect("a host");
+        HostRt::new(Arc::new(spec), None)
+    }
+
+    #[test]
+    fn huge_slots_open_only_the_connections_the_tasks_need() {
+        // `--slots 10000 --array 1-3`: one connection, not 1,250.
+        assert_eq!(host(Some(10_000)).wanted_conns(8, 3), 1);
+        assert_eq!(host(Some(10_000)).wanted_conns(8, 17), 3);
+        assert_eq!(host(Some(16)).wanted_conns(8, 1000), 2);
+        assert_eq!(host(None).wanted_conns(8, 1000), 1);
+        assert_eq!(host(Some(4)).wanted_conns(8, 0), 1);
     }
 }

@@ -5,6 +5,7 @@
 //! the only code that changes task or host state. Every transition goes to the run store
 //! before the dispatcher acts on it.
 
+pub mod connector;
 mod dispatcher;
 pub mod hosts;
 pub mod joblog;

@@ -82,7 +82,11 @@ async fn launch(
     running: &Running,
 ) {
     // `$0` is `sh`, as for a command line typed as `sh -c CMD`.
-    let child = tokio::process::Command::new("/bin/sh")
+    let mut command = tokio::process::Command::new("/bin/sh");
+    // SAFETY: `restore` makes only async-signal-safe calls (getrlimit, setrlimit). dts's
+    // own raised open-file limit is not the task's.
+    unsafe { command.pre_exec(crate::fdlimit::restore) };
+    let child = command
         .arg0("sh")
         .arg("-c")
         .arg(script)

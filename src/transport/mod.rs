@@ -91,6 +91,9 @@ pub enum HostErrorKind {
     /// dts itself was not running (stopped, frozen) long enough that the host's guard
     /// killed its tasks: not the host's fault. Reconnect at once, charge nothing.
     Stalled,
+    /// dts itself is out of file descriptors or threads (EMFILE, ENFILE): nothing is wrong
+    /// with the host; it waits until some close.
+    LocalLimit,
 }
 
 impl HostError {
@@ -114,6 +117,19 @@ impl HostError {
             message: message.into(),
         }
     }
+
+    pub fn local_limit(message: impl Into<String>) -> Self {
+        HostError {
+            kind: HostErrorKind::LocalLimit,
+            message: message.into(),
+        }
+    }
+}
+
+/// Whether an I/O error means this process ran out of file descriptors (EMFILE) or the
+/// system did (ENFILE), rather than anything about the host.
+pub fn is_fd_limit(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
 impl std::fmt::Display for HostError {

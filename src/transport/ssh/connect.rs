@@ -15,8 +15,8 @@ use ssh2::{MethodType, Session};
 
 use crate::inventory::{Host, HostKeyPolicy};
 use crate::probe::{self, ProbeReport};
-use crate::transport::HostError;
 use crate::transport::known_hosts::{self, KnownHosts, Verdict};
+use crate::transport::{HostError, is_fd_limit};
 
 /// Caps concurrent SSH handshakes, from TCP connect to authenticated: at most
 /// `per_server` to one address and port, because sshd counts every connection not yet
@@ -136,8 +136,13 @@ pub fn connect(host: &Host, handshakes: &Handshakes, auth: &AuthEnv) -> Result<S
     let mut session = Session::new().map_err(|e| HostError::transient(e.to_string()))?;
     session.set_timeout(left.as_millis().clamp(1, u32::MAX as u128) as u32);
     session.set_tcp_stream(tcp);
-    let known = KnownHosts::load(&host.known_hosts)
-        .map_err(|e| HostError::permanent(format!("cannot read known_hosts: {e}")))?;
+    let known = KnownHosts::load(&host.known_hosts).map_err(|e| {
+        io_failure(
+            &e,
+            format!("cannot read known_hosts: {e}"),
+            HostError::permanent,
+        )
+    })?;
     prefer_known_key_types(&session, &known, host);
     session
         .handshake()
@@ -174,6 +179,9 @@ fn tcp_connect(host: &Host, deadline: Instant) -> Result<TcpStream, HostError> {
             }
             Err(e) => last_error = Some(e),
         }
+    }
+    if let Some(e) = last_error.as_ref().filter(|e| is_fd_limit(e)) {
+        return Err(HostError::local_limit(format!("connect to {target}: {e}")));
     }
     Err(HostError::transient(match last_error {
         Some(e) if e.kind() == std::io::ErrorKind::TimedOut => format!(
@@ -250,7 +258,8 @@ fn accept_new(
             }
             let line = known_hosts::entry_line(&host.address, host.port, blob);
             known_hosts::append(file, &line).map_err(|e| {
-                HostError::permanent(format!("cannot add host key to {}: {e}", file.display()))
+                let message = format!("cannot add host key to {}: {e}", file.display());
+                io_failure(&e, message, HostError::permanent)
             })?;
             tracing::info!(
                 "added {key_type} {fingerprint} for {target} to {}",
@@ -277,6 +286,16 @@ fn authenticate(session: &Session, host: &Host, auth: &AuthEnv) -> Result<(), Ho
         let result = match &attempt {
             AuthAttempt::Agent => agent_auth(session, host, &mut tried),
             AuthAttempt::File(path) => {
+                // libssh2 opens the key itself and says only "unable to open": out of
+                // descriptors must not read as a refused key.
+                if let Err(e) = std::fs::File::open(path).map(drop) {
+                    if is_fd_limit(&e) {
+                        return Err(HostError::local_limit(format!(
+                            "cannot open {}: {e}",
+                            path.display()
+                        )));
+                    }
+                }
                 tried.push(path.display().to_string());
                 try_identity_file(session, &host.user, path, explicit)
             }
@@ -352,6 +371,20 @@ fn public_blob(identity: &Path) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .ok()
+}
+
+/// An I/O failure as a host error: out of file descriptors is dts's own limit, not the
+/// host's fault; anything else is what `otherwise` makes of it.
+fn io_failure(
+    e: &std::io::Error,
+    message: String,
+    otherwise: fn(String) -> HostError,
+) -> HostError {
+    if is_fd_limit(e) {
+        HostError::local_limit(message)
+    } else {
+        otherwise(message)
+    }
 }
 
 enum AuthAttempt {
@@ -509,4 +542,30 @@ fn wait_socket(session: &Session, deadline: Instant) -> Result<(), ssh2::Error> 
     // SAFETY: one valid pollfd for the duration of the call.
     unsafe { libc::poll(&mut pollfd, 1, left.as_millis().clamp(1, 1000) as i32) };
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::HostErrorKind;
+
+    #[test]
+    fn out_of_descriptors_is_a_local_limit_not_a_refusal() {
+        for errno in [libc::EMFILE, libc::ENFILE] {
+            let e = std::io::Error::from_raw_os_error(errno);
+            let error = io_failure(
+                &e,
+                format!("cannot read known_hosts: {e}"),
+                HostError::permanent,
+            );
+            assert_eq!(error.kind, HostErrorKind::LocalLimit);
+        }
+        let denied = std::io::Error::from_raw_os_error(libc::EACCES);
+        let error = io_failure(
+            &denied,
+            "cannot read known_hosts".into(),
+            HostError::permanent,
+        );
+        assert_eq!(error.kind, HostErrorKind::Permanent);
+    }
 }
