@@ -23,8 +23,9 @@ for pidfile in "$LAB"/sshd_*.pid; do cat "$pidfile" > "$CG/cgroup.procs"; done
 for round in $(seq 1 "$ROUNDS"); do
   for bin in "${BINARIES[@]}"; do
     u0=$(usage_ns)
-    own=$( { /usr/bin/time -f '%U %S' "$bin" submit -q --output none -H "$LAB/hosts.toml" \
-      --array "1-$TASKS" -- true >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+    /usr/bin/time -o /tmp/dts-hostcost.time -f '%U %S' "$bin" submit -q --output none \
+      -H "$LAB/hosts.toml" --array "1-$TASKS" -- true >/dev/null 2>&1
+    own=$(tail -1 /tmp/dts-hostcost.time)
     u1=$(usage_ns)
     dts=$(echo "$own" | awk '{print $1 + $2}')
     echo "round $round  $bin  host CPU per task $(echo "scale=3; ($u1 - $u0) / 1000000 / $TASKS" | bc) ms  coordinator $(echo "scale=3; $dts * 1000 / $TASKS" | bc) ms"

@@ -254,3 +254,29 @@ fn a_killed_dts_leaves_nothing_on_four_hosts_a_second_later() {
 }
 
 use predicates::prelude::PredicateBooleanExt;
+
+/// Regression (issue 13, item 14): the wrapper's own `Terminated` lines leaked into task
+/// stderr, failure causes and JUnit when a task was killed. A killed task's stderr holds
+/// only what the task wrote.
+#[test]
+fn a_killed_task_s_stderr_holds_no_line_of_the_wrapper() {
+    let lab = Lab::start(1);
+    for via in [Via::Ssh, Via::Local] {
+        let junit = lab.path(&format!("junit-{via:?}.xml"));
+        submit(&lab, via)
+            .args(["--timeout", "1s", "--kill-grace", "1s", "--junit"])
+            .arg(&junit)
+            .args(["--array", "1-2", "--", "echo own >&2; sleep 5; echo after"])
+            .assert()
+            .code(1)
+            .stderr(contains("Terminated").not())
+            .stderr(contains("] own"));
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        assert!(!xml.contains("Terminated"), "{via:?}: {xml}");
+        dts(lab.dir.path())
+            .args(["logs", "last", "1", "--stderr"])
+            .assert()
+            .success()
+            .stdout("own\n");
+    }
+}
