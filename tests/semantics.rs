@@ -280,3 +280,22 @@ fn a_killed_task_s_stderr_holds_no_line_of_the_wrapper() {
             .stdout("own\n");
     }
 }
+
+/// Regression (issue 12, item 8): the coordinator spun, about a core per host with no task
+/// yet (`--array 1 -- 'sleep 3'` on 4 hosts burnt 2.5-4.5 s of CPU in 3 s), because an
+/// idle connection's socket stayed readable with nothing reading it. Now each connection
+/// reads its guard's channel; the whole run costs a few tens of ms.
+#[test]
+fn an_idle_coordinator_does_not_spin() {
+    let lab = Lab::start(4);
+    let child = spawn(&lab, Via::Ssh, &["--array", "1", "--", "sleep 3"]);
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for the child this test started.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let used = cpu(usage.ru_utime) + cpu(usage.ru_stime);
+    // A spinning coordinator uses most of the 3 s on every idle host's thread.
+    assert!(used < 1.0, "dts used {used:.2} s of CPU for a 3 s sleep");
+}
