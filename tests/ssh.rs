@@ -173,7 +173,13 @@ fn an_unknown_host_key_is_refused_unless_accept_new() {
         .assert()
         .code(3)
         .stderr(contains("unknown host key"))
-        .stderr(contains("SHA256:"));
+        .stderr(contains("SHA256:"))
+        // Regression (issue 13, item 12): the hint named ~/.ssh/known_hosts whatever file
+        // was configured.
+        .stderr(contains(format!(
+            ">> {}`",
+            lab.path("known_hosts").display()
+        )));
     let text = std::fs::read_to_string(lab.inventory()).unwrap();
     let text = text.replace(
         "[defaults]\n",
