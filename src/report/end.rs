@@ -159,7 +159,7 @@ fn failures(doc: &RunDocument) -> String {
 
 /// Hosts that left the run without finishing a task, grouped by error, like `dshbak -c`;
 /// one that never connected and has no error was still connecting when the run ended.
-fn hosts_left_out(hosts: &[HostDoc]) -> String {
+pub fn hosts_left_out(hosts: &[HostDoc]) -> String {
     let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
     for h in hosts.iter().filter(|h| h.tasks == 0) {
         let error = match &h.error {
