@@ -230,3 +230,6 @@ pub fn page(detail: &RunDetail, doc: RunDocument, now: f64) -> Page {
         left_out,
     }
 }
+
+#[cfg(test)]
+mod tests;

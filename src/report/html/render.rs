@@ -570,9 +570,17 @@ fn step_area(values: &[f64], top: f64, height: f64, class: &str, name: &str) -> 
     let bottom = top + height;
     let step = PLOT / values.len().max(1) as f64;
     let mut d = format!("M{LABEL:.1} {bottom:.1}");
-    for (i, v) in values.iter().enumerate() {
-        let y = bottom - v.clamp(0.0, 1.0) * height;
-        let _ = write!(d, "V{y:.1}H{:.1}", LABEL + (i + 1) as f64 * step);
+    // One vertical and one horizontal segment per run of equal (rounded) heights.
+    let y_of = |v: f64| format!("{:.1}", bottom - v.clamp(0.0, 1.0) * height);
+    let mut i = 0;
+    while i < values.len() {
+        let y = y_of(values[i]);
+        let mut end = i + 1;
+        while end < values.len() && y_of(values[end]) == y {
+            end += 1;
+        }
+        let _ = write!(d, "V{y}H{:.1}", LABEL + end as f64 * step);
+        i = end;
     }
     let _ = write!(d, "V{bottom:.1}Z");
     let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
