@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls this).
 # Installs what the end-to-end tests need when it is missing (OpenSSH server and client,
-# pgrep, and Chromium for the HTML report's browser test), then checks formatting and lints and runs every test. The tests start their own
-# sshd servers on loopback addresses; nothing in ~/.ssh is touched.
+# pgrep, and Chromium for the HTML report's browser test), then checks formatting and lints
+# and runs every test. The tests start their own sshd servers on loopback addresses; nothing
+# in ~/.ssh is touched.
 set -euo pipefail
 cd "$(dirname "$0")"
 
