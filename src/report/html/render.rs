@@ -344,17 +344,28 @@ fn axis(layout: &Layout, height: f64) -> String {
     text
 }
 
-/// 1, 2 or 5 times a power of ten, at least `raw`.
-fn nice_step(raw: f64) -> f64 {
+/// A round tick step of at least `raw` seconds: 1, 2 or 5 times a power of ten below ten
+/// seconds, then steps a clock reads well (15 s, 5 min, 1 h, ...), then whole days.
+pub(super) fn nice_step(raw: f64) -> f64 {
+    const CLOCK: [f64; 14] = [
+        10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0,
+        43200.0,
+    ];
     if raw <= 0.0 || !raw.is_finite() {
         return 1.0;
     }
-    let magnitude = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
+    if raw < 10.0 {
+        let magnitude = 10f64.powf(raw.log10().floor());
+        return [1.0, 2.0, 5.0, 10.0]
+            .into_iter()
+            .map(|m| m * magnitude)
+            .find(|&s| s >= raw * 0.999)
+            .unwrap_or(10.0 * magnitude);
+    }
+    CLOCK
         .into_iter()
-        .map(|m| m * magnitude)
-        .find(|&s| s >= raw * 0.999)
-        .unwrap_or(10.0 * magnitude)
+        .find(|&s| s >= raw)
+        .unwrap_or_else(|| 86400.0 * (raw / 86400.0).ceil())
 }
 
 fn tick(t: f64, step: f64) -> String {

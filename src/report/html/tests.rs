@@ -293,3 +293,14 @@ fn a_100000_task_run_renders_a_page_of_bounded_size() {
     // Failures still show: cells holding a failed attempt are coloured as failed.
     assert!(html.contains("class=\"density o-failed\""));
 }
+
+#[test]
+fn time_ticks_fall_on_round_values() {
+    use super::render::nice_step;
+    assert_eq!(nice_step(0.37), 0.5);
+    assert_eq!(nice_step(3.0), 5.0);
+    assert_eq!(nice_step(12.0), 15.0);
+    assert_eq!(nice_step(200.0), 300.0);
+    assert_eq!(nice_step(2000.0), 3600.0);
+    assert_eq!(nice_step(100_000.0), 172_800.0);
+}
