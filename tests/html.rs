@@ -82,6 +82,13 @@ fn the_html_report_of_a_real_run_shows_every_attempt_in_a_browser() {
         .assert()
         .success()
         .stdout(contains(format!("dts report {id} --html FILE")));
+    dts(lab.dir.path())
+        .args(["report", "last"])
+        .assert()
+        .success()
+        .stdout(contains(format!(
+            "run {id}: failed — 60 tasks: 59 succeeded, 1 failed"
+        )));
     let again = lab.path("again.html");
     dts(lab.dir.path())
         .args(["report", "last", "--html"])
@@ -149,6 +156,53 @@ fn submit_html_to_stdout_is_refused_before_anything_runs() {
         .stderr(contains("--html"))
         .stderr(contains("does not exist"));
     assert!(state_of(&lab).run_ids().is_empty(), "no run was created");
+}
+
+#[test]
+fn report_during_a_run_draws_running_attempts_then_cancelled_ones() {
+    let lab = Lab::start(1);
+    let mark = marker("html-live");
+    lab.submit()
+        .args(["--detach", "--array", "1-3", "--"])
+        .arg(format!("sleep 30 # {mark}"))
+        .assert()
+        .success();
+    let state = state_of(&lab);
+    let id = state.resolve("last").unwrap();
+    wait_until(Duration::from_secs(30), "3 tasks running", || {
+        reader::detail(&state, &id).is_ok_and(|d| {
+            d.attempts
+                .iter()
+                .filter(|a| a.started.is_some() && a.outcome.is_none())
+                .count()
+                == 3
+        })
+    });
+    let page = |lab: &Lab| {
+        let out = dts(lab.dir.path())
+            .args(["report", "last", "--html", "-"])
+            .assert()
+            .success();
+        String::from_utf8(out.get_output().stdout.clone()).unwrap()
+    };
+    let live = page(&lab);
+    assert!(live.contains("The run is still going"), "{live}");
+    assert_eq!(live.matches("class=\"task o-running\"").count(), 3);
+    dts(lab.dir.path())
+        .args(["cancel", "last"])
+        .assert()
+        .success();
+    wait_until(Duration::from_secs(30), "the run to end", || {
+        reader::summary(&state, &id).is_ok_and(|r| r.state == "cancelled")
+    });
+    no_process_left(&mark, Duration::from_secs(10));
+    let after = page(&lab);
+    assert!(!after.contains("The run is still going"));
+    assert_eq!(
+        after.matches("class=\"task o-cancelled\"").count(),
+        3,
+        "{after}"
+    );
 }
 
 /// The README's screenshot: a 500-task run on four hosts of different sizes, with a few
