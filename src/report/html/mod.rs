@@ -115,7 +115,8 @@ impl Outcome {
 pub struct Bar {
     pub index: u64,
     pub item: String,
-    /// What consistent-hash hashed, when the run has a key template.
+    /// What consistent-hash hashed: the rendered key template, or the item in a
+    /// consistent-hash run without one.
     pub key: Option<String>,
     /// Position in the page's hosts.
     pub host: usize,
@@ -164,6 +165,8 @@ pub fn page(detail: &RunDetail, doc: RunDocument, now: f64) -> Page {
         .map(|(i, t)| (t.seq, i))
         .collect();
     let key_template: Option<Template> = detail.spec.key.as_ref().and_then(|k| k.build().ok());
+    // Without a key template consistent-hash hashes the item: the tooltip says so too.
+    let item_is_key = key_template.is_none() && detail.run.algorithm == "consistent-hash";
     let mut bars: Vec<Bar> = Vec::with_capacity(detail.attempts.len());
     // Ends of the current task's earlier attempts (attempts come ordered by task).
     let mut earlier: (u32, Vec<f64>) = (0, Vec::new());
@@ -186,15 +189,18 @@ pub fn page(detail: &RunDetail, doc: RunDocument, now: f64) -> Page {
         let item = String::from_utf8_lossy(&task.item).into_owned();
         bars.push(Bar {
             index: task.index,
-            key: key_template.as_ref().map(|k| {
-                let key = k.render_key(&Context {
-                    item: &task.item,
-                    seq: task.seq,
-                    index: task.index,
-                    host: "",
-                });
-                String::from_utf8_lossy(&key).into_owned()
-            }),
+            key: match &key_template {
+                Some(k) => Some(
+                    String::from_utf8_lossy(&k.render_key(&Context {
+                        item: &task.item,
+                        seq: task.seq,
+                        index: task.index,
+                        host: "",
+                    }))
+                    .into_owned(),
+                ),
+                None => item_is_key.then(|| item.clone()),
+            },
             item,
             host,
             attempt: a.attempt,

@@ -185,6 +185,15 @@ fn bars_carry_each_attempt_with_its_wait_key_and_copy() {
     assert!((bar(2, 2).wait - 1.1).abs() < 1e-6);
     assert!((bar(1, 1).wait - 0.1).abs() < 1e-6);
     assert_eq!(bar(1, 1).key.as_deref(), Some("a"));
+    let mut plain = detail();
+    plain.spec.key = None;
+    assert_eq!(page_of(&plain).bars[0].key.as_deref(), Some("a.csv"));
+    plain.run.algorithm = "round-robin".into();
+    assert_eq!(
+        page_of(&plain).bars[0].key,
+        None,
+        "no key outside consistent-hash"
+    );
     assert!(bar(4, 2).speculative && !bar(4, 1).speculative);
     assert!(!bar(3, 2).speculative, "a requeue is not a copy");
     assert_eq!(bar(4, 1).outcome, Outcome::Superseded);
