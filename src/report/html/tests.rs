@@ -313,3 +313,22 @@ fn time_ticks_fall_on_round_values() {
     assert_eq!(nice_step(2000.0), 3600.0);
     assert_eq!(nice_step(100_000.0), 172_800.0);
 }
+
+#[test]
+fn an_attempt_without_an_outcome_is_running_only_while_the_run_is() {
+    assert_eq!(Outcome::from_stored(None, true), Outcome::Running);
+    assert_eq!(Outcome::from_stored(None, false), Outcome::Lost);
+    assert_eq!(Outcome::from_stored(Some("lost"), true), Outcome::Lost);
+    assert_eq!(
+        Outcome::from_stored(Some("superseded"), false),
+        Outcome::Superseded
+    );
+    // The coordinator died: its last attempt has no end, and is drawn as lost, not to now.
+    let mut detail = detail();
+    detail.run.state = "interrupted".into();
+    let last = detail.attempts.last_mut().unwrap();
+    (last.finished, last.outcome) = (None, None);
+    let page = page_of(&detail);
+    let lost = page.bars.last().unwrap();
+    assert_eq!((lost.outcome, lost.end), (Outcome::Lost, lost.start));
+}
