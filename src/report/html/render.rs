@@ -284,9 +284,17 @@ fn timeline(page: &Page, layout: &Layout) -> String {
                 text,
                 "<text class=\"host\" x=\"{:.0}\" y=\"{:.1}\" font-size=\"{:.0}\">{}</text>",
                 LABEL - 6.0,
-                y + band.min(16.0) / 2.0 + 4.0,
+                y + band / 2.0 + 4.0,
                 band.clamp(7.0, 12.0),
                 escape(&host.name)
+            );
+        }
+        if !host.connected && host.attempts == 0 && band >= 7.0 {
+            let _ = writeln!(
+                text,
+                "<text class=\"sub start\" x=\"{:.0}\" y=\"{:.1}\">never connected</text>",
+                LABEL + 6.0,
+                y + band / 2.0 + 4.0
             );
         }
     }
