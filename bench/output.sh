@@ -9,7 +9,7 @@ build
 lab 4
 trap 'lab_stop; rm -rf /tmp/dts-bench-out' EXIT
 t0=$(now)
-$DTS submit -q -H "$LAB/hosts.toml" --output none --array 1-16 -- "head -c $BYTES /dev/zero"
+$DTS submit -q -H "$LAB/hosts.toml" --output none --array 1-16 -- ": {}; head -c $BYTES /dev/zero"
 t1=$(now)
 run=$(ls -t "$DTS_STATE_DIR" | head -1)
 stored=$(cat "$DTS_STATE_DIR/$run"/out/*.stdout | wc -c)

@@ -19,7 +19,7 @@ pub mod exit {
     /// The run store could not be written or read (disk full, run directory removed,
     /// damaged database): dispatch stopped and what could not be recorded was killed.
     pub const STORE: i32 = 4;
-    /// Interrupted by Ctrl-C or SIGTERM; state saved.
+    /// Interrupted by Ctrl-C, SIGTERM or SIGHUP; state saved.
     pub const INTERRUPTED: i32 = 130;
 }
 
@@ -85,6 +85,9 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The OpenSSH client configuration could not be read (or `ssh` is missing).
+    #[error(transparent)]
+    SshConfig(#[from] crate::inventory::ssh_config::SshConfigError),
     /// No host could be reached; each entry is `(host, reason)`.
     #[error("no host reachable: {}", format_host_errors(.0))]
     NoHostReachable(Vec<(String, String)>),
@@ -108,7 +111,9 @@ impl Error {
     /// The process exit code this error maps to.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Located(_) | Error::Usage(_) | Error::ReadFile { .. } => exit::USAGE,
+            Error::Located(_) | Error::Usage(_) | Error::ReadFile { .. } | Error::SshConfig(_) => {
+                exit::USAGE
+            }
             Error::NoHostReachable(_) => exit::NO_HOST,
             Error::Store(_) => exit::STORE,
             Error::Runtime(_) => exit::TASK_FAILED,

@@ -5,9 +5,13 @@
 //! This module owns everything between the file on disk and the list of [`Host`]s the rest of
 //! dts works with:
 //!
-//! - [`resolve`] picks the file ([`locate`]) and reads it ([`load`]); with no file it returns
-//!   [`local_default`], so dts works on a fresh machine with no configuration.
-//! - [`parse`] turns the text into hosts without any I/O. Every key is optional in
+//! - [`build`] makes a run's hosts from a [`Request`] (`-H`, `-F`, `-w`, `--slf`): it picks
+//!   the file ([`locate`]) and reads it, or takes the sshlogins of `-w` / `--slf`
+//!   ([`sshlogin`]) over `-H`'s `[defaults]`; with neither it returns [`local_default`], so
+//!   dts works on a fresh machine with no configuration. Then every ssh host's name is
+//!   resolved through the OpenSSH client configuration ([`ssh_config`], which asks
+//!   `ssh -G`), as a layer *below* everything hosts.toml or the sshlogin writes.
+//! - [`parse`] turns the text into hosts without any I/O (and without ssh_config). Every key is optional in
 //!   `[defaults]` and in each `[[host]]` (except the host's `name`); a host's value replaces
 //!   the default one, lists included. Names and addresses are nodesets ([`crate::nodeset`]).
 //! - Paths (`identity`, `known_hosts`): `~` and `~/…` expand to [`Env::home`]; other
@@ -30,6 +34,11 @@ use toml::Spanned;
 
 use crate::error::{Error, Located, line_col};
 use crate::nodeset;
+
+pub mod ssh_config;
+pub mod sshlogin;
+
+use ssh_config::{Configured, HopSpec, Resolver, SshConfigError};
 
 /// The SSH port used when neither the host nor `[defaults]` sets `port`.
 pub const DEFAULT_PORT: u16 = 22;
@@ -74,6 +83,41 @@ pub struct Host {
     pub labels: Vec<String>,
     pub transport: Transport,
     pub connect_timeout: Duration,
+    /// Jump hosts to go through, first hop first (`jump =` or OpenSSH's ProxyJump).
+    #[serde(default)]
+    pub jump: Vec<JumpHop>,
+    /// OpenSSH's ProxyCommand, `%` tokens unexpanded; never set together with `jump`.
+    #[serde(default)]
+    pub proxy_command: Option<String>,
+    /// A user certificate to offer with the key (OpenSSH's CertificateFile).
+    #[serde(default)]
+    pub certificate: Option<PathBuf>,
+    /// Offer only the configured identities, not every key of the agent (IdentitiesOnly).
+    #[serde(default)]
+    pub identities_only: bool,
+    /// Keepalive interval and count from ServerAliveInterval / ServerAliveCountMax.
+    #[serde(default)]
+    pub server_alive_interval: Option<Duration>,
+    #[serde(default)]
+    pub server_alive_count: Option<u32>,
+}
+
+/// One hop of a jump chain, resolved through the OpenSSH configuration when there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JumpHop {
+    pub user: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for JumpHop {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match (self.host.contains(':'), self.port) {
+            (false, DEFAULT_PORT) => write!(f, "{}@{}", self.user, self.host),
+            (false, port) => write!(f, "{}@{}:{port}", self.user, self.host),
+            (true, port) => write!(f, "{}@[{}]:{port}", self.user, self.host),
+        }
+    }
 }
 
 /// Where the inventory came from.
@@ -81,6 +125,8 @@ pub struct Host {
 pub enum Origin {
     /// The file, made absolute against [`Env::cwd`].
     File(PathBuf),
+    /// `-w LIST` on the command line.
+    HostList,
     EmbeddedDefault,
 }
 
@@ -144,12 +190,51 @@ fn process_user() -> String {
     })
 }
 
-/// Finds and loads the inventory following the lookup order.
+/// Finds and loads the inventory following the lookup order (with the OpenSSH
+/// configuration, as [`build`] does; warnings are dropped).
 pub fn resolve(explicit: Option<&Path>, env: &Env) -> Result<Inventory, Error> {
-    match locate(explicit, env) {
-        Some(path) => load(&path, env),
-        None => Ok(local_default(env)),
+    let request = Request {
+        hosts_file: explicit.map(Path::to_path_buf),
+        ..Request::default()
+    };
+    Ok(build(&request, env)?.inventory)
+}
+
+/// What the command line asks for: `-H FILE`, `-F FILE`, `-w LIST`, `--slf FILE`.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub hosts_file: Option<PathBuf>,
+    /// The OpenSSH client configuration (`-F`), over `[defaults] ssh_config`.
+    pub ssh_config: Option<PathBuf>,
+    /// Sshlogins replacing the inventory's hosts (`-w`).
+    pub host_list: Option<String>,
+    /// A file of sshlogins replacing the inventory's hosts (`--slf`).
+    pub login_file: Option<PathBuf>,
+}
+
+/// The inventory, and what building it found worth telling the user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Built {
+    pub inventory: Inventory,
+    pub warnings: Vec<String>,
+}
+
+/// Builds the hosts for a run: the inventory file (or `-w` / `--slf`, with `[defaults]`
+/// from `-H`), then each ssh host's name resolved through the OpenSSH configuration
+/// (below every key hosts.toml writes).
+pub fn build(request: &Request, env: &Env) -> Result<Built, Error> {
+    let draft = draft(request, env)?;
+    // Key files written in the inventory must be usable before anything connects; those
+    // from the OpenSSH configuration are skipped when missing, as `ssh` skips them.
+    let file = match request.host_list.is_some() || request.login_file.is_some() {
+        true => request.hosts_file.clone(),
+        false => locate(request.hosts_file.as_deref(), env),
+    };
+    if let Some(path) = file {
+        load(&path, env)?;
     }
+    let resolver = ssh_resolver(request, &draft, env)?;
+    Ok(draft.finish(resolver.as_ref(), env)?)
 }
 
 /// The file the lookup order picks, or `None` for the embedded default: `explicit` (`-H`),
@@ -167,52 +252,401 @@ pub fn locate(explicit: Option<&Path>, env: &Env) -> Option<PathBuf> {
     user_file.exists().then_some(user_file)
 }
 
-/// Reads and parses the inventory at `path` (relative to [`Env::cwd`] unless absolute).
-/// Errors name `path` as given.
+/// Reads and parses the inventory at `path` (relative to [`Env::cwd`] unless absolute),
+/// without the OpenSSH configuration, then checks the identity files it names
+/// ([`crate::identity`]). Errors name `path` as given.
 pub fn load(path: &Path, env: &Env) -> Result<Inventory, Error> {
-    let text = std::fs::read_to_string(env.cwd.join(path)).map_err(|source| Error::ReadFile {
+    let text = read(path, env)?;
+    let inventory = parse(path, &text, env)?;
+    crate::identity::check(&inventory.hosts, path, &text)?;
+    Ok(inventory)
+}
+
+fn read(path: &Path, env: &Env) -> Result<String, Error> {
+    std::fs::read_to_string(env.cwd.join(path)).map_err(|source| Error::ReadFile {
         path: path.to_path_buf(),
         source,
-    })?;
-    Ok(parse(path, &text, env)?)
+    })
 }
 
 /// The embedded default: the local machine alone, one slot per core.
 pub fn local_default(env: &Env) -> Inventory {
-    let settings = Partial {
-        transport: Some(Transport::Local),
-        ..Partial::default()
-    };
     Inventory {
-        hosts: vec![settings.into_host("localhost", "localhost", env)],
+        hosts: vec![
+            local_entry()
+                .settings
+                .into_host("localhost", Vec::new(), env),
+        ],
         origin: Origin::EmbeddedDefault,
     }
 }
 
-/// Parses inventory `text`, the contents of `path`, without touching the file system.
-/// `path` names the file in errors and anchors relative paths; `env` supplies the home
-/// directory, the default user and the current directory.
+fn local_entry() -> Entry {
+    Entry {
+        name: "localhost".into(),
+        settings: Partial {
+            transport: Some(Transport::Local),
+            ..Partial::default()
+        },
+    }
+}
+
+/// Parses inventory `text`, the contents of `path`, without touching the file system
+/// (and so without the OpenSSH configuration). `path` names the file in errors and anchors
+/// relative paths; `env` supplies the home directory, the default user and the current
+/// directory.
 pub fn parse(path: &Path, text: &str, env: &Env) -> Result<Inventory, Located> {
+    let (draft, _) = parse_draft(path, text, env, true)?;
+    let cx = Context::new(path, text, env);
+    match draft.finish(None, env) {
+        Ok(built) => Ok(built.inventory),
+        Err(err) => Err(cx.error(0, err.to_string())),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Drafts: hosts as written, before the OpenSSH configuration fills in what they leave out.
+
+/// The hosts of a run as hosts.toml or the command line write them.
+#[derive(Debug, Clone)]
+struct Draft {
+    entries: Vec<Entry>,
+    ssh_config: SshConfigSetting,
+    origin: Origin,
+}
+
+/// One host as written: its name and its settings over `[defaults]`.
+#[derive(Debug, Clone)]
+struct Entry {
+    name: String,
+    settings: Partial,
+}
+
+impl Entry {
+    fn is_ssh(&self) -> bool {
+        self.settings.transport.unwrap_or(Transport::Ssh) == Transport::Ssh
+    }
+}
+
+/// `[defaults] ssh_config`.
+#[derive(Debug, Clone, PartialEq)]
+enum SshConfigSetting {
+    Unset,
+    Off,
+    File(PathBuf),
+}
+
+/// Parses hosts.toml into a draft and its `[defaults]`; `need_hosts` false when the hosts
+/// come from the command line and only `[defaults]` is used.
+fn parse_draft(
+    path: &Path,
+    text: &str,
+    env: &Env,
+    need_hosts: bool,
+) -> Result<(Draft, Partial), Located> {
     let raw: RawFile = toml::from_str(text).map_err(|err| Located::from_toml(path, text, &err))?;
     let cx = Context::new(path, text, env);
-    let defaults = match &raw.defaults {
-        Some(settings) => cx.settings(settings)?,
-        None => Partial::default(),
+    let (defaults, ssh_config) = match &raw.defaults {
+        Some(settings) => (cx.settings(settings)?, cx.ssh_config(settings)?),
+        None => (Partial::default(), SshConfigSetting::Unset),
     };
     let tables = raw.host.map(|tables| tables.0).unwrap_or_default();
-    if tables.is_empty() {
+    if tables.is_empty() && need_hosts {
         return Err(cx.error(0, "no hosts defined: add a [[host]] table with a `name`"));
     }
-    let mut hosts = Vec::new();
+    let mut entries = Vec::new();
     let mut seen = HashMap::new();
     for (index, table) in tables.iter().enumerate() {
         let group = cx.host_group(table, &defaults)?;
         cx.check_duplicates(index, table.get_ref(), &group, &mut seen)?;
-        hosts.extend(group);
+        entries.extend(group);
     }
-    Ok(Inventory {
-        hosts,
+    let draft = Draft {
+        entries,
+        ssh_config,
         origin: Origin::File(env.cwd.join(path)),
+    };
+    Ok((draft, defaults))
+}
+
+/// The draft the request describes: sshlogins over `-H`'s `[defaults]`, or the inventory
+/// the lookup order finds, or the embedded default.
+fn draft(request: &Request, env: &Env) -> Result<Draft, Error> {
+    let logins = logins(request, env)?;
+    if let Some((logins, origin)) = logins {
+        let (ssh_config, defaults) = match &request.hosts_file {
+            Some(path) => {
+                let (draft, defaults) = parse_draft(path, &read(path, env)?, env, false)?;
+                (draft.ssh_config, defaults)
+            }
+            None => (SshConfigSetting::Unset, Partial::default()),
+        };
+        let entries = logins
+            .into_iter()
+            .map(|login| login_entry(login, &defaults))
+            .collect();
+        return Ok(Draft {
+            entries,
+            ssh_config,
+            origin,
+        });
+    }
+    match locate(request.hosts_file.as_deref(), env) {
+        Some(path) => Ok(parse_draft(&path, &read(&path, env)?, env, true)?.0),
+        None => Ok(Draft {
+            entries: vec![local_entry()],
+            ssh_config: SshConfigSetting::Off,
+            origin: Origin::EmbeddedDefault,
+        }),
+    }
+}
+
+/// The sshlogins of `-w` or `--slf`, checked (no host twice), with where they came from.
+fn logins(request: &Request, env: &Env) -> Result<Option<(Vec<sshlogin::Login>, Origin)>, Error> {
+    if let Some(list) = &request.host_list {
+        let logins = sshlogin::parse_list(list).map_err(|err| {
+            let (_, col) = line_col(list, err.offset);
+            Error::Usage(format!("-w \"{list}\": column {col}: {}", err.message))
+        })?;
+        let logins = no_duplicates(logins, |at, message| {
+            let (_, col) = line_col(list, at);
+            Error::Usage(format!("-w \"{list}\": column {col}: {message}"))
+        })?;
+        return Ok(Some((logins, Origin::HostList)));
+    }
+    let Some(path) = &request.login_file else {
+        return Ok(None);
+    };
+    let text = read(path, env)?;
+    let located = |at, message: String| Error::from(Located::at_offset(path, &text, at, message));
+    let logins = sshlogin::parse_file(&text).map_err(|err| located(err.offset, err.message))?;
+    let logins = no_duplicates(logins, located)?;
+    Ok(Some((logins, Origin::File(env.cwd.join(path)))))
+}
+
+fn no_duplicates(
+    logins: Vec<sshlogin::Login>,
+    error: impl Fn(usize, String) -> Error,
+) -> Result<Vec<sshlogin::Login>, Error> {
+    let mut seen = std::collections::HashSet::new();
+    for login in &logins {
+        if !seen.insert(login.host.as_str()) {
+            return Err(error(
+                login.at,
+                format!(
+                    "host \"{}\" is listed twice: give each host once, with its slots as N/",
+                    login.host
+                ),
+            ));
+        }
+    }
+    Ok(logins)
+}
+
+/// One sshlogin over `[defaults]`: what it writes (user, port, slots, groups) wins.
+fn login_entry(login: sshlogin::Login, defaults: &Partial) -> Entry {
+    let settings = Partial {
+        user: login.user,
+        port: login.port,
+        slots: login.slots,
+        labels: (!login.groups.is_empty()).then_some(login.groups),
+        transport: login.local.then_some(Transport::Local),
+        ..Partial::default()
+    };
+    Entry {
+        name: login.host,
+        settings: settings.over(defaults),
+    }
+}
+
+/// The OpenSSH configuration this run reads, if any: `-F`, else `[defaults] ssh_config`,
+/// else `~/.ssh/config` when it exists. None when no host goes over ssh.
+fn ssh_resolver(request: &Request, draft: &Draft, env: &Env) -> Result<Option<Resolver>, Error> {
+    if !draft.entries.iter().any(Entry::is_ssh) {
+        return Ok(None);
+    }
+    let (file, pass_file) = match (&request.ssh_config, &draft.ssh_config) {
+        (Some(flag), _) => (env.cwd.join(flag), true),
+        (None, SshConfigSetting::Off) => return Ok(None),
+        (None, SshConfigSetting::File(path)) => (path.clone(), true),
+        (None, SshConfigSetting::Unset) => {
+            let Some(home) = &env.home else {
+                return Ok(None);
+            };
+            let file = home.join(".ssh/config");
+            if !file.exists() {
+                return Ok(None);
+            }
+            // ssh reads this file by itself (and the system-wide one) when HOME is the
+            // account's home; otherwise it must be named.
+            let own = ssh_config::account_home().is_some_and(|account| &account == home);
+            (file, !own)
+        }
+    };
+    Ok(Some(Resolver::new(SSH_PROGRAM, &file, pass_file)?))
+}
+
+/// The OpenSSH client asked for the configuration (`ssh -G`).
+pub const SSH_PROGRAM: &str = "ssh";
+
+impl Draft {
+    /// Hosts from the entries, each filled in from the OpenSSH configuration (when
+    /// `resolver` is given) below what the entry writes, then from built-in defaults.
+    fn finish(self, resolver: Option<&Resolver>, env: &Env) -> Result<Built, SshConfigError> {
+        let ssh_entries: Vec<&Entry> = self.entries.iter().filter(|e| e.is_ssh()).collect();
+        let ssh_names: Vec<&str> = ssh_entries.iter().map(|e| e.name.as_str()).collect();
+        let configured = match resolver {
+            Some(resolver) => configure_all(resolver, &ssh_names)?,
+            None => HashMap::new(),
+        };
+        let mut routes = HashMap::new();
+        for entry in ssh_entries {
+            let chain = jump_chain(entry, configured.get(entry.name.as_str()), resolver)?;
+            routes.insert(entry.name.as_str(), chain);
+        }
+        let hops = resolve_hops(routes, resolver, env)?;
+        let hosts = self
+            .entries
+            .iter()
+            .map(|entry| {
+                let name = entry.name.as_str();
+                let layer = configured
+                    .get(name)
+                    .map(Partial::from_ssh)
+                    .unwrap_or_default();
+                let route = hops.get(name).cloned().unwrap_or_default();
+                let host = entry
+                    .settings
+                    .clone()
+                    .over(&layer)
+                    .into_host(name, route, env);
+                if configured.contains_key(name) {
+                    tracing::debug!(
+                        "{name}: {}@{}:{} after the OpenSSH configuration (keys {:?}, jump {:?})",
+                        host.user,
+                        host.address,
+                        host.port,
+                        host.identities,
+                        host.jump
+                    );
+                }
+                host
+            })
+            .collect();
+        let warnings = policy_warnings(&self.entries, &configured, resolver);
+        Ok(Built {
+            inventory: Inventory {
+                hosts,
+                origin: self.origin,
+            },
+            warnings,
+        })
+    }
+}
+
+/// What the OpenSSH configuration sets for each name (one `ssh -G` per distinct name).
+fn configure_all<'a>(
+    resolver: &Resolver,
+    names: &[&'a str],
+) -> Result<HashMap<&'a str, Configured>, SshConfigError> {
+    resolver.prefetch(names)?;
+    names
+        .iter()
+        .map(|&name| Ok((name, resolver.configured(name)?)))
+        .collect()
+}
+
+/// Each host's hops resolved (all hop names queried together first).
+fn resolve_hops<'a>(
+    routes: HashMap<&'a str, Vec<HopSpec>>,
+    resolver: Option<&Resolver>,
+    env: &Env,
+) -> Result<HashMap<&'a str, Vec<JumpHop>>, SshConfigError> {
+    if let Some(resolver) = resolver {
+        let names: Vec<&str> = routes
+            .values()
+            .flatten()
+            .map(|hop| hop.host.as_str())
+            .collect();
+        resolver.prefetch(&names)?;
+    }
+    routes
+        .into_iter()
+        .map(|(name, chain)| {
+            let hops = chain
+                .iter()
+                .map(|hop| resolve_hop(hop, resolver, env))
+                .collect::<Result<_, _>>()?;
+            Ok((name, hops))
+        })
+        .collect()
+}
+
+/// One warning naming every host whose `StrictHostKeyChecking no` was read as accept-new
+/// (hosts whose hosts.toml sets `host_key_policy` are not affected).
+fn policy_warnings(
+    entries: &[Entry],
+    configured: &HashMap<&str, Configured>,
+    resolver: Option<&Resolver>,
+) -> Vec<String> {
+    let warned: Vec<&str> = entries
+        .iter()
+        .filter(|entry| entry.settings.host_key_policy.is_none())
+        .filter(|entry| {
+            configured
+                .get(entry.name.as_str())
+                .is_some_and(|c| c.policy_warning)
+        })
+        .map(|entry| entry.name.as_str())
+        .collect();
+    match (warned.is_empty(), resolver) {
+        (false, Some(resolver)) => vec![format!(
+            "{}: StrictHostKeyChecking no in {} is read as accept-new: unknown host keys \
+             are added, a changed key is still refused",
+            nodeset::fold(&warned),
+            resolver.file().display()
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// The hops an entry goes through: its own `jump` (which wins), else OpenSSH's ProxyJump.
+fn jump_chain(
+    entry: &Entry,
+    configured: Option<&Configured>,
+    resolver: Option<&Resolver>,
+) -> Result<Vec<HopSpec>, SshConfigError> {
+    if let Some(hops) = &entry.settings.jump {
+        return Ok(hops.clone());
+    }
+    let (Some(text), Some(resolver)) = (configured.and_then(|c| c.proxy_jump.as_ref()), resolver)
+    else {
+        return Ok(Vec::new());
+    };
+    ssh_config::parse_jumps(text).map_err(|message| SshConfigError::Host {
+        file: resolver.file().to_path_buf(),
+        host: entry.name.clone(),
+        message,
+    })
+}
+
+/// A hop with what it leaves out taken from the OpenSSH configuration for its name (as
+/// ssh does for a jump host), else the local user and port 22.
+fn resolve_hop(
+    hop: &HopSpec,
+    resolver: Option<&Resolver>,
+    env: &Env,
+) -> Result<JumpHop, SshConfigError> {
+    let configured = resolver.map(|r| r.configured(&hop.host)).transpose()?;
+    let configured = configured.unwrap_or_default();
+    Ok(JumpHop {
+        user: hop
+            .user
+            .clone()
+            .or(configured.user)
+            .unwrap_or_else(|| env.user.clone()),
+        host: configured.address.unwrap_or_else(|| hop.host.clone()),
+        port: hop.port.or(configured.port).unwrap_or(DEFAULT_PORT),
     })
 }
 
@@ -241,6 +675,9 @@ struct RawSettings {
     weight: Option<Spanned<Number>>,
     labels: Option<Spanned<Strings>>,
     transport: Option<Spanned<String>>,
+    jump: Option<Spanned<String>>,
+    /// `[defaults]` only: the OpenSSH client configuration file, or `false`.
+    ssh_config: Option<Spanned<SshConfigValue>>,
 }
 
 #[derive(Deserialize)]
@@ -258,6 +695,7 @@ struct RawHost {
     weight: Option<Spanned<Number>>,
     labels: Option<Spanned<Strings>>,
     transport: Option<Spanned<String>>,
+    jump: Option<Spanned<String>>,
 }
 
 impl RawHost {
@@ -274,7 +712,41 @@ impl RawHost {
             weight: self.weight.clone(),
             labels: self.labels.clone(),
             transport: self.transport.clone(),
+            jump: self.jump.clone(),
+            ssh_config: None,
         }
+    }
+}
+
+/// `ssh_config = "FILE"` or `ssh_config = false`.
+#[derive(Clone)]
+enum SshConfigValue {
+    File(String),
+    Off,
+    /// `true`: refused with a message, since the default already reads the user's file.
+    On,
+}
+
+impl<'de> Deserialize<'de> for SshConfigValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+        impl Visitor<'_> for ValueVisitor {
+            type Value = SshConfigValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a file name or `false`")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<SshConfigValue, E> {
+                Ok(SshConfigValue::File(value.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, value: bool) -> Result<SshConfigValue, E> {
+                Ok(if value {
+                    SshConfigValue::On
+                } else {
+                    SshConfigValue::Off
+                })
+            }
+        }
+        deserializer.deserialize_any(ValueVisitor)
     }
 }
 
@@ -421,6 +893,7 @@ impl<'de> Deserialize<'de> for Strings {
 /// Checked values of one settings layer; `None` means the key was not written.
 #[derive(Debug, Clone, Default)]
 struct Partial {
+    address: Option<String>,
     user: Option<String>,
     port: Option<u16>,
     identities: Option<Vec<PathBuf>>,
@@ -431,12 +904,24 @@ struct Partial {
     weight: Option<f64>,
     labels: Option<Vec<String>>,
     transport: Option<Transport>,
+    jump: Option<Vec<HopSpec>>,
+    proxy_command: Option<String>,
+    certificate: Option<PathBuf>,
+    identities_only: Option<bool>,
+    server_alive_interval: Option<Duration>,
+    server_alive_count: Option<u32>,
 }
 
 impl Partial {
     /// This layer's values, falling back to `base` key by key.
     fn over(self, base: &Partial) -> Partial {
+        // A jump written here replaces the route below, ProxyCommand included.
+        let proxy_command = match self.jump {
+            Some(_) => self.proxy_command,
+            None => self.proxy_command.or_else(|| base.proxy_command.clone()),
+        };
         Partial {
+            address: self.address.or_else(|| base.address.clone()),
             user: self.user.or_else(|| base.user.clone()),
             port: self.port.or(base.port),
             identities: self.identities.or_else(|| base.identities.clone()),
@@ -447,14 +932,40 @@ impl Partial {
             weight: self.weight.or(base.weight),
             labels: self.labels.or_else(|| base.labels.clone()),
             transport: self.transport.or(base.transport),
+            jump: self.jump.or_else(|| base.jump.clone()),
+            proxy_command,
+            certificate: self.certificate.or_else(|| base.certificate.clone()),
+            identities_only: self.identities_only.or(base.identities_only),
+            server_alive_interval: self.server_alive_interval.or(base.server_alive_interval),
+            server_alive_count: self.server_alive_count.or(base.server_alive_count),
+        }
+    }
+
+    /// The layer an OpenSSH configuration gives a host (below everything hosts.toml says).
+    fn from_ssh(configured: &Configured) -> Partial {
+        Partial {
+            address: configured.address.clone(),
+            user: configured.user.clone(),
+            port: configured.port,
+            identities: configured.identities.clone(),
+            known_hosts: configured.known_hosts.clone(),
+            host_key_policy: configured.host_key_policy,
+            connect_timeout: configured.connect_timeout,
+            // ProxyJump is parsed and resolved by the caller, below a `jump` written here.
+            proxy_command: configured.proxy_command.clone(),
+            certificate: configured.certificate.clone(),
+            identities_only: configured.identities_only,
+            server_alive_interval: configured.server_alive_interval,
+            server_alive_count: configured.server_alive_count,
+            ..Partial::default()
         }
     }
 
     /// A host with these settings, filling what is still unset with the built-in defaults.
-    fn into_host(self, name: &str, address: &str, env: &Env) -> Host {
+    fn into_host(self, name: &str, jump: Vec<JumpHop>, env: &Env) -> Host {
         Host {
             name: name.to_string(),
-            address: address.to_string(),
+            address: self.address.unwrap_or_else(|| name.to_string()),
             port: self.port.unwrap_or(DEFAULT_PORT),
             user: self.user.unwrap_or_else(|| env.user.clone()),
             identities: self.identities.unwrap_or_default(),
@@ -465,6 +976,16 @@ impl Partial {
             labels: self.labels.unwrap_or_default(),
             transport: self.transport.unwrap_or(Transport::Ssh),
             connect_timeout: self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            proxy_command: if jump.is_empty() {
+                self.proxy_command
+            } else {
+                None
+            },
+            jump,
+            certificate: self.certificate,
+            identities_only: self.identities_only.unwrap_or(false),
+            server_alive_interval: self.server_alive_interval,
+            server_alive_count: self.server_alive_count,
         }
     }
 }
@@ -534,7 +1055,31 @@ impl<'a> Context<'a> {
             weight: checked(&raw.weight, |weight, span| self.weight(*weight, span))?,
             labels: checked(&raw.labels, |labels, span| self.labels(labels, span))?,
             transport: checked(&raw.transport, |name, span| self.transport(name, span))?,
+            jump: checked(&raw.jump, |text, span| self.jump(text, span))?,
+            ..Partial::default()
         })
+    }
+
+    fn jump(&self, text: &str, span: Range<usize>) -> Result<Vec<HopSpec>, Located> {
+        ssh_config::parse_jumps(text).map_err(|message| self.error(span.start, message))
+    }
+
+    /// `[defaults] ssh_config`: a file (resolved like the other paths) or `false`.
+    fn ssh_config(&self, raw: &RawSettings) -> Result<SshConfigSetting, Located> {
+        let Some(value) = &raw.ssh_config else {
+            return Ok(SshConfigSetting::Unset);
+        };
+        match value.get_ref() {
+            SshConfigValue::Off => Ok(SshConfigSetting::Off),
+            SshConfigValue::File(path) => {
+                Ok(SshConfigSetting::File(self.path(path, value.span())?))
+            }
+            SshConfigValue::On => Err(self.error(
+                value.span().start,
+                "ssh_config = true is the default (~/.ssh/config when it exists): name a file, \
+                 or write false to read none",
+            )),
+        }
     }
 
     fn user(&self, user: &str, span: Range<usize>) -> Result<String, Located> {
@@ -688,7 +1233,7 @@ impl<'a> Context<'a> {
         &self,
         table: &Spanned<RawHost>,
         defaults: &Partial,
-    ) -> Result<Vec<Host>, Located> {
+    ) -> Result<Vec<Entry>, Located> {
         let raw = table.get_ref();
         let name = raw.name.as_ref().ok_or_else(|| {
             self.error(
@@ -710,25 +1255,32 @@ impl<'a> Context<'a> {
         }
         Ok(names
             .iter()
-            .zip(&addresses)
-            .map(|(name, address)| settings.clone().into_host(name, address, self.env))
+            .enumerate()
+            .map(|(index, name)| Entry {
+                name: name.clone(),
+                settings: Partial {
+                    address: addresses.as_ref().map(|all| all[index].clone()),
+                    ..settings.clone()
+                },
+            })
             .collect())
     }
 
-    /// One address per name: the expanded `address`, the same one for all, or the names.
+    /// One address per name: the expanded `address`, or the same one for all; `None`
+    /// when the table writes no address.
     fn addresses(
         &self,
         address: Option<&Spanned<String>>,
         name: &Spanned<String>,
         names: &[String],
-    ) -> Result<Vec<String>, Located> {
+    ) -> Result<Option<Vec<String>>, Located> {
         let Some(address) = address else {
-            return Ok(names.to_vec());
+            return Ok(None);
         };
         let addresses = self.nodeset("address", address)?;
         match addresses.len() {
-            1 => Ok(vec![addresses[0].clone(); names.len()]),
-            n if n == names.len() => Ok(addresses),
+            1 => Ok(Some(vec![addresses[0].clone(); names.len()])),
+            n if n == names.len() => Ok(Some(addresses)),
             n => Err(self.error(
                 address.span().start,
                 format!(
@@ -775,7 +1327,7 @@ impl<'a> Context<'a> {
         &self,
         index: usize,
         table: &RawHost,
-        group: &[Host],
+        group: &[Entry],
         seen: &mut HashMap<String, (usize, usize)>,
     ) -> Result<(), Located> {
         let name = table.name.as_ref().expect("host_group checked the name");
@@ -871,6 +1423,12 @@ mod tests {
                 labels: vec![],
                 transport: Transport::Ssh,
                 connect_timeout: Duration::from_secs(10),
+                jump: vec![],
+                proxy_command: None,
+                certificate: None,
+                identities_only: false,
+                server_alive_interval: None,
+                server_alive_count: None,
             }]
         );
     }
@@ -1366,6 +1924,25 @@ transport = "local"
     }
 
     #[test]
+    fn hosts_saved_before_the_ssh_config_fields_still_load() {
+        // A run stored by an earlier dts has no jump, certificate or keepalive fields.
+        let mut saved = serde_json::to_value(host("[[host]]\nname = \"a\"\n")).unwrap();
+        let object = saved.as_object_mut().unwrap();
+        for key in [
+            "jump",
+            "proxy_command",
+            "certificate",
+            "identities_only",
+            "server_alive_interval",
+            "server_alive_count",
+        ] {
+            assert!(object.remove(key).is_some(), "{key}");
+        }
+        let loaded: Host = serde_json::from_value(saved).unwrap();
+        assert_eq!(loaded, host("[[host]]\nname = \"a\"\n"));
+    }
+
+    #[test]
     fn the_lab_inventory_format_parses() {
         // What ../shared/lab/sshlab.sh writes.
         let text = r#"[defaults]
@@ -1407,6 +1984,219 @@ port = 2202
         assert_eq!(host.slots, None);
         assert_eq!(host.weight, 1.0);
         assert_eq!(host.user, "alice");
+    }
+
+    // --- OpenSSH configuration layer, jumps, sshlogins ------------------------------
+
+    /// The hosts of `text` with `configured` as the OpenSSH layer of every host (what
+    /// `finish` does with a resolver, without running ssh).
+    fn with_ssh(text: &str, configured: &Configured) -> Vec<Host> {
+        let (draft, _) = parse_draft(Path::new("hosts.toml"), text, &env(), true).unwrap();
+        draft
+            .entries
+            .into_iter()
+            .map(|entry| {
+                let layer = Partial::from_ssh(configured);
+                entry
+                    .settings
+                    .over(&layer)
+                    .into_host(&entry.name, vec![], &env())
+            })
+            .collect()
+    }
+
+    fn everything_configured() -> Configured {
+        Configured {
+            address: Some("10.9.9.9".into()),
+            user: Some("sshuser".into()),
+            port: Some(2299),
+            identities: Some(vec!["/ssh/key".into()]),
+            certificate: Some("/ssh/key-cert.pub".into()),
+            identities_only: Some(true),
+            known_hosts: Some(vec!["/ssh/kh".into()]),
+            host_key_policy: Some(HostKeyPolicy::AcceptNew),
+            policy_warning: false,
+            connect_timeout: Some(Duration::from_secs(3)),
+            server_alive_interval: Some(Duration::from_secs(15)),
+            server_alive_count: Some(4),
+            proxy_jump: None,
+            proxy_command: Some("nc %h %p".into()),
+        }
+    }
+
+    #[test]
+    fn ssh_config_fills_what_hosts_toml_leaves_out() {
+        let [a] = &with_ssh("[[host]]\nname = \"a\"\n", &everything_configured())[..] else {
+            panic!("one host");
+        };
+        assert_eq!(
+            (&*a.name, &*a.address, a.port, &*a.user),
+            ("a", "10.9.9.9", 2299, "sshuser")
+        );
+        assert_eq!(a.identities, [PathBuf::from("/ssh/key")]);
+        assert_eq!(a.known_hosts, [PathBuf::from("/ssh/kh")]);
+        assert_eq!(a.host_key_policy, HostKeyPolicy::AcceptNew);
+        assert_eq!(a.connect_timeout, Duration::from_secs(3));
+        assert_eq!(a.certificate, Some(PathBuf::from("/ssh/key-cert.pub")));
+        assert!(a.identities_only);
+        assert_eq!(
+            (a.server_alive_interval, a.server_alive_count),
+            (Some(Duration::from_secs(15)), Some(4))
+        );
+        assert_eq!(a.proxy_command.as_deref(), Some("nc %h %p"));
+    }
+
+    #[test]
+    fn keys_written_in_hosts_toml_beat_ssh_config() {
+        let text = "[defaults]\nuser = \"tomluser\"\nidentity = \"/toml/key\"\n\
+                    host_key_policy = \"strict\"\nconnect_timeout = \"9s\"\n\
+                    [[host]]\nname = \"a\"\naddress = \"10.0.0.1\"\nport = 2201\n\
+                    known_hosts = \"/toml/kh\"\njump = \"ops@bastion\"\n";
+        let [a] = &with_ssh(text, &everything_configured())[..] else {
+            panic!("one host");
+        };
+        assert_eq!(
+            (&*a.address, a.port, &*a.user),
+            ("10.0.0.1", 2201, "tomluser")
+        );
+        assert_eq!(a.identities, [PathBuf::from("/toml/key")]);
+        assert_eq!(a.known_hosts, [PathBuf::from("/toml/kh")]);
+        assert_eq!(a.host_key_policy, HostKeyPolicy::Strict);
+        assert_eq!(a.connect_timeout, Duration::from_secs(9));
+        assert_eq!(
+            a.proxy_command, None,
+            "a jump written in hosts.toml replaces ProxyCommand"
+        );
+    }
+
+    #[test]
+    fn jump_key_in_defaults_and_hosts() {
+        let text = "[defaults]\njump = \"ops@bastion:2200,gw\"\n[[host]]\nname = \"a\"\n\
+                    [[host]]\nname = \"b\"\njump = \"none\"\n";
+        let hosts = hosts(text);
+        let hops: Vec<String> = hosts[0].jump.iter().map(ToString::to_string).collect();
+        assert_eq!(hops, ["ops@bastion:2200", "alice@gw"]);
+        assert!(hosts[1].jump.is_empty());
+        assert_eq!(
+            host_error("jump = \"a,,b\""),
+            "hosts.toml:3:8: invalid jump host \"\": expected [user@]host[:port]"
+        );
+    }
+
+    #[test]
+    fn ssh_config_key_takes_a_file_or_false() {
+        let parsed = |value: &str| {
+            let text = format!("[defaults]\nssh_config = {value}\n[[host]]\nname = \"a\"\n");
+            parse_draft(Path::new("conf/hosts.toml"), &text, &env(), true)
+                .map(|(d, _)| d.ssh_config)
+        };
+        assert_eq!(parsed("false").unwrap(), SshConfigSetting::Off);
+        assert_eq!(
+            parsed("\"ssh/config\"").unwrap(),
+            SshConfigSetting::File("/work/proj/conf/ssh/config".into())
+        );
+        assert_eq!(
+            parsed("\"~/c\"").unwrap(),
+            SshConfigSetting::File("/home/alice/c".into())
+        );
+        let message = parsed("true").unwrap_err().to_string();
+        assert!(
+            message.starts_with("conf/hosts.toml:2:14: ssh_config = true is the default"),
+            "{message}"
+        );
+        assert!(
+            error("[[host]]\nname = \"a\"\nssh_config = false\n")
+                .starts_with("hosts.toml:3:1: unknown field `ssh_config`")
+        );
+    }
+
+    fn request_list(list: &str) -> Request {
+        Request {
+            host_list: Some(list.into()),
+            ..Request::default()
+        }
+    }
+
+    #[test]
+    fn a_host_list_replaces_the_inventory() {
+        let built = build(&request_list("8/bob@n[1-2]:2200,@gpu/g1,4/:"), &env()).unwrap();
+        let inventory = built.inventory;
+        assert_eq!(inventory.origin, Origin::HostList);
+        assert_eq!(names(&inventory.hosts), ["n1", "n2", "g1", "localhost"]);
+        let n1 = &inventory.hosts[0];
+        assert_eq!((&*n1.user, n1.port, n1.slots), ("bob", 2200, Some(8)));
+        assert_eq!(inventory.hosts[2].labels, ["gpu"]);
+        assert_eq!(
+            (&*inventory.hosts[2].user, inventory.hosts[2].port),
+            ("alice", 22)
+        );
+        assert_eq!(inventory.hosts[3].transport, Transport::Local);
+        assert_eq!(inventory.hosts[3].slots, Some(4));
+    }
+
+    #[test]
+    fn host_list_errors_name_the_flag_and_column() {
+        let message = |list: &str| build(&request_list(list), &env()).unwrap_err().to_string();
+        assert_eq!(
+            message("a,b:x"),
+            "-w \"a,b:x\": column 5: invalid port \"x\": expected a number between 1 and 65535"
+        );
+        assert_eq!(
+            message("a,n[1-2],n2"),
+            "-w \"a,n[1-2],n2\": column 10: host \"n2\" is listed twice: give each host once, \
+             with its slots as N/"
+        );
+        let err = build(&request_list("a,,b"), &env()).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::exit::USAGE);
+    }
+
+    #[test]
+    fn sshlogin_file_over_defaults_of_the_inventory() {
+        let dirs = dirs();
+        let env = lookup_env(&dirs);
+        std::fs::write(
+            dirs.cwd.join("hosts.toml"),
+            "[defaults]\nuser = \"lab\"\nport = 2222\nslots = 2\nidentity = \"k\"\n[[host]]\nname = \"ignored\"\n",
+        )
+        .unwrap();
+        std::fs::write(dirs.cwd.join("nodes"), "# nodes\n\nn1\n  3/root@n2:22\n").unwrap();
+        let request = Request {
+            hosts_file: Some("hosts.toml".into()),
+            login_file: Some("nodes".into()),
+            ..Request::default()
+        };
+        let hosts = build(&request, &env).unwrap().inventory.hosts;
+        assert_eq!(names(&hosts), ["n1", "n2"]);
+        assert_eq!(
+            (&*hosts[0].user, hosts[0].port, hosts[0].slots),
+            ("lab", 2222, Some(2))
+        );
+        assert_eq!(
+            (&*hosts[1].user, hosts[1].port, hosts[1].slots),
+            ("root", 22, Some(3))
+        );
+        assert_eq!(hosts[0].identities, [dirs.cwd.join("k")]);
+
+        std::fs::write(dirs.cwd.join("nodes"), "n1\n# two\n  n2:x\n").unwrap();
+        let message = build(&request, &env).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "nodes:3:6: invalid port \"x\": expected a number between 1 and 65535"
+        );
+    }
+
+    #[test]
+    fn without_an_ssh_config_nothing_runs_ssh() {
+        // HOME has no ~/.ssh/config and no -F: the hosts are as hosts.toml writes them.
+        let dirs = dirs();
+        let env = lookup_env(&dirs);
+        let request = Request {
+            host_list: Some("a".into()),
+            ..Request::default()
+        };
+        let hosts = build(&request, &env).unwrap().inventory.hosts;
+        assert_eq!((&*hosts[0].address, hosts[0].port), ("a", 22));
+        assert!(hosts[0].identities.is_empty());
     }
 
     // --- lookup order -------------------------------------------------------------------

@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod identity;
 pub mod inventory;
 pub mod job;
 pub mod nodeset;

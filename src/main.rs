@@ -8,6 +8,14 @@ fn main() {
     // SAFETY: setting a signal disposition at start-up, before any thread exists.
     unsafe { libc::signal(libc::SIGUSR1, libc::SIG_IGN) };
     let cli = dts::cli::Cli::parse();
+    if !cli.command.reaches_hosts() {
+        // A closed stdout (`dts status | head`) ends the command quietly, as it ends `cat`,
+        // instead of a panic in `println!`. A command that reaches hosts keeps SIGPIPE
+        // ignored: a closed stdout stops its output there, not the run (libssh2 sends with
+        // MSG_NOSIGNAL, but pipes to child processes have no such flag).
+        // SAFETY: setting a signal disposition at start-up, before any thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     init_tracing(cli.verbose);
     let code = match dts::cli::run(cli) {
         Ok(code) => code,

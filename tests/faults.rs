@@ -317,8 +317,8 @@ fn nasty_items_pass_verbatim_with_nul_separated_items() {
         .assert()
         .success();
     let detail = the_run(lab.dir.path()).unwrap();
-    for (index, item) in items.iter().enumerate() {
-        let path = detail.output_path(index as u64, 1, dts::transport::Stream::Stdout);
+    for (index, item) in (1..).zip(&items) {
+        let path = detail.output_path(index, 1, dts::transport::Stream::Stdout);
         let got = std::fs::read(&path).unwrap_or_default();
         assert_eq!(got, item.as_bytes(), "item {index}");
     }
@@ -336,7 +336,7 @@ fn speculation_copies_a_straggler_and_the_first_success_wins() {
     );
     let out = lab
         .submit()
-        .args(["--speculate", "3", "--array", "1-12", "--"])
+        .args(["--speculate=3", "--array", "1-12", "--"])
         .arg(&command)
         .assert()
         .success()
@@ -422,7 +422,7 @@ fn secrets_reach_tasks_but_no_command_line_store_or_log() {
         .env("API_TOKEN", secret)
         .args(["--secret-env", "API_TOKEN", "--array", "1-2", "--"])
         // The task checks its own command line (and its shell's) for the value.
-        .arg("case \"$(cat /proc/$$/cmdline /proc/$PPID/cmdline | tr '\\0' ' ')\" in *\"$API_TOKEN\"*) echo LEAKED;; *) echo clean ${#API_TOKEN};; esac")
+        .arg(": {}; case \"$(cat /proc/$$/cmdline /proc/$PPID/cmdline | tr '\\0' ' ')\" in *\"$API_TOKEN\"*) echo LEAKED;; *) echo clean ${#API_TOKEN};; esac")
         .assert()
         .success()
         .get_output()

@@ -278,7 +278,7 @@ fn speculation_records_the_superseded_copy_in_the_joblog_and_never_as_exit_0() {
         "if [ {{}} -eq 5 ] && [ $DTS_ATTEMPT -eq 1 ]; then sleep 300; fi; sleep 0.2 # {mark}"
     );
     dts(home.path())
-        .args(["submit", "--speculate", "3", "--kill-grace", "1s"])
+        .args(["submit", "--speculate=3", "--kill-grace", "1s"])
         .args(["--joblog", "jobs.log", "--array", "1-12", "--"])
         .arg(&command)
         .assert()
@@ -329,8 +329,7 @@ fn speculation_logs_a_copy_that_failed_while_the_other_ran_on() {
     let child = spawn_submit(
         home.path(),
         &[
-            "--speculate",
-            "3",
+            "--speculate=3",
             "--joblog",
             "jobs.log",
             "--array",

@@ -164,7 +164,7 @@ fn retries_rerun_a_failing_task() {
             "--array",
             "1",
             "--",
-            "test $DTS_ATTEMPT -ge 2",
+            ": {}; test $DTS_ATTEMPT -ge 2",
         ])
         .assert()
         .success()

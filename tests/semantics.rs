@@ -97,7 +97,7 @@ fn a_task_that_kills_its_own_shell_dies_of_that_signal() {
     let lab = Lab::start(1);
     for via in [Via::Ssh, Via::Local] {
         submit(&lab, via)
-            .args(["--array", "1", "--", "kill -TERM $$; echo survived"])
+            .args(["--array", "1", "--", ": {}; kill -TERM $$; echo survived"])
             .assert()
             .code(1)
             .stdout(contains("survived").not())
@@ -116,7 +116,7 @@ fn a_term_sent_to_a_child_is_never_lost() {
                 "--array",
                 "1-24",
                 "--",
-                "sleep 4 & kill -TERM $!; wait $!; exit $?",
+                ": {}; sleep 4 & kill -TERM $!; wait $!; exit $?",
             ])
             .assert()
             .code(1)
@@ -132,7 +132,12 @@ fn a_bare_wait_waits_only_for_the_task_s_own_jobs() {
     let lab = Lab::start(1);
     for via in [Via::Ssh, Via::Local] {
         let out = submit(&lab, via)
-            .args(["--array", "1-2", "--", "sleep 1 & wait; echo \"done [$!]\""])
+            .args([
+                "--array",
+                "1-2",
+                "--",
+                ": {}; sleep 1 & wait; echo \"done [$!]\"",
+            ])
             .assert()
             .success()
             .get_output()
@@ -220,7 +225,7 @@ fn login_noise_on_stderr_leaves_the_host_usable() {
     .unwrap();
     std::fs::write(lab.path("home/.profile"), "echo 'noisy profile' >&2\n").unwrap();
     lab.submit()
-        .args(["--array", "1-2", "--", "echo ok"])
+        .args(["--array", "1-2", "--", ": {}; echo ok"])
         .timeout(Duration::from_secs(20))
         .assert()
         .success()

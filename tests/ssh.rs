@@ -51,12 +51,12 @@ fn a_failing_task_makes_exit_code_one() {
 fn death_by_signal_is_reported_as_the_signal() {
     let lab = Lab::start(1);
     lab.submit()
-        .args(["--array", "1", "--", "kill -TERM $$"])
+        .args(["--array", "1", "--", ": {}; kill -TERM $$"])
         .assert()
         .code(1)
         .stderr(contains("┆     1 ┆ signal TERM"));
     lab.submit()
-        .args(["--array", "1", "--", "kill -KILL $$"])
+        .args(["--array", "1", "--", ": {}; kill -KILL $$"])
         .assert()
         .code(1)
         .stderr(contains("┆     1 ┆ signal KILL"));
@@ -69,9 +69,10 @@ fn death_by_signal_is_reported_as_the_signal() {
 fn exit_codes_above_128_are_reported_as_codes() {
     let lab = Lab::start(1);
     for (command, cause) in [
-        ("exit 137", "exit 137"),
-        ("sh -c 'kill -TERM $$'", "exit 143"),
-        ("python3 -c 'import sys; sys.exit(143)'", "exit 143"),
+        // `: {}` keeps the item from being appended to the command.
+        (": {}; exit 137", "exit 137"),
+        (": {}; sh -c 'kill -TERM $$'", "exit 143"),
+        (": {}; python3 -c 'import sys; sys.exit(143)'", "exit 143"),
     ] {
         lab.submit()
             .args(["--array", "1", "--joblog", "jl", "--", command])
@@ -117,7 +118,8 @@ fn injection_shaped_items_are_passed_as_text() {
         let lines = tagged_lines(&out.stdout);
         assert_eq!(lines.len(), items.len());
         for (_, index, line) in lines {
-            assert_eq!(line, items[index as usize], "{command:?}");
+            // Items are numbered from 1, as their lines are.
+            assert_eq!(line, items[index as usize - 1], "{command:?}");
         }
     }
     assert!(!pwned.exists(), "an item was executed");

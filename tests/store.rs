@@ -385,7 +385,13 @@ fn last_is_the_newest_run_even_when_two_start_in_the_same_second() {
     let root = home.path().join("runs");
     let submit = |word: &str| {
         let out = dts_at(home.path(), &root)
-            .args(["submit", "--array", "1", "--", &format!("echo {word}")])
+            .args([
+                "submit",
+                "--array",
+                "1",
+                "--",
+                &format!(": {{}}; echo {word}"),
+            ])
             .assert()
             .success()
             .get_output()

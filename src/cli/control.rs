@@ -49,7 +49,7 @@ pub fn run(request: Request, query: &str) -> Result<i32, Error> {
         }
         (_, finished) => {
             return Err(Error::Usage(format!(
-                "cannot {} run {id}: it is {finished}",
+                "cannot {} run {id}: it has already ended ({finished})",
                 request.word()
             )));
         }

@@ -11,16 +11,20 @@ use crate::transport::HostError;
 use crate::transport::ssh::{self, connect};
 
 pub fn run(args: HostsArgs) -> Result<i32, Error> {
-    let inventory = inventory::resolve(args.hosts.as_deref(), &inventory::Env::from_process())?;
+    let request = args.reach.request(args.hosts.as_deref());
+    let built = inventory::build(&request, &inventory::Env::from_process())?;
+    built
+        .warnings
+        .iter()
+        .for_each(|w| eprintln!("dts: warning: {w}"));
+    let inventory = built.inventory;
     let rows = probe_all(&inventory.hosts);
     if args.json {
         let json = serde_json::json!({ "hosts": rows });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json).expect("rows serialise")
-        );
+        let text = serde_json::to_string_pretty(&json).expect("rows serialise");
+        super::print_result(&format!("{text}\n"));
     } else {
-        println!("{}", hosts_table::render(&rows));
+        super::print_result(&format!("{}\n", hosts_table::render(&rows)));
     }
     let reachable = rows.iter().any(|r| r.status == "ok");
     Ok(if reachable {
@@ -67,12 +71,24 @@ pub fn probe_each(hosts: &[Host]) -> Vec<Result<ProbeReport, HostError>> {
     })
 }
 
+/// How the host is reached beyond its address: ` via HOP,HOP` or ` via proxy command`.
+fn route(host: &Host) -> String {
+    if !host.jump.is_empty() {
+        let hops: Vec<String> = host.jump.iter().map(ToString::to_string).collect();
+        return format!(" via {}", hops.join(","));
+    }
+    match &host.proxy_command {
+        Some(command) => format!(" via `{command}`"),
+        None => String::new(),
+    }
+}
+
 fn row(host: &Host, result: Result<ProbeReport, HostError>) -> HostRow {
     let address = match host.transport {
         Transport::Local => "local".to_string(),
         Transport::Ssh if host.port == 22 => host.address.clone(),
         Transport::Ssh => format!("{}:{}", host.address, host.port),
-    };
+    } + &route(host);
     match result {
         Ok(probe) => HostRow {
             name: host.name.clone(),

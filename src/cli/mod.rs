@@ -32,7 +32,7 @@ Exit codes:
   4    the run store could not be written (disk full, run directory removed) or read
        (damaged): dispatch stopped and running tasks were killed; dts retry RUN finishes
        the run once the store is fixed, without re-running recorded successes
-  130  interrupted by Ctrl-C or SIGTERM";
+  130  interrupted by Ctrl-C, SIGTERM or SIGHUP (terminal closed)";
 
 /// Run job arrays across SSH hosts, place every task with a chosen algorithm, and report how
 /// well the work was balanced.
@@ -79,8 +79,13 @@ pub enum Commands {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff): `dts man | man -l -`.
-    Man,
+    /// Print the man page (roff): `dts man | man -l -`; `dts man submit` prints
+    /// dts-submit(1), and so on for every command the page lists.
+    Man {
+        /// The command whose page to print [default: dts(1)].
+        #[arg(value_name = "COMMAND")]
+        command: Option<String>,
+    },
     /// Print the command line dts sends to a host for CMD, wrapper included (for benchmarks;
     /// of the DTS_* variables only DTS_TASK_ID is set).
     #[command(hide = true)]
@@ -94,6 +99,27 @@ pub enum Commands {
     /// The background coordinator of a run (started by --detach).
     #[command(hide = true)]
     Coordinate(RunArg),
+}
+
+impl Commands {
+    /// Whether the command talks to hosts (runs tasks or probes): it keeps SIGPIPE ignored,
+    /// so that a closed stdout stops only its output (a run goes on) and a connection or
+    /// child process that dies mid-write is an error it handles, never a silent death. Its
+    /// results go through [`print_result`].
+    pub fn reaches_hosts(&self) -> bool {
+        matches!(
+            self,
+            Commands::Submit(_) | Commands::Retry(_) | Commands::Coordinate(_) | Commands::Hosts(_)
+        )
+    }
+}
+
+/// Prints `text` on stdout for a command that reaches hosts, where SIGPIPE stays ignored: a
+/// closed stdout (`dts hosts | head`) is not worth a panic there, and changes nothing else.
+pub fn print_result(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 /// A run: its id, a unique prefix or suffix of it, or `last`.
@@ -162,7 +188,7 @@ pub struct RetryArgs {
     /// Only tasks that failed or timed out (not cancelled or never run).
     #[arg(long)]
     pub failed: bool,
-    /// Run in the background; print the run id.
+    /// Run in the background; print the run id (with --json as `{"run_id": ...}`).
     #[arg(long)]
     pub detach: bool,
     #[command(flatten)]
@@ -228,13 +254,15 @@ Examples:
   dts submit --array 1-8 -- 'echo task {} on $(hostname)'
   dts submit -H hosts.toml --array 0-999%50 -- ./work.sh {}
   dts submit -H hosts.toml --items files.txt -- gzip -k {}
+  dts submit -w '8/alice@node[01-16],4/gpu1' --array 0-999 -- ./work.sh {}
   dts submit jobs/hello.toml --retries 2
 
-Placeholders: {} {item} the item, {#} 1-based sequence, {index} array index, {host},
-{item/.} without extension, {item/} basename, {item//} dirname.
+Placeholders: {} {item} the item, {#} 1-based sequence, {index} task index (array index, or
+1-based item number), {host}, {item/.} without extension, {item/} basename, {item//} dirname.
+A command without any placeholder gets the item appended, quoted, as in GNU parallel.
 
 Exit codes: 0 all succeeded, 1 a task failed, 2 usage/config error, 3 no host reachable,
-4 run store failed, 130 interrupted.";
+4 run store failed, 130 interrupted (Ctrl-C, SIGTERM, SIGHUP).";
 
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
@@ -245,6 +273,8 @@ pub struct SubmitArgs {
     /// the local machine].
     #[arg(short = 'H', long = "hosts", value_name = "FILE")]
     pub hosts: Option<PathBuf>,
+    #[command(flatten)]
+    pub reach: ReachArgs,
     /// Array indices in Slurm syntax: 0-99, 1-100:3 (step), 0-999%20 (at most 20 at once), 1,5,9-12.
     #[arg(long, value_name = "SPEC", allow_hyphen_values = true)]
     pub array: Option<String>,
@@ -269,7 +299,8 @@ pub struct SubmitArgs {
     /// Kill a task that runs longer than this (e.g. 90s, 10m).
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
-    /// Seed for random placement, to reproduce a run.
+    /// Seed for random placement (printed when drawn). The same seed places tasks the same
+    /// way only while every task fits at once: later tasks go where slots happen to free.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
     /// Only use hosts with this label.
@@ -281,7 +312,8 @@ pub struct SubmitArgs {
     /// How often hosts are probed for load during a run (0 to probe only at connect).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub probe_interval: Duration,
-    /// Print the plan (which host runs which task) without running anything.
+    /// Print the plan (which host runs which task) without running anything; with --json,
+    /// the plan as JSON.
     #[arg(long)]
     pub dry_run: bool,
     /// With --dry-run: do not connect to the hosts (slots come from the inventory).
@@ -296,18 +328,27 @@ pub struct SubmitArgs {
     /// FILE when the run ends.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
-    /// Run in the background (own session, output in the run directory); print the run id.
+    /// Run in the background (own session, output in the run directory); print the run id
+    /// (with --json as `{"run_id": ...}`).
     #[arg(long, conflicts_with = "dry_run")]
     pub detach: bool,
-    /// Append a GNU parallel-style joblog (Seq, Host, Starttime, JobRuntime, ...) to FILE.
+    /// Append a GNU parallel-style joblog (Seq = task index, Host, Starttime, JobRuntime,
+    /// ...) to FILE; `-` for stdout.
     #[arg(long, value_name = "FILE")]
     pub joblog: Option<PathBuf>,
     /// Wait this long before a failed task runs again.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
     pub retry_delay: Duration,
     /// Start a second copy of a task running FACTOR times longer than the median (default 3),
-    /// once nothing is queued and slots are free; the first copy to succeed wins.
-    #[arg(long, value_name = "FACTOR", num_args = 0..=1, default_missing_value = "3")]
+    /// once nothing is queued and slots are free; the first copy to succeed wins. The factor
+    /// takes `=` (`--speculate=2`), so `--speculate job.toml` leaves the job file alone.
+    #[arg(
+        long,
+        value_name = "FACTOR",
+        num_args = 0..=1,
+        default_missing_value = "3",
+        require_equals = true
+    )]
     pub speculate: Option<f64>,
     /// Pass this variable from dts's environment to every task without ever writing it down
     /// (not in the run store, not on a command line). Repeatable.
@@ -348,7 +389,7 @@ pub struct DisplayArgs {
     #[arg(long, short = 'q')]
     pub quiet: bool,
     /// Print the run document as JSON on stdout at the end (task output then goes only to
-    /// the run store); with --dry-run, the plan.
+    /// the run store).
     #[arg(long)]
     pub json: bool,
 }
@@ -369,13 +410,73 @@ pub struct HostsArgs {
     /// Host inventory (same lookup as `dts submit`).
     #[arg(short = 'H', long = "hosts", value_name = "FILE")]
     pub hosts: Option<PathBuf>,
+    #[command(flatten)]
+    pub reach: ReachArgs,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
 }
 
+/// Which hosts a command reaches and how: sshlogins instead of the inventory, and the
+/// OpenSSH configuration their names resolve through.
+#[derive(Debug, Args)]
+pub struct ReachArgs {
+    /// Hosts as GNU parallel sshlogins, replacing the inventory's: `[N/][user@]host[:port]`,
+    /// comma-separated, nodesets allowed (`8/alice@node[01-16],4/gpu1`; `:` is this machine).
+    /// [defaults] from -H still apply. Repeatable.
+    #[arg(
+        short = 'w',
+        long = "sshlogin",
+        short_alias = 'S',
+        value_name = "LIST",
+        conflicts_with = "login_file"
+    )]
+    pub host_list: Vec<String>,
+    /// Hosts from a file of sshlogins, one per line (`#` comments), replacing the inventory's.
+    #[arg(long = "slf", visible_alias = "sshloginfile", value_name = "FILE")]
+    pub login_file: Option<PathBuf>,
+    /// OpenSSH client configuration to resolve host names with, as `ssh -F FILE`
+    /// [default: [defaults] ssh_config, else ~/.ssh/config when it exists].
+    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+}
+
+impl ReachArgs {
+    /// The inventory request with `hosts` (`-H`).
+    pub fn request(&self, hosts: Option<&std::path::Path>) -> crate::inventory::Request {
+        crate::inventory::Request {
+            hosts_file: hosts.map(std::path::Path::to_path_buf),
+            ssh_config: self.ssh_config.clone(),
+            host_list: (!self.host_list.is_empty()).then(|| self.host_list.join(",")),
+            login_file: self.login_file.clone(),
+        }
+    }
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 500ms, 5s, 2m)"))
+}
+
+/// The man page of dts, or of one of its commands (`dts-submit(1)`, as dts(1) lists them).
+fn man_page(command: Option<&str>) -> Result<clap_mangen::Man, Error> {
+    use clap::CommandFactory;
+    let mut cli = Cli::command().disable_help_subcommand(true);
+    let Some(name) = command else {
+        return Ok(clap_mangen::Man::new(cli));
+    };
+    // Building names each command `dts-NAME`, the title its page goes by.
+    cli.build();
+    let pages: Vec<&clap::Command> = cli.get_subcommands().filter(|c| !c.is_hide_set()).collect();
+    match pages.iter().find(|c| c.get_name() == name) {
+        Some(page) => Ok(clap_mangen::Man::new((*page).clone())),
+        None => {
+            let names: Vec<&str> = pages.iter().map(|c| c.get_name()).collect();
+            Err(Error::Usage(format!(
+                "no man page for '{name}'; the commands are: {}",
+                names.join(", ")
+            )))
+        }
+    }
 }
 
 /// Runs the parsed command; returns the exit code.
@@ -402,9 +503,9 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             clap_complete::generate(shell, &mut Cli::command(), "dts", &mut std::io::stdout());
             Ok(crate::error::exit::SUCCESS)
         }
-        Commands::Man => {
-            use clap::CommandFactory;
-            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+        Commands::Man { command } => {
+            let page = man_page(command.as_deref())?;
+            match page.render(&mut std::io::stdout()) {
                 // `dts man | head` closing the pipe early is fine.
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
                     Err(Error::Runtime(format!("writing the man page: {e}")))
@@ -413,5 +514,29 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             }
         }
         Commands::Simulate(args) => simulate::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn submit(args: &[&str]) -> SubmitArgs {
+        let cli = Cli::try_parse_from([&["dts", "submit"], args].concat()).unwrap();
+        match cli.command {
+            Commands::Submit(args) => *args,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn speculate_does_not_take_the_job_file_as_its_factor() {
+        let args = submit(&["--speculate", "job.toml"]);
+        assert_eq!(args.speculate, Some(3.0));
+        assert_eq!(args.job_file, Some(PathBuf::from("job.toml")));
+        let args = submit(&["job.toml", "--speculate=2.5"]);
+        assert_eq!(args.speculate, Some(2.5));
+        assert_eq!(args.job_file, Some(PathBuf::from("job.toml")));
+        assert_eq!(submit(&["job.toml"]).speculate, None);
     }
 }

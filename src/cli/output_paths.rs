@@ -1,6 +1,6 @@
-//! The files a run writes besides its store (`--joblog`, `--junit`, `--html`), checked before anything
-//! runs: a path that cannot be written is a usage error (exit 2, nothing ran), not a
-//! surprise after the last task.
+//! The files a run writes besides its store (`--joblog`, `--junit`, `--html`), checked
+//! before anything runs: a path that cannot be written is a usage error (exit 2, nothing
+//! ran), not a surprise after the last task.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;

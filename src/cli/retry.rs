@@ -25,8 +25,9 @@ pub fn run(args: RetryArgs) -> Result<i32, Error> {
     if args.detach {
         drop(writer);
         session::detach(&state, &id)?;
-        eprintln!("dts: retrying {queued} task(s) of run {id} in the background; dts status {id}");
-        println!("{id}");
+        let note =
+            format!("retrying {queued} task(s) of run {id} in the background; dts status {id}");
+        session::detached(&id, &note, &args.display.session());
         return Ok(exit::SUCCESS);
     }
     session::run(writer, &args.display.session())

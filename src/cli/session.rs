@@ -52,6 +52,10 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
     let (tasks, prior_attempts): (Vec<_>, Vec<_>) = queued.into_iter().unzip();
     let job = spec.job(tasks)?;
     let secrets = secret_values(&spec.secret_env)?;
+    let stderr_is_terminal = std::io::stderr().is_terminal();
+    if display.progress == ProgressFlag::Bars && !stderr_is_terminal && !display.quiet {
+        eprintln!("dts: {}", progress::BARS_NEED_A_TERMINAL);
+    }
     let config = RunConfig {
         run_id: writer.id().to_string(),
         total_tasks: total,
@@ -65,11 +69,7 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
         } else {
             display.output
         },
-        progress: progress::Mode::resolve(
-            display.progress,
-            display.quiet,
-            std::io::stderr().is_terminal(),
-        ),
+        progress: progress::Mode::resolve(display.progress, display.quiet, stderr_is_terminal),
         quiet: display.quiet,
         job,
     };
@@ -113,12 +113,11 @@ fn report(dir: &Path, spec: &crate::store::RunSpec, display: &Display) -> Result
         detail.last_stderr_line(t)
     });
     if display.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&doc).expect("documents serialise")
-        );
+        let json = serde_json::to_string_pretty(&doc).expect("documents serialise");
+        super::print_result(&format!("{json}\n"));
     } else if !display.quiet {
-        eprint!("{}", end::render(&doc));
+        // Not `eprint!`: after SIGHUP the terminal may be gone, and the run is recorded anyway.
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), end::render(&doc).as_bytes());
     }
     if let Some(path) = &spec.junit {
         let xml = junit::render(&detail, |t| detail.stderr_tail(t, 4096));
@@ -195,6 +194,20 @@ pub fn exit_code(outcome: &RunOutcome) -> Result<i32, Error> {
     } else {
         exit::TASK_FAILED
     })
+}
+
+/// What `--detach` prints once the coordinator holds the run: `note` on stderr (unless
+/// `--quiet`) and the run id on stdout, as `{"run_id": ...}` with `--json`.
+pub fn detached(id: &str, note: &str, display: &Display) {
+    if !display.quiet {
+        eprintln!("dts: {note}");
+    }
+    let text = if display.json {
+        serde_json::json!({ "run_id": id }).to_string()
+    } else {
+        id.to_string()
+    };
+    super::print_result(&format!("{text}\n"));
 }
 
 /// Starts a coordinator for run `id` in the background, in its own session with its output

@@ -10,11 +10,19 @@ use crate::job::{self, JobSpec, Overrides};
 use crate::placement::rng;
 use crate::plan::{self, PlanHost};
 use crate::report;
+use crate::runner::joblog;
 use crate::store::{self, Faults, RunSpec, RunWriter, StateDir, StateEnv};
 
 pub fn run(args: SubmitArgs) -> Result<i32, Error> {
     let env = inventory::Env::from_process();
-    let inventory = inventory::resolve(args.hosts.as_deref(), &env)?;
+    let built = inventory::build(&args.reach.request(args.hosts.as_deref()), &env)?;
+    if !args.display.quiet {
+        built
+            .warnings
+            .iter()
+            .for_each(|w| eprintln!("dts: warning: {w}"));
+    }
+    let inventory = built.inventory;
     let job = job::build(&overrides(&args), &mut std::io::stdin().lock())?;
     let hosts = eligible_hosts(inventory.hosts, args.constraint.as_deref())?;
     if !(args.epsilon > 0.0 && args.epsilon.is_finite()) {
@@ -37,8 +45,8 @@ pub fn run(args: SubmitArgs) -> Result<i32, Error> {
     if args.detach {
         drop(writer);
         session::detach(&state, &id)?;
-        eprintln!("dts: run {id} started in the background; dts status {id}");
-        println!("{id}");
+        let note = format!("run {id} started in the background; dts status {id}");
+        session::detached(&id, &note, &args.display.session());
         return Ok(exit::SUCCESS);
     }
     session::run(writer, &args.display.session())
@@ -51,7 +59,7 @@ fn run_spec(
     hosts: Vec<Host>,
     seed: u64,
 ) -> Result<RunSpec, Error> {
-    let joblog = absolute(args.joblog.as_ref())?;
+    let joblog = joblog_path(args)?;
     Ok(RunSpec {
         name: job.name.clone(),
         command: job.command.spec().clone(),
@@ -84,6 +92,21 @@ fn html_path(args: &SubmitArgs) -> Result<Option<std::path::PathBuf>, Error> {
         )),
         path => Ok(path.clone()),
     }
+}
+
+/// `--joblog FILE` made absolute for the background coordinator; `-` (stdout, as in GNU
+/// parallel) stays as it is, and needs a stdout of its own.
+fn joblog_path(args: &SubmitArgs) -> Result<Option<std::path::PathBuf>, Error> {
+    if args.joblog.as_deref() != Some(std::path::Path::new(joblog::STDOUT)) {
+        return absolute(args.joblog.as_ref());
+    }
+    if args.display.json || args.detach {
+        let flag = if args.detach { "--detach" } else { "--json" };
+        return Err(Error::Usage(format!(
+            "--joblog - writes the joblog on stdout, which {flag} uses for the run id or document; give --joblog a file"
+        )));
+    }
+    Ok(args.joblog.clone())
 }
 
 /// The fault-handling flags, checked.
@@ -137,12 +160,10 @@ fn dry_run(args: &SubmitArgs, job: &JobSpec, hosts: &[Host], seed: u64) -> Resul
         .collect();
     let plan = plan::build(job, &plan_hosts, seed, args.epsilon);
     if args.display.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&plan).expect("plan serialises")
-        );
+        let json = serde_json::to_string_pretty(&plan).expect("plan serialises");
+        super::print_result(&format!("{json}\n"));
     } else {
-        print!("{}", report::plan::render(&plan));
+        super::print_result(&report::plan::render(&plan));
     }
     if plan.hosts.iter().all(|h| h.excluded.is_some()) {
         let errors = plan

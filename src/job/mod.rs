@@ -9,7 +9,11 @@
 //! Items come from exactly one source: `--array` or `--items` on the command line, else one
 //! of `items_file`, `array` or `items` in the job file, else a single task with an empty
 //! item. An array task's item is its index in decimal. An items file has one item per line,
-//! split on `\n` only and kept byte for byte; its task index is the 0-based line number.
+//! split on `\n` only and kept byte for byte; its task index is the 1-based line number.
+//!
+//! Tasks go by one number everywhere (`[host index]`, `dts logs`, the joblog's Seq,
+//! `DTS_TASK_ID`): the task index, which is the array index for an array and the 1-based
+//! item number otherwise. Only `{#}` differs: GNU parallel's 1-based sequence number.
 
 pub mod array;
 mod file;
@@ -28,9 +32,10 @@ pub use template::{Context, Template, TemplateSpec};
 /// One element of the job array.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
-    /// 1-based position in the job (`{#}`, `DTS_TASK_ID`).
+    /// 1-based position in the job (`{#}`).
     pub seq: u32,
-    /// Array index (`{index}`, `DTS_ARRAY_INDEX`); for items, the 0-based line number.
+    /// The task's number everywhere (`{index}`, `DTS_TASK_ID`, `DTS_ARRAY_INDEX`, the joblog):
+    /// the array index; for items, the 1-based item (line) number.
     pub index: u64,
     /// The item, byte-exact (`{}`, `{item}`).
     pub item: Box<[u8]>,
@@ -116,7 +121,21 @@ pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Err
     };
     let command = resolve_command(&overrides.command, file.command)?;
     let secret_env = secret_names(&overrides.secret_env, file.secret_env, &file.env)?;
+    let from_items = overrides.items.is_some()
+        || (overrides.array.is_none()
+            && file
+                .source
+                .as_ref()
+                .is_some_and(|s| !matches!(s, FileSource::Array(..))));
     let (tasks, throttle) = resolve_tasks(overrides, file.source, stdin)?;
+    // As in GNU parallel, a command without placeholders gets each item appended. An array
+    // does not, as in Slurm: its index is in DTS_ARRAY_INDEX, and `kill -TERM $$` must not
+    // become `kill -TERM $$ 1`. A job without items runs its command as written.
+    let command = if from_items {
+        command.with_item_appended()
+    } else {
+        command
+    };
     Ok(JobSpec {
         name: file.name.unwrap_or_else(|| default_name(overrides)),
         command,
@@ -269,11 +288,11 @@ fn read_items_flag(path: &Path, stdin: &mut dyn Read) -> Result<(PathBuf, Vec<u8
     Ok((path.to_path_buf(), data))
 }
 
-/// The task of a job without items: index 0, empty item.
+/// The task of a job without items: task 1, empty item.
 fn single_task() -> Task {
     Task {
         seq: 1,
-        index: 0,
+        index: 1,
         item: Box::default(),
     }
 }
@@ -357,7 +376,7 @@ fn first_nul(lines: &[&[u8]]) -> Option<(usize, usize)> {
     })
 }
 
-/// Tasks in order: `seq` from 1, `index` from 0.
+/// Tasks in order: `seq` and `index` from 1.
 fn numbered(items: impl ExactSizeIterator<Item = Vec<u8>>) -> Result<Vec<Task>, Error> {
     if u32::try_from(items.len()).is_err() {
         let message = format!(
@@ -371,7 +390,7 @@ fn numbered(items: impl ExactSizeIterator<Item = Vec<u8>>) -> Result<Vec<Task>, 
         .enumerate()
         .map(|(i, item)| Task {
             seq: i as u32 + 1,
-            index: i as u64,
+            index: i as u64 + 1,
             item: item.into_boxed_slice(),
         })
         .collect())

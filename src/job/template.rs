@@ -213,6 +213,33 @@ impl Template {
     pub fn uses_host(&self) -> bool {
         self.uses_host
     }
+
+    /// Whether any placeholder appears.
+    pub fn has_placeholder(&self) -> bool {
+        let any = |pieces: &[Piece]| pieces.iter().any(|p| matches!(p, Piece::Value(_)));
+        match &self.body {
+            Body::Line(pieces) => any(pieces),
+            Body::Argv(words) => words.iter().any(|w| any(&w.pieces)),
+        }
+    }
+
+    /// GNU parallel's rule for a command without any placeholder: the item is appended,
+    /// quoted (` {}` after a shell line, one more word `{}` after an argv). Other commands
+    /// and keys are returned as they are.
+    pub fn with_item_appended(self) -> Template {
+        if self.has_placeholder() {
+            return self;
+        }
+        let appended = match &self.spec {
+            TemplateSpec::Shell(line) => Template::shell(&format!("{line} {{}}")),
+            TemplateSpec::Argv(words) => {
+                Template::argv(&[words.as_slice(), &["{}".to_string()]].concat())
+            }
+            TemplateSpec::Key(_) => return self,
+        };
+        // The template parsed before; one more placeholder cannot make it invalid.
+        appended.unwrap_or(self)
+    }
 }
 
 impl Word {

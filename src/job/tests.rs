@@ -78,7 +78,7 @@ fn flags_alone_give_defaults() {
         job.tasks,
         [Task {
             seq: 1,
-            index: 0,
+            index: 1,
             item: Box::default()
         }]
     );
@@ -231,7 +231,11 @@ fn items_file_is_byte_exact() {
         b"last",
     ];
     assert_eq!(items(&job), expected);
-    assert_eq!(indices(&job), [0, 1, 2, 3, 4, 5]);
+    assert_eq!(
+        indices(&job),
+        [1, 2, 3, 4, 5, 6],
+        "items are numbered from 1"
+    );
     assert_eq!(
         job.tasks.iter().map(|t| t.seq).collect::<Vec<_>>(),
         [1, 2, 3, 4, 5, 6]
@@ -265,7 +269,7 @@ fn items_from_stdin() {
     overrides.items = Some("-".into());
     let job = build(&overrides, &mut &b"x y\n\n\xc3\n"[..]).unwrap();
     assert_eq!(items(&job), [&b"x y"[..], b"", b"\xc3"]);
-    assert_eq!(indices(&job), [0, 1, 2]);
+    assert_eq!(indices(&job), [1, 2, 3]);
 }
 
 #[test]
@@ -341,7 +345,7 @@ fn items_list_in_the_file() {
     let (_dir, overrides) = job_file("command = \"echo {}\"\nitems = [\"a\", \"\", \"c d\"]\n");
     let job = run(&overrides).unwrap();
     assert_eq!(items(&job), [&b"a"[..], b"", b"c d"]);
-    assert_eq!(indices(&job), [0, 1, 2]);
+    assert_eq!(indices(&job), [1, 2, 3]);
 }
 
 #[test]
@@ -574,4 +578,31 @@ fn secret_env_names_come_from_file_and_flags() {
     let (_dir, overrides) =
         job_file("command = \"true\"\nenv = { K = \"v\" }\nsecret_env = [\"K\"]\n");
     assert!(error(&overrides).contains("K is both in env and secret_env"));
+}
+
+#[test]
+fn no_placeholder_in_the_command_appends_the_item_as_parallel_does() {
+    // An array is Slurm's: nothing appended, the index is in DTS_ARRAY_INDEX.
+    let mut overrides = with_command("kill -TERM $$");
+    overrides.array = Some("1-2".into());
+    let job = run(&overrides).unwrap();
+    assert_eq!(render(&job, 1), "kill -TERM $$");
+    let overrides = Overrides {
+        command: vec!["printf".into(), "%s\\n".into()],
+        items: Some("-".into()),
+        ..Overrides::default()
+    };
+    let job = build(&overrides, &mut &b"a b\n$(x)\n"[..]).unwrap();
+    assert_eq!(render(&job, 0), "printf '%s\\n' 'a b'");
+    assert_eq!(render(&job, 1), "printf '%s\\n' '$(x)'");
+    // Any placeholder, not only the item's, means the command says where values go.
+    let (_dir, overrides) = job_file("command = \"echo {#}\"\nitems = [\"a\", \"b\"]\n");
+    assert_eq!(render(&run(&overrides).unwrap(), 1), "echo 2");
+    // Without items, the one task runs the command as written.
+    assert_eq!(
+        render(&run(&with_command("echo hi")).unwrap(), 0),
+        "echo hi"
+    );
+    let (_dir, overrides) = job_file("command = \"wc -c\"\nitems = [\"f\"]\n");
+    assert_eq!(render(&run(&overrides).unwrap(), 0), "wc -c f");
 }

@@ -29,11 +29,18 @@ pub enum Mode {
     None,
 }
 
+/// Why `--progress bars` shows plain lines instead: bars cannot be drawn off a terminal.
+pub const BARS_NEED_A_TERMINAL: &str =
+    "--progress bars needs a terminal on stderr; printing plain progress lines instead";
+
 impl Mode {
+    /// What to draw; `--progress bars` off a terminal falls back to plain lines (say so
+    /// with [`BARS_NEED_A_TERMINAL`]), as the bars would not draw at all there.
     pub fn resolve(flag: ProgressFlag, quiet: bool, stderr_is_terminal: bool) -> Mode {
         match (quiet, flag) {
             (true, _) | (_, ProgressFlag::None) => Mode::None,
-            (_, ProgressFlag::Bars) => Mode::Bars,
+            (_, ProgressFlag::Bars) if stderr_is_terminal => Mode::Bars,
+            (_, ProgressFlag::Bars) => Mode::Plain,
             (_, ProgressFlag::Plain) => Mode::Plain,
             (_, ProgressFlag::Auto) if stderr_is_terminal => Mode::Bars,
             (_, ProgressFlag::Auto) => Mode::Plain,
@@ -321,5 +328,11 @@ mod tests {
         assert_eq!(Mode::resolve(ProgressFlag::Bars, true, true), Mode::None);
         assert_eq!(Mode::resolve(ProgressFlag::None, false, true), Mode::None);
         assert_eq!(Mode::resolve(ProgressFlag::Plain, false, true), Mode::Plain);
+    }
+
+    #[test]
+    fn progress_bars_off_a_terminal_fall_back_to_plain_lines() {
+        assert_eq!(Mode::resolve(ProgressFlag::Bars, false, true), Mode::Bars);
+        assert_eq!(Mode::resolve(ProgressFlag::Bars, false, false), Mode::Plain);
     }
 }

@@ -10,7 +10,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -18,7 +18,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use super::hosts::{BACKOFF, Conn, ConnState, HostRt, HostState, Quarantine};
-use super::output::{LineBuf, OutputMode, write_tagged};
+use super::output::{LineBuf, OutputMode, copy_block, write_piece};
 use super::{AttemptRecord, HostRecord, Outcome, RunConfig, RunOutcome, Stop, TaskRecord, joblog};
 use crate::error::Error;
 use crate::inventory::Transport;
@@ -131,7 +131,7 @@ pub struct Dispatcher {
     store_error: Option<String>,
     /// Commands decided this turn, sent once the store has committed.
     outbox: Vec<(usize, usize, Command)>,
-    joblog: Option<BufWriter<File>>,
+    joblog: Option<joblog::Sink>,
     /// Task output and notes of this turn, written out together (around the progress bars).
     out: Vec<u8>,
     err: Vec<u8>,
@@ -215,13 +215,16 @@ impl Dispatcher {
                 ..ssh::Options::default()
             }),
         };
+        let mut out = Vec::new();
         let joblog = match &cfg.spec.joblog {
-            Some(path) => Some(BufWriter::new(joblog::open(path).map_err(|source| {
-                Error::ReadFile {
-                    path: path.clone(),
-                    source,
-                }
-            })?)),
+            Some(path) => {
+                Some(
+                    joblog::Sink::open(path, &mut out).map_err(|source| Error::ReadFile {
+                        path: path.clone(),
+                        source,
+                    })?,
+                )
+            }
             None => None,
         };
         Ok(Dispatcher {
@@ -241,7 +244,7 @@ impl Dispatcher {
             store_error: None,
             outbox: Vec::new(),
             joblog,
-            out: Vec::new(),
+            out,
             err: Vec::new(),
             output_broken: false,
             progress: Progress::new(cfg.progress, cfg.job.tasks.len(), cfg.hosts.len()),
@@ -278,6 +281,8 @@ impl Dispatcher {
             |e: std::io::Error| Error::Runtime(format!("cannot handle signals: {e}"));
         let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
         let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
+        // The terminal closed: stop as for TERM, so the run is recorded and reported.
+        let mut sighup = signal(SignalKind::hangup()).map_err(signal_error)?;
         let mut sigusr1 = signal(SignalKind::user_defined1()).map_err(signal_error)?;
         for h in 0..self.hosts.len() {
             self.open_wanted_conns(h);
@@ -306,6 +311,7 @@ impl Dispatcher {
                 () = sleep_until(deadline) => self.fire_timers(),
                 _ = sigint.recv() => self.stop(Stop::Interrupted),
                 _ = sigterm.recv() => self.stop(Stop::Interrupted),
+                _ = sighup.recv() => self.stop(Stop::Interrupted),
                 _ = sigusr1.recv() => self.take_control(),
             }
         }
@@ -327,33 +333,41 @@ impl Dispatcher {
     }
 
     fn show_progress(&mut self) {
-        let hosts = &self.hosts;
-        let (total, done, failed, running, paused) = (
+        let (hosts, launches) = (&self.hosts, &self.launches);
+        let (total, done, failed, paused) = (
             self.cfg.job.tasks.len(),
             self.done,
             self.failed,
-            self.running,
             self.paused,
         );
         let elapsed = self.started.elapsed();
-        self.progress.update(|| Snapshot {
-            total,
-            done,
-            failed,
-            running,
-            elapsed,
-            paused,
-            hosts: hosts
-                .iter()
-                .map(|h| HostLine {
-                    name: h.spec.name.clone(),
-                    state: h.state_label(),
-                    running: h.running,
-                    slots: h.capacity(),
-                    done: h.done,
-                    failed: h.failed,
-                })
-                .collect(),
+        self.progress.update(|| {
+            // Running means started on its host, not dispatched: a launch waiting for its
+            // channel (a host still connecting) is not running yet.
+            let mut running = vec![0u32; hosts.len()];
+            for launch in launches.values().filter(|l| l.started.is_some()) {
+                running[launch.host] += 1;
+            }
+            Snapshot {
+                total,
+                done,
+                failed,
+                running: running.iter().sum(),
+                elapsed,
+                paused,
+                hosts: hosts
+                    .iter()
+                    .zip(&running)
+                    .map(|(h, &running)| HostLine {
+                        name: h.spec.name.clone(),
+                        state: h.state_label(),
+                        running,
+                        slots: h.capacity(),
+                        done: h.done,
+                        failed: h.failed,
+                    })
+                    .collect(),
+            }
         });
     }
 
@@ -455,15 +469,15 @@ impl Dispatcher {
             host: &rt.spec.name,
         };
         let command = job.command.render(&ctx);
-        let (seq, count, index, attempt) = (
-            t.seq.to_string(),
+        let (count, index, attempt) = (
             self.cfg.total_tasks.to_string(),
             t.index.to_string(),
             self.tasks[task].attempt.to_string(),
         );
         let mut env: Vec<(&str, &str)> = vec![
             ("DTS_RUN_ID", &self.cfg.run_id),
-            ("DTS_TASK_ID", &seq),
+            // One numbering everywhere: the task index (as in `[host index]` and the joblog).
+            ("DTS_TASK_ID", &index),
             ("DTS_TASK_COUNT", &count),
             ("DTS_ARRAY_INDEX", &index),
             ("DTS_HOST", &rt.spec.name),
@@ -791,7 +805,7 @@ impl Dispatcher {
             Stream::Stdout => (&mut launch.stdout, &mut self.out),
             Stream::Stderr => (&mut launch.stderr, &mut self.err),
         };
-        let _ = buf.feed(data, |line| write_tagged(writer, tag, line));
+        let _ = buf.feed(data, |piece| write_piece(writer, tag, piece));
         self.record(recorded);
         if self.out.len() + self.err.len() > OUTPUT_BUFFER {
             self.flush();
@@ -813,10 +827,10 @@ impl Dispatcher {
         };
         let _ = launch
             .stdout
-            .finish(|l| write_tagged(&mut self.out, tag, l));
+            .finish(|piece| write_piece(&mut self.out, tag, piece));
         let _ = launch
             .stderr
-            .finish(|l| write_tagged(&mut self.err, tag, l));
+            .finish(|piece| write_piece(&mut self.err, tag, piece));
         Some(launch)
     }
 
@@ -831,11 +845,11 @@ impl Dispatcher {
         let result = self.progress.suspend(|| -> std::io::Result<()> {
             if let Ok(mut file) = File::open(&paths[0]) {
                 let mut out = std::io::stdout().lock();
-                std::io::copy(&mut file, &mut out)?;
+                copy_block(&mut file, &mut out)?;
                 out.flush()?;
             }
             if let Ok(mut file) = File::open(&paths[1]) {
-                std::io::copy(&mut file, &mut std::io::stderr().lock())?;
+                copy_block(&mut file, &mut std::io::stderr().lock())?;
             }
             Ok(())
         });
@@ -928,7 +942,7 @@ impl Dispatcher {
             return;
         };
         let entry = joblog::Entry {
-            seq: self.cfg.job.tasks[launch.task].seq,
+            seq: self.cfg.job.tasks[launch.task].index,
             host: &self.hosts[launch.host].spec.name,
             start: (self.started_epoch + started.saturating_duration_since(self.started))
                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -937,9 +951,10 @@ impl Dispatcher {
             runtime: at.saturating_duration_since(started).as_secs_f64(),
             received: launch.received,
             status,
+            timed_out: launch.kill == Some(Kill::Timeout),
             command: launch.command.as_deref().unwrap_or(""),
         };
-        let _ = log.write_all(joblog::line(&entry).as_bytes());
+        log.write(&entry, &mut self.out);
     }
 
     /// A launch that did not run to its end through no fault of the task: the host refused
@@ -1348,7 +1363,7 @@ impl Dispatcher {
     /// Writes this turn's output and notes, with the progress bars out of the way.
     fn flush(&mut self) {
         if let Some(log) = self.joblog.as_mut() {
-            let _ = log.flush();
+            log.flush();
         }
         if self.out.is_empty() && self.err.is_empty() {
             return;

@@ -87,7 +87,8 @@ impl StateDir {
             .mode(0o700)
             .create(&self.root)
             .map_err(io)?;
-        let owner = std::fs::metadata(&self.root).map_err(io)?.uid();
+        let meta = std::fs::metadata(&self.root).map_err(io)?;
+        let owner = meta.uid();
         // SAFETY: getuid has no preconditions.
         let me = unsafe { libc::getuid() };
         if owner != me {
@@ -95,6 +96,9 @@ impl StateDir {
                 "state directory {} belongs to uid {owner}, not to you (uid {me}); set DTS_STATE_DIR to a directory of yours",
                 self.root.display()
             )));
+        }
+        if let Some(warning) = open_mode_warning(&self.root, meta.mode()) {
+            eprintln!("dts: warning: {warning}");
         }
         Ok(())
     }
@@ -154,6 +158,18 @@ impl StateDir {
             ))),
         }
     }
+}
+
+/// What to say about a state directory other users can reach (as OpenSSH warns about a
+/// key or `~/.ssh` with loose permissions): runs hold task output and control requests.
+fn open_mode_warning(root: &Path, mode: u32) -> Option<String> {
+    let mode = mode & 0o777;
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "state directory {} has permissions {mode:04o}: other users can read or change your runs; chmod 700 {0}",
+            root.display()
+        )
+    })
 }
 
 /// Whether a coordinator holds the run's lock (is alive, on this machine).
@@ -286,6 +302,16 @@ mod tests {
                 .to_string()
                 .contains("no run matches")
         );
+    }
+
+    #[test]
+    fn state_dir_open_to_others_gets_a_warning() {
+        let root = Path::new("/s");
+        assert_eq!(open_mode_warning(root, 0o40700), None);
+        let warning = open_mode_warning(root, 0o40777).unwrap();
+        assert!(warning.contains("/s has permissions 0777"), "{warning}");
+        assert!(warning.ends_with("chmod 700 /s"), "{warning}");
+        assert!(open_mode_warning(root, 0o40750).is_some());
     }
 
     #[test]
