@@ -29,6 +29,7 @@ const BINS: usize = 30;
 /// Cells (lanes × columns) of an aggregated timeline.
 const DENSITY_CELLS: usize = 12_000;
 
+/// The page as one self-contained HTML document.
 pub fn render(page: &Page) -> String {
     let doc = &page.doc;
     let mut html = String::with_capacity(4096 + page.bars.len().min(MAX_TASK_NODES) * 300);
@@ -407,7 +408,7 @@ fn task_bar(bar: &Bar, doc: &RunDocument, layout: &Layout, lane: usize) -> Strin
 }
 
 /// What a bar's tooltip says.
-pub fn describe(bar: &Bar, doc: &RunDocument) -> String {
+fn describe(bar: &Bar, doc: &RunDocument) -> String {
     let host = doc.hosts.get(bar.host).map_or("?", |h| h.name.as_str());
     let mut first = format!("task {} · item {}", bar.index, shorten(&bar.item));
     if let Some(key) = &bar.key {
