@@ -162,8 +162,16 @@ fn submit_html_to_stdout_is_refused_before_anything_runs() {
 fn report_during_a_run_draws_running_attempts_then_cancelled_ones() {
     let lab = Lab::start(1);
     let mark = marker("html-live");
+    let written = lab.path("detached.html");
     lab.submit()
-        .args(["--detach", "--array", "1-3", "--"])
+        .args([
+            "--detach",
+            "--array",
+            "1-3",
+            "--html",
+            "detached.html",
+            "--",
+        ])
         .arg(format!("sleep 30 # {mark}"))
         .assert()
         .success();
@@ -198,6 +206,11 @@ fn report_during_a_run_draws_running_attempts_then_cancelled_ones() {
     no_process_left(&mark, Duration::from_secs(10));
     let after = page(&lab);
     assert!(!after.contains("The run is still going"));
+    // The background coordinator wrote the page when the run ended (relative to where
+    // dts submit ran, not to the coordinator's directory).
+    wait_until(Duration::from_secs(10), "the detached run's page", || {
+        std::fs::read_to_string(&written).is_ok_and(|p| p.contains("o-cancelled"))
+    });
     assert_eq!(
         after.matches("class=\"task o-cancelled\"").count(),
         3,
