@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls this).
 # Installs what the end-to-end tests need when it is missing (OpenSSH server and client,
-# pgrep), then checks formatting and lints and runs every test. The tests start their own
-# sshd servers on loopback addresses; nothing in ~/.ssh is touched.
+# pgrep, ip for the network-namespace fault tests, and Chromium for the HTML report's browser
+# test), then checks formatting and lints
+# and runs every test. The tests start their own sshd servers on loopback addresses; nothing
+# in ~/.ssh is touched.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -10,6 +12,8 @@ need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v pgrep >/dev/null || need+=(procps)
+command -v ip >/dev/null || need+=(iproute2)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo

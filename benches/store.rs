@@ -31,6 +31,7 @@ fn spec() -> RunSpec {
         hosts: inventory::local_default(&inventory::Env::default()).hosts,
         joblog: None,
         junit: None,
+        html: None,
         faults: Default::default(),
         secret_env: vec![],
     }

@@ -6,6 +6,7 @@ pub mod control;
 pub mod hosts;
 pub mod logs;
 pub mod output_paths;
+pub mod report;
 pub mod retry;
 pub mod session;
 pub mod simulate;
@@ -60,6 +61,10 @@ pub enum Commands {
     Pause(RunArg),
     /// Start tasks again after `dts pause`.
     Resume(RunArg),
+    /// A run's report: the end-of-run summary, or with --html a self-contained HTML page
+    /// (timeline per host slot, utilisation over time, run-time histogram, figures).
+    #[command(after_help = REPORT_EXAMPLES)]
+    Report(ReportArgs),
     /// Finish a run that was interrupted, cancelled or failed, under the same run id.
     Retry(RetryArgs),
     /// Remove old or damaged runs from the state directory.
@@ -157,6 +162,22 @@ pub struct LogsArgs {
     /// attempt only.
     #[arg(long, short = 'f', requires = "task")]
     pub follow: bool,
+}
+
+const REPORT_EXAMPLES: &str = "\
+Examples:
+  dts report last                         the end-of-run summary of the latest run
+  dts report last --html run.html         the page, for a browser (works offline)
+  dts report 0731 --html - | gzip > run.html.gz";
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Run id, a unique part of it, or `last`; during the run or after it.
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// Write a self-contained HTML page about the run to FILE (- for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -303,6 +324,10 @@ pub struct SubmitArgs {
     /// Write a JUnit XML report (one test case per task) to FILE when the run ends.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Write the run's HTML report (timeline, utilisation, figures: dts report --html) to
+    /// FILE when the run ends.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Run in the background (own session, output in the run directory); print the run id
     /// (with --json as `{"run_id": ...}`).
     #[arg(long, conflicts_with = "dry_run")]
@@ -463,6 +488,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Commands::Cancel(arg) => control::run(control::Request::Cancel, &arg.run),
         Commands::Pause(arg) => control::run(control::Request::Pause, &arg.run),
         Commands::Resume(arg) => control::run(control::Request::Resume, &arg.run),
+        Commands::Report(args) => report::run(args),
         Commands::Retry(args) => retry::run(args),
         Commands::Clean(args) => clean::run(args),
         Commands::Coordinate(arg) => {

@@ -1,6 +1,6 @@
-//! The files a run writes besides its store (`--joblog`, `--junit`), checked before anything
-//! runs: a path that cannot be written is a usage error (exit 2, nothing ran), not a
-//! surprise after the last task.
+//! The files a run writes besides its store (`--joblog`, `--junit`, `--html`), checked
+//! before anything runs: a path that cannot be written is a usage error (exit 2, nothing
+//! ran), not a surprise after the last task.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -11,13 +11,21 @@ use crate::store::RunSpec;
 
 /// Checks every output file the run's spec names.
 pub fn check(spec: &RunSpec) -> Result<(), Error> {
-    for (flag, path) in [("--joblog", &spec.joblog), ("--junit", &spec.junit)] {
+    for (flag, path) in [
+        ("--joblog", &spec.joblog),
+        ("--junit", &spec.junit),
+        ("--html", &spec.html),
+    ] {
         if let Some(path) = path {
-            writable(path)
-                .map_err(|why| Error::Usage(format!("{flag} {}: {why}", path.display())))?;
+            check_path(flag, path)?;
         }
     }
     Ok(())
+}
+
+/// Checks the file one flag names: a usage error naming the flag and the path.
+pub fn check_path(flag: &str, path: &Path) -> Result<(), Error> {
+    writable(path).map_err(|why| Error::Usage(format!("{flag} {}: {why}", path.display())))
 }
 
 /// Whether `path` can be opened for writing, or created, without touching it.

@@ -10,7 +10,7 @@ pub fn run(args: RetryArgs) -> Result<i32, Error> {
     let state = StateDir::locate(&StateEnv::from_process())?;
     let id = state.resolve(&args.run)?;
     let mut writer = RunWriter::open(&state, &id)?;
-    // The saved --joblog and --junit paths may have gone since the run began.
+    // The saved --joblog, --junit and --html paths may have gone since the run began.
     output_paths::check(&writer.spec()?).map_err(|e| {
         Error::Usage(format!(
             "run {id} was submitted with {e}; make the path writable again"

@@ -104,7 +104,7 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
 
 /// The end report on stderr (or the JSON document on stdout) and the JUnit file.
 fn report(dir: &Path, spec: &crate::store::RunSpec, display: &Display) -> Result<(), Error> {
-    if display.quiet && !display.json && spec.junit.is_none() {
+    if display.quiet && !display.json && spec.junit.is_none() && spec.html.is_none() {
         return Ok(());
     }
     let detail = reader::detail_in(dir)?;
@@ -127,6 +127,9 @@ fn report(dir: &Path, spec: &crate::store::RunSpec, display: &Display) -> Result
                 path.display()
             ))
         })?;
+    }
+    if let Some(path) = &spec.html {
+        super::report::write_page(path, &detail, doc, store::epoch_now())?;
     }
     Ok(())
 }

@@ -90,9 +90,14 @@ fn one(state: &StateDir, id: &str, json: bool) -> Result<(String, bool), Error> 
     let text = if json {
         serde_json::to_string_pretty(&doc).expect("documents serialise") + "\n"
     } else {
-        status::run(&detail.run, &detail.hosts, &doc, now)
+        status::run(&detail.run, &detail.hosts, &doc, now) + &report_hint(id)
     };
     Ok((text, finished))
+}
+
+/// How to see the run as a page.
+fn report_hint(id: &str) -> String {
+    format!("see it: dts report {id} --html FILE (timeline per host slot, utilisation, figures)\n")
 }
 
 /// A run whose store cannot be read: its state is `damaged`, and that is final.

@@ -80,9 +80,20 @@ fn run_spec(
         hosts,
         joblog,
         junit: absolute(args.junit.as_ref())?,
+        html: absolute(html_path(args)?.as_ref())?,
         faults: faults(args)?,
         secret_env: job.secret_env.clone(),
     })
+}
+
+/// `--html FILE`; not `-`: standard output carries the tasks' output.
+fn html_path(args: &SubmitArgs) -> Result<Option<std::path::PathBuf>, Error> {
+    match &args.html {
+        Some(path) if path.as_os_str() == "-" => Err(Error::Usage(
+            "--html -: give a file (standard output carries the tasks' output); dts report RUN --html - prints the page".into(),
+        )),
+        path => Ok(path.clone()),
+    }
 }
 
 /// `--joblog FILE` made absolute for the background coordinator; `-` (stdout, as in GNU

@@ -160,7 +160,7 @@ fn failures(doc: &RunDocument) -> String {
 /// Hosts that left the run without finishing a task, folded by error like `dshbak -c`
 /// ([`crate::fold`]); one that never connected and has no error was still connecting when
 /// the run ended.
-fn hosts_left_out(hosts: &[HostDoc]) -> String {
+pub fn hosts_left_out(hosts: &[HostDoc]) -> String {
     let left_out = hosts.iter().filter(|h| h.tasks == 0).filter_map(|h| {
         let error = match &h.error {
             Some(error) => error.as_str(),

@@ -5,6 +5,7 @@ pub mod compare;
 pub mod document;
 pub mod end;
 pub mod hosts_table;
+pub mod html;
 pub mod junit;
 pub mod plan;
 pub mod progress;

@@ -32,6 +32,9 @@ pub struct RunSpec {
     /// JUnit XML report rewritten at the end of every session.
     #[serde(default)]
     pub junit: Option<PathBuf>,
+    /// HTML report (`dts report RUN --html`) rewritten at the end of every session.
+    #[serde(default)]
+    pub html: Option<PathBuf>,
     /// Fault handling: see [`Faults`].
     #[serde(default)]
     pub faults: Faults,

@@ -752,6 +752,7 @@ mod tests {
             hosts: crate::inventory::local_default(&crate::inventory::Env::default()).hosts,
             joblog: None,
             junit: None,
+            html: None,
             faults: Default::default(),
             secret_env: vec![],
         }
