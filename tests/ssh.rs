@@ -336,64 +336,24 @@ fn dts_hosts_probes_every_host() {
 #[test]
 fn every_identity_in_ssh_agent_is_offered() {
     let lab = Lab::start(1);
-    let text = std::fs::read_to_string(lab.inventory()).unwrap();
-    let without_identity: String = text
-        .lines()
-        .filter(|l| !l.starts_with("identity"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(lab.inventory(), without_identity).unwrap();
+    drop_identity(&lab);
     keygen(&lab.path("strangerkey"));
-    let socket = lab.path("agent.sock");
-    let agent = std::process::Command::new("ssh-agent")
-        .arg("-D")
-        .arg("-a")
-        .arg(&socket)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("ssh-agent");
-    let _agent = KillOnDrop(agent);
-    wait_until(Duration::from_secs(10), "ssh-agent socket", || {
-        socket.exists()
-    });
-    let add = |key: &str| {
-        let added = std::process::Command::new("ssh-add")
-            .arg(lab.path(key))
-            .env("SSH_AUTH_SOCK", &socket)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert!(added.success());
-    };
-    add("strangerkey");
-    dts(lab.dir.path())
-        .env("SSH_AUTH_SOCK", &socket)
-        .args(["submit", "-H"])
-        .arg(lab.inventory())
-        .args(["--array", "1", "--", "true"])
-        .assert()
+    let agent = Agent::start(&lab);
+    agent.add(&lab.path("strangerkey"));
+    agent
+        .submit(&lab, &["--array", "1", "--", "true"])
         .code(3)
         .stderr(contains("tried: ssh-agent SHA256:"));
-    add("userkey");
-    dts(lab.dir.path())
-        .env("SSH_AUTH_SOCK", &socket)
-        .args(["submit", "-H"])
-        .arg(lab.inventory())
-        .args(["--array", "1-3", "--", "true"])
-        .assert()
+    agent.add(&lab.path("userkey"));
+    agent
+        .submit(&lab, &["--array", "1-3", "--", "true"])
         .success();
 }
 
 #[test]
 fn authenticates_with_ssh_agent_and_default_key_files() {
     let lab = Lab::start(1);
-    let text = std::fs::read_to_string(lab.inventory()).unwrap();
-    let without_identity: String = text
-        .lines()
-        .filter(|l| !l.starts_with("identity"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(lab.inventory(), without_identity).unwrap();
+    drop_identity(&lab);
     // No identity configured, no agent, no ~/.ssh keys: refused.
     lab.submit()
         .args(["--array", "1", "--", "true"])
@@ -401,31 +361,10 @@ fn authenticates_with_ssh_agent_and_default_key_files() {
         .code(3)
         .stderr(contains("tried: nothing"));
     // ssh-agent holding the key.
-    let socket = lab.path("agent.sock");
-    let agent = std::process::Command::new("ssh-agent")
-        .arg("-D")
-        .arg("-a")
-        .arg(&socket)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("ssh-agent");
-    let _agent = KillOnDrop(agent);
-    wait_until(Duration::from_secs(10), "ssh-agent socket", || {
-        socket.exists()
-    });
-    let added = std::process::Command::new("ssh-add")
-        .arg(lab.path("userkey"))
-        .env("SSH_AUTH_SOCK", &socket)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(added.success());
-    dts(lab.dir.path())
-        .env("SSH_AUTH_SOCK", &socket)
-        .args(["submit", "-H"])
-        .arg(lab.inventory())
-        .args(["--array", "1-3", "--", "true"])
-        .assert()
+    let agent = Agent::start(&lab);
+    agent.add(&lab.path("userkey"));
+    agent
+        .submit(&lab, &["--array", "1-3", "--", "true"])
         .success();
     // ~/.ssh/id_ed25519 without an agent.
     std::fs::create_dir_all(lab.path(".ssh")).unwrap();
@@ -434,6 +373,65 @@ fn authenticates_with_ssh_agent_and_default_key_files() {
         .args(["--array", "1-3", "--", "true"])
         .assert()
         .success();
+}
+
+/// Takes the `identity` line out of the lab's inventory: keys come from the agent or
+/// `~/.ssh`.
+fn drop_identity(lab: &Lab) {
+    let text = std::fs::read_to_string(lab.inventory()).unwrap();
+    let without_identity: String = text
+        .lines()
+        .filter(|l| !l.starts_with("identity"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(lab.inventory(), without_identity).unwrap();
+}
+
+/// An ssh-agent of the test's own, on a socket in the lab dir; killed on drop.
+struct Agent {
+    socket: std::path::PathBuf,
+    _process: KillOnDrop,
+}
+
+impl Agent {
+    fn start(lab: &Lab) -> Agent {
+        let socket = lab.path("agent.sock");
+        let process = std::process::Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("ssh-agent");
+        let agent = Agent {
+            socket,
+            _process: KillOnDrop(process),
+        };
+        wait_until(Duration::from_secs(10), "ssh-agent socket", || {
+            agent.socket.exists()
+        });
+        agent
+    }
+
+    fn add(&self, key: &std::path::Path) {
+        let added = std::process::Command::new("ssh-add")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", &self.socket)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(added.success());
+    }
+
+    /// `dts submit` on the lab's hosts with this agent.
+    fn submit(&self, lab: &Lab, args: &[&str]) -> assert_cmd::assert::Assert {
+        dts(lab.dir.path())
+            .env("SSH_AUTH_SOCK", &self.socket)
+            .args(["submit", "-H"])
+            .arg(lab.inventory())
+            .args(args)
+            .assert()
+    }
 }
 
 #[test]

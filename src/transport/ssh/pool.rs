@@ -163,9 +163,8 @@ impl Pool {
         wake: &UnixStream,
         wake_pending: &std::sync::atomic::AtomicBool,
     ) -> Result<(), HostError> {
-        if let Some(script) = self.guard_script.take() {
+        if self.guard_script.is_some() {
             self.queue.push_front(Job::Guard);
-            self.guard_script = Some(script);
         }
         loop {
             self.check_own_pause();
