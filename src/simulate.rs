@@ -5,7 +5,9 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use crate::placement::{self, Algorithm, HostView, Liveness, Params, TaskRef, rng::SplitMix64};
+use crate::placement::{
+    self, Algorithm, HostView, Liveness, Params, Placement, TaskRef, rng::SplitMix64,
+};
 use crate::stats::{self, Attempt, Capacity, Stats, TaskTimes};
 
 /// A simulated host.
@@ -61,7 +63,15 @@ pub fn run(
         hosts: hosts.iter().map(|h| (h.name.clone(), h.weight)).collect(),
         total_tasks: tasks.len(),
     };
-    let mut placement = placement::new(algorithm, &params);
+    run_placement(placement::new(algorithm, &params), hosts, tasks)
+}
+
+/// [`run`] with a placement already built.
+pub fn run_placement(
+    mut placement: Box<dyn Placement + Send>,
+    hosts: &[SimHost],
+    tasks: &[SimTask],
+) -> Vec<Placed> {
     for (id, t) in tasks.iter().enumerate() {
         placement.push(TaskRef {
             id: id as u32,
@@ -95,16 +105,22 @@ pub fn run(
                 finished,
                 hit,
             });
-            finishing.push(Finish { at: finished, host });
+            finishing.push(Finish {
+                at: finished,
+                host,
+                work: task.work,
+            });
         }
         // Free every slot that ends at this instant before placing again, as the
         // dispatcher handles all pending events before it dispatches.
         let Some(next) = finishing.pop() else { break };
         now = next.at;
         views[next.host].running -= 1;
+        placement.observe(next.work);
         while finishing.peek().is_some_and(|f| f.at == now) {
             let same = finishing.pop().expect("peeked");
             views[same.host].running -= 1;
+            placement.observe(same.work);
         }
     }
     placed
@@ -312,6 +328,8 @@ pub fn parse_hosts(spec: &str) -> Result<Vec<SimHost>, String> {
 struct Finish {
     at: f64,
     host: usize,
+    /// The task's work, reported to placement when it ends.
+    work: f64,
 }
 
 impl PartialEq for Finish {

@@ -82,8 +82,87 @@ fn max_concurrency(placed: &[simulate::Placed], hosts: usize) -> Vec<u32> {
     max
 }
 
+/// Hosts with some slots taken, for one least-load decision.
+fn busy_hosts_strategy() -> impl Strategy<Value = Vec<HostView>> {
+    prop::collection::vec((1u32..8, 0u32..8, 0.25f64..4.0, 0.0f64..4.0), 1..10).prop_map(|specs| {
+        specs
+            .into_iter()
+            .map(|(slots, running, weight, load)| HostView {
+                liveness: Liveness::Up,
+                slots,
+                running: running.min(slots),
+                weight,
+                load,
+            })
+            .collect()
+    })
+}
+
+fn least_load() -> Box<dyn placement::Placement + Send> {
+    let params = Params {
+        seed: 0,
+        epsilon: 0.25,
+        hosts: Vec::new(),
+        total_tasks: 0,
+    };
+    placement::new(Algorithm::LeastLoad, &params)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn least_load_declines_a_slow_host_only_when_a_faster_one_frees_in_time(
+        mut hosts in busy_hosts_strategy(),
+        works in prop::collection::vec(0.01f64..100.0, 0..200),
+        queued in 1u32..300,
+    ) {
+        let mut p = least_load();
+        let mut durations = placement::durations::Durations::default();
+        for &w in &works {
+            p.observe(w);
+            durations.observe(w);
+        }
+        for id in 0..queued {
+            p.push(TaskRef { id, key: 0 });
+        }
+        let mut started = std::collections::HashSet::new();
+        loop {
+            let left = p.len();
+            match p.next(&hosts) {
+                Some((task, host)) => {
+                    prop_assert!(hosts[host].free() > 0, "host {} has no free slot", host);
+                    prop_assert!(started.insert(task), "task {} placed twice", task);
+                    hosts[host].running += 1;
+                }
+                None => {
+                    let mean = durations.mean().unwrap_or(1.0);
+                    let long = durations.long().unwrap_or(mean);
+                    for (h, host) in hosts.iter().enumerate().filter(|(_, v)| v.free() > 0) {
+                        let e = placement::effective_speed(host);
+                        let faster: Vec<f64> = hosts.iter().enumerate()
+                            .filter(|&(g, v)| g != h && placement::effective_speed(v) > e)
+                            .map(|(_, v)| placement::effective_speed(v))
+                            .collect();
+                        prop_assert!(!faster.is_empty(), "declined host {} though none is faster", h);
+                        let capacity: f64 = hosts.iter().enumerate()
+                            .filter(|&(g, v)| g != h && placement::effective_speed(v) > e)
+                            .map(|(_, v)| f64::from(v.slots) * placement::effective_speed(v))
+                            .sum();
+                        let fastest = faster.iter().copied().fold(0.0, f64::max);
+                        let wait = left as f64 * mean / capacity;
+                        prop_assert!(
+                            long / e > wait + long / fastest,
+                            "host {} declined though a long task ends sooner there than after the wait",
+                            h
+                        );
+                    }
+                    break;
+                }
+            }
+        }
+        prop_assert_eq!(started.len() + p.len(), queued as usize, "a task was dropped");
+    }
 
     #[test]
     fn every_task_runs_once_and_no_host_exceeds_its_slots(

@@ -5,6 +5,7 @@
 //! The same code drives real runs, `--dry-run` plans and `dts simulate`.
 
 mod consistent_hash;
+pub mod durations;
 mod fifo;
 mod least_load;
 mod random;
@@ -16,7 +17,7 @@ use std::str::FromStr;
 
 pub use consistent_hash::{ConsistentHash, key_hash};
 pub use fifo::{ChooseHost, Fifo};
-pub use least_load::{LeastLoad, pressure};
+pub use least_load::{LeastLoad, effective_speed, pressure};
 pub use random::Random;
 pub use round_robin::RoundRobin;
 
@@ -124,6 +125,12 @@ pub trait Placement {
     /// The next task to start and the host index to start it on, or `None` when no queued
     /// task can start now. The caller starts it and updates `hosts` before calling again.
     fn next(&mut self, hosts: &[HostView]) -> Option<(u32, usize)>;
+    /// A task of this run finished after `work`: its run time × the effective speed of
+    /// the host it ran on (seconds on a speed-1 host). Least-load learns task lengths from
+    /// it; the others ignore it.
+    fn observe(&mut self, work: f64) {
+        let _ = work;
+    }
     /// Tasks still queued.
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
@@ -155,7 +162,7 @@ pub fn new(algorithm: Algorithm, params: &Params) -> Box<dyn Placement + Send> {
     match algorithm {
         Algorithm::Random => Box::new(Fifo::new(Random::new(params.seed))),
         Algorithm::RoundRobin => Box::new(Fifo::new(RoundRobin::default())),
-        Algorithm::LeastLoad => Box::new(Fifo::new(LeastLoad)),
+        Algorithm::LeastLoad => Box::new(Fifo::new(LeastLoad::default())),
         Algorithm::ConsistentHash => Box::new(ConsistentHash::new(params)),
     }
 }
