@@ -135,6 +135,7 @@ proptest! {
                     prop_assert!(started.insert(task), "task {} placed twice", task);
                     hosts[host].running += 1;
                 }
+                None if left == 0 => break,
                 None => {
                     let mean = durations.mean().unwrap_or(1.0);
                     let long = durations.long().unwrap_or(mean);
@@ -175,6 +176,38 @@ proptest! {
         let placed = simulate::run(algorithm, &hosts, &tasks, seed, 0.25);
         prop_assert_eq!(placed.len(), n);
         for (host, max) in max_concurrency(&placed, hosts.len()).into_iter().enumerate() {
+            prop_assert!(max <= hosts[host].slots, "host {} ran {} at once with {} slots", host, max, hosts[host].slots);
+        }
+    }
+
+    #[test]
+    fn speculation_never_runs_a_task_twice_to_its_end_nor_overfills_a_host(
+        hosts in hosts_strategy(),
+        n in 0usize..300,
+        algorithm in algorithm_strategy(),
+        factor in 1.1f64..5.0,
+        seed in any::<u64>(),
+    ) {
+        let tasks = simulate::tasks(n, Dist::LogNormal(0.0, 1.5), Some(37), seed);
+        let params = Params {
+            seed,
+            epsilon: 0.25,
+            hosts: hosts.iter().map(|h| (h.name.clone(), h.weight)).collect(),
+            total_tasks: n,
+        };
+        let options = simulate::Options { speculate: Some(factor) };
+        let placed = simulate::run_with(placement::new(algorithm, &params), &hosts, &tasks, options);
+        prop_assert_eq!(placed.len(), n);
+        // Losing copies hold their slot until killed: count them as running.
+        let mut intervals = placed.clone();
+        for p in &placed {
+            if let Some((host, started, killed)) = p.lost {
+                prop_assert!(host != p.host, "a copy ran on its original's host");
+                prop_assert_eq!(killed, p.finished, "a losing copy outlived the winner");
+                intervals.push(simulate::Placed { host, started, finished: killed, hit: None, lost: None });
+            }
+        }
+        for (host, max) in max_concurrency(&intervals, hosts.len()).into_iter().enumerate() {
             prop_assert!(max <= hosts[host].slots, "host {} ran {} at once with {} slots", host, max, hosts[host].slots);
         }
     }

@@ -145,6 +145,31 @@ pub trait Placement {
     }
 }
 
+/// Where a speculative copy of a task running on host `from` should go: the fastest other
+/// host with a free slot (least pressure among equals). While any host is faster than
+/// `from`, only a faster one: a copy on a host as slow as the original ends after it unless
+/// that host is sick, and it would hold the task's one copy. `None` while none is free.
+pub fn copy_host(hosts: &[HostView], from: usize) -> Option<usize> {
+    let own = hosts.get(from).map_or(0.0, effective_speed);
+    let faster_exists = hosts
+        .iter()
+        .any(|v| v.liveness == Liveness::Up && effective_speed(v) > own);
+    hosts
+        .iter()
+        .enumerate()
+        .filter(|&(h, v)| h != from && v.free() > 0)
+        .filter(|&(_, v)| {
+            let e = effective_speed(v);
+            if faster_exists { e > own } else { e >= own }
+        })
+        .min_by(|a, b| {
+            effective_speed(b.1)
+                .total_cmp(&effective_speed(a.1))
+                .then(pressure(a.1).total_cmp(&pressure(b.1)))
+        })
+        .map(|(h, _)| h)
+}
+
 /// What an algorithm needs to know up front.
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -164,6 +189,40 @@ pub fn new(algorithm: Algorithm, params: &Params) -> Box<dyn Placement + Send> {
         Algorithm::RoundRobin => Box::new(Fifo::new(RoundRobin::default())),
         Algorithm::LeastLoad => Box::new(Fifo::new(LeastLoad::default())),
         Algorithm::ConsistentHash => Box::new(ConsistentHash::new(params)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::up;
+    use super::*;
+
+    #[test]
+    fn a_copy_goes_to_the_fastest_free_host() {
+        let mut hosts = vec![up(2), up(2), up(2)];
+        hosts[0].weight = 0.5;
+        hosts[2].weight = 2.0;
+        assert_eq!(copy_host(&hosts, 0), Some(2));
+        hosts[2].running = 2;
+        assert_eq!(copy_host(&hosts, 0), Some(1));
+    }
+
+    #[test]
+    fn a_copy_waits_for_a_faster_host_rather_than_take_an_equal_one() {
+        let mut hosts = vec![up(1), up(1), up(1)];
+        hosts[0].weight = 0.5;
+        hosts[1].weight = 0.5;
+        hosts[2].running = 1;
+        assert_eq!(copy_host(&hosts, 0), None);
+    }
+
+    #[test]
+    fn on_equal_hosts_a_copy_takes_a_peer() {
+        let mut hosts = vec![up(1), up(2)];
+        hosts[0].running = 1;
+        assert_eq!(copy_host(&hosts, 0), Some(1));
+        hosts[1].running = 2;
+        assert_eq!(copy_host(&hosts, 0), None);
     }
 }
 

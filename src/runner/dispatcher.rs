@@ -1068,8 +1068,8 @@ impl Dispatcher {
             .collect();
         stragglers.sort_by(|a, b| b.0.total_cmp(&a.0));
         for (elapsed, task, host) in stragglers {
-            let Some(other) = self.free_host_except(host) else {
-                break;
+            let Some(other) = placement::copy_host(&self.views, host) else {
+                continue;
             };
             let index = self.cfg.job.tasks[task].index;
             let name = self.hosts[other].spec.name.clone();
@@ -1078,16 +1078,6 @@ impl Dispatcher {
             ));
             self.launch(task, other);
         }
-    }
-
-    /// The least loaded up host with a free slot, other than `except`.
-    fn free_host_except(&self, except: usize) -> Option<usize> {
-        self.views
-            .iter()
-            .enumerate()
-            .filter(|(h, v)| *h != except && v.free() > 0)
-            .min_by(|a, b| placement::pressure(a.1).total_cmp(&placement::pressure(b.1)))
-            .map(|(h, _)| h)
     }
 
     fn finish_task(&mut self, task: usize, outcome: Outcome) {
