@@ -386,3 +386,48 @@ fn least_load_beats_round_robin_and_random_on_mixed_speeds() {
         );
     }
 }
+
+#[test]
+fn simulate_prints_the_lb_ratio_spread_over_seeds() {
+    let out = assert_cmd::Command::cargo_bin("dts")
+        .unwrap()
+        .args(["simulate", "--hosts", "2x2,2x2@0.5", "--tasks", "40"])
+        .args(["--repeat", "3", "--speculate"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    let spread = out
+        .split("LB ratio over the seeds (min / median / max):\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no spread in {out}"));
+    for algorithm in Algorithm::ALL {
+        let line = spread
+            .lines()
+            .find(|l| l.trim_start().starts_with(algorithm.name()))
+            .unwrap_or_else(|| panic!("no {algorithm} in {spread}"));
+        let ratios: Vec<f64> = line
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        assert_eq!(ratios.len(), 3, "{line}");
+        assert!(
+            ratios[0] >= 1.0 && ratios[0] <= ratios[1] && ratios[1] <= ratios[2],
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn simulate_rejects_a_speculate_factor_of_one_or_less() {
+    assert_cmd::Command::cargo_bin("dts")
+        .unwrap()
+        .args(["simulate", "--speculate", "1"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "invalid --speculate 1: the factor must be above 1",
+        ));
+}
