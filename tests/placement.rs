@@ -431,3 +431,63 @@ fn simulate_rejects_a_speculate_factor_of_one_or_less() {
             "invalid --speculate 1: the factor must be above 1",
         ));
 }
+
+mod resources {
+    use dts::placement::resources::{Capacity, Grant, Ledger, Request};
+    use proptest::prelude::*;
+
+    /// A request, or (as `None`) "the oldest running task ends".
+    fn step() -> impl Strategy<Value = Option<Request>> {
+        prop_oneof![
+            1 => Just(None),
+            2 => (1u32..6, 0u64..6, 0u32..4).prop_map(|(cpus, mem, gpus)| Some(Request { cpus, mem, gpus })),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn a_ledger_never_gives_out_more_than_the_host_has_nor_a_gpu_twice(
+            slots in 1u32..16,
+            mem in prop::option::of(0u64..16),
+            gpus in 0u32..6,
+            steps in prop::collection::vec(step(), 0..80),
+        ) {
+            let capacity = Capacity { slots, mem, gpus };
+            let mut ledger = Ledger::new(capacity);
+            let mut running: Vec<Grant> = Vec::new();
+            for step in steps {
+                match step {
+                    None if !running.is_empty() => ledger.release(&running.remove(0)),
+                    None => {}
+                    Some(request) => {
+                        let fitted = ledger.fits(&request);
+                        let grant = ledger.take(&request);
+                        prop_assert_eq!(fitted, grant.is_some(), "take disagrees with fits");
+                        if let Some(grant) = grant {
+                            prop_assert_eq!(grant.gpus.len() as u32, request.gpus);
+                            running.push(grant);
+                        }
+                    }
+                }
+                let cpus: u32 = running.iter().map(|g| g.cpus).sum();
+                let used_mem: u64 = running.iter().map(|g| g.mem).sum();
+                prop_assert!(cpus <= slots, "{} slots given out of {}", cpus, slots);
+                prop_assert_eq!(ledger.free_cpus(), slots - cpus);
+                if let Some(mem) = mem {
+                    prop_assert!(used_mem <= mem, "{} memory given out of {}", used_mem, mem);
+                } else {
+                    prop_assert_eq!(used_mem, 0, "memory given on a host of unknown memory");
+                }
+                let mut held: Vec<u32> = running.iter().flat_map(|g| g.gpus.iter().copied()).collect();
+                let count = held.len();
+                held.sort_unstable();
+                held.dedup();
+                prop_assert_eq!(held.len(), count, "a GPU index held by two running tasks");
+                prop_assert!(held.iter().all(|&i| i < gpus), "GPU index out of range");
+                prop_assert_eq!(ledger.free_gpus(), gpus - count as u32);
+            }
+        }
+    }
+}

@@ -9,6 +9,7 @@ pub mod durations;
 mod fifo;
 mod least_load;
 mod random;
+pub mod resources;
 pub mod rng;
 mod round_robin;
 
