@@ -149,6 +149,10 @@ struct Sim<'a> {
     launches: Vec<Launch>,
     /// Launches of each task running now.
     live: Vec<u8>,
+    /// Every launch of each task, in start order.
+    by_task: Vec<Vec<usize>>,
+    /// Launches running now, in start order (launch indices grow with time).
+    running: std::collections::BTreeSet<usize>,
     placed: Vec<Option<Placed>>,
     events: BinaryHeap<Finish>,
     /// Run times of recent winners, for the speculation median.
@@ -181,6 +185,8 @@ impl<'a> Sim<'a> {
             now: 0.0,
             launches: Vec::new(),
             live: vec![0; tasks.len()],
+            by_task: vec![Vec::new(); tasks.len()],
+            running: std::collections::BTreeSet::new(),
             placed: vec![None; tasks.len()],
             events: BinaryHeap::new(),
             recent: std::collections::VecDeque::new(),
@@ -198,11 +204,14 @@ impl<'a> Sim<'a> {
         let finished = self.now + self.tasks[task].work / self.hosts[host].effective_speed();
         self.views[host].running += 1;
         self.live[task] += 1;
+        let launch = self.launches.len();
         self.events.push(Finish {
             at: finished,
             host,
-            launch: self.launches.len(),
+            launch,
         });
+        self.by_task[task].push(launch);
+        self.running.insert(launch);
         self.launches.push(Launch {
             task,
             host,
@@ -229,10 +238,10 @@ impl<'a> Sim<'a> {
         if self.recent.len() > RECENT_RUNS {
             self.recent.pop_front();
         }
-        let lost = self
-            .launches
+        let lost = self.by_task[run.task]
             .iter()
-            .position(|l| l.live && l.task == run.task);
+            .copied()
+            .find(|&l| self.launches[l].live);
         if let Some(loser) = lost {
             self.stop(loser);
         }
@@ -255,6 +264,7 @@ impl<'a> Sim<'a> {
     fn stop(&mut self, launch: usize) {
         let run = &mut self.launches[launch];
         run.live = false;
+        self.running.remove(&launch);
         self.views[run.host].running -= 1;
         self.live[run.task] -= 1;
     }
@@ -267,14 +277,13 @@ impl<'a> Sim<'a> {
         let mut runs: Vec<f64> = self.recent.iter().copied().collect();
         runs.sort_by(f64::total_cmp);
         let threshold = (runs[runs.len() / 2] * factor).max(SPECULATE_MIN);
-        let mut single: Vec<usize> = (0..self.launches.len())
-            .filter(|&l| self.launches[l].live && self.live[self.launches[l].task] == 1)
+        // Oldest first: launch indices grow with start time.
+        let single: Vec<usize> = self
+            .running
+            .iter()
+            .copied()
+            .filter(|&l| self.live[self.launches[l].task] == 1)
             .collect();
-        single.sort_by(|&a, &b| {
-            self.launches[a]
-                .started
-                .total_cmp(&self.launches[b].started)
-        });
         for &l in &single {
             let run = self.launches[l];
             if self.now - run.started < threshold {
