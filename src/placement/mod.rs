@@ -209,7 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn a_copy_waits_for_a_faster_host_rather_than_take_an_equal_one() {
+    fn speculation_never_copies_onto_a_host_as_slow_as_the_original_while_a_faster_one_exists() {
         let mut hosts = vec![up(1), up(1), up(1)];
         hosts[0].weight = 0.5;
         hosts[1].weight = 0.5;
