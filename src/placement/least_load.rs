@@ -1,16 +1,20 @@
 //! Least-load: the host with the smallest (running + background load) / (slots × weight),
 //! and no start on a slow host that a faster one would beat.
 //!
-//! The second rule matters on mixed-speed clusters near the end of a run. A task started on
-//! a host of effective speed `e_h` (weight, reduced by background load) ends `1/e_h` task
-//! lengths later. Left queued behind `L` tasks, it would start once the faster hosts (total
-//! speed `C_f`, the sum of their slots × effective speed) have taken them, about `L / C_f`
-//! task lengths, and end `1/e_f` after that on the fastest. So a host takes a task only while
-//! `1/e_h ≤ L/C_f + 1/e_f`: each task goes where it is expected to finish first, which is
-//! what the mean completion time (ATCT) rewards. Task lengths cancel out, so no duration
-//! estimate is needed. (A stricter rule that guards the makespan against long tasks on
-//! slow hosts was tried in `dts simulate` and raised ATCT for arrays a few times the slot
-//! count while gaining under 1 % of makespan on large ones.)
+//! The second rule matters on mixed-speed clusters near the end of a run. A task of work `w`
+//! started on a host of effective speed `e_h` (weight, reduced by background load) ends
+//! `w/e_h` later. Left queued behind `L` tasks of mean work `m`, it would start once the
+//! faster hosts (total speed `C_f`, the sum of their slots × effective speed) have taken
+//! them, about `L·m / C_f`, and end `w/e_f` after that on the fastest. Lengths are unknown
+//! before a task runs, so the rule is taken for a *long* task, `w` = the 95th percentile of
+//! the work of tasks that finished ([`Durations`], reported through `observe`): a host takes
+//! a task only while `w/e_h ≤ L·m/C_f + w/e_f`. Before anything finished, `w = m` and the
+//! lengths cancel: each task goes where it is expected to finish first, which is what the
+//! mean completion time (ATCT) rewards. With the percentile the slow hosts stop a little
+//! earlier, so that a long task drawn at the end does not set the makespan there
+//! (`dts simulate` over seeds 1–12: 300 lognormal tasks on mixed hosts end 7 % sooner for
+//! 2 % more ATCT; BENCHMARKS.md#placement). It cannot help with a long task a slow host drew
+//! early in the run: only `--speculate` (or knowing lengths up front) can.
 
 use super::HostView;
 use super::durations::Durations;
