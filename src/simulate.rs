@@ -5,7 +5,9 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use crate::placement::{self, Algorithm, HostView, Liveness, Params, TaskRef, rng::SplitMix64};
+use crate::placement::{
+    self, Algorithm, HostView, Liveness, Params, Placement, TaskRef, rng::SplitMix64,
+};
 use crate::stats::{self, Attempt, Capacity, Stats, TaskTimes};
 
 /// A simulated host.
@@ -45,6 +47,8 @@ pub struct Placed {
     pub finished: f64,
     /// Consistent-hash: whether the host was the key's first choice.
     pub hit: Option<bool>,
+    /// A speculative copy that lost: its host, start and the instant it was killed.
+    pub lost: Option<(usize, f64, f64)>,
 }
 
 /// Runs every task to completion; all are submitted at time 0.
@@ -61,57 +65,262 @@ pub fn run(
         hosts: hosts.iter().map(|h| (h.name.clone(), h.weight)).collect(),
         total_tasks: tasks.len(),
     };
-    let mut placement = placement::new(algorithm, &params);
+    run_placement(placement::new(algorithm, &params), hosts, tasks)
+}
+
+/// [`run`] with a placement already built, without speculation.
+pub fn run_placement(
+    placement: Box<dyn Placement + Send>,
+    hosts: &[SimHost],
+    tasks: &[SimTask],
+) -> Vec<Placed> {
+    run_with(placement, hosts, tasks, Options::default())
+}
+
+/// What a simulated run does beyond placing.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Options {
+    /// `--speculate FACTOR`, as the dispatcher does it: once nothing is queued, a task
+    /// running FACTOR × the median run time (and at least [`SPECULATE_MIN`]) gets a copy on
+    /// another free host at least as fast ([`placement::copy_host`]); the first copy to end
+    /// wins and the other is killed at that instant.
+    pub speculate: Option<f64>,
+}
+
+/// Successes whose run times make the median, at least and at most (as the dispatcher).
+const SPECULATE_SAMPLES: usize = 5;
+const RECENT_RUNS: usize = 1024;
+/// No task is copied before it has run this long (seconds), whatever the median.
+pub const SPECULATE_MIN: f64 = 1.0;
+
+/// Runs every task to completion with these options; all are submitted at time 0.
+pub fn run_with(
+    mut placement: Box<dyn Placement + Send>,
+    hosts: &[SimHost],
+    tasks: &[SimTask],
+    options: Options,
+) -> Vec<Placed> {
     for (id, t) in tasks.iter().enumerate() {
         placement.push(TaskRef {
             id: id as u32,
             key: t.key,
         });
     }
-    let mut views: Vec<HostView> = hosts
-        .iter()
-        .map(|h| HostView {
-            liveness: Liveness::Up,
-            slots: h.slots,
-            running: 0,
-            weight: h.weight,
-            load: h.load,
-        })
-        .collect();
-    let mut placed = vec![None; tasks.len()];
-    let mut finishing: BinaryHeap<Finish> = BinaryHeap::new();
-    let mut now = 0.0;
+    let mut sim = Sim::new(placement, hosts, tasks);
     loop {
-        while let Some((id, host)) = placement.next(&views) {
-            let task = tasks[id as usize];
-            let finished = now + task.work / hosts[host].effective_speed();
-            views[host].running += 1;
-            let hit = placement
-                .first_choice(TaskRef { id, key: task.key })
-                .map(|first| first == host);
-            placed[id as usize] = Some(Placed {
-                host,
-                started: now,
-                finished,
-                hit,
-            });
-            finishing.push(Finish { at: finished, host });
+        sim.place();
+        if let Some(factor) = options.speculate {
+            sim.speculate(factor);
         }
         // Free every slot that ends at this instant before placing again, as the
         // dispatcher handles all pending events before it dispatches.
-        let Some(next) = finishing.pop() else { break };
-        now = next.at;
-        views[next.host].running -= 1;
-        while finishing.peek().is_some_and(|f| f.at == now) {
-            let same = finishing.pop().expect("peeked");
-            views[same.host].running -= 1;
+        let Some(next) = sim.events.pop() else { break };
+        sim.now = next.at;
+        sim.end(next.launch);
+        while sim.events.peek().is_some_and(|f| f.at == sim.now) {
+            let same = sim.events.pop().expect("peeked");
+            sim.end(same.launch);
         }
     }
-    placed
+    sim.placed
         .into_iter()
         .map(|p| p.expect("every task is placed once the queue drains"))
         .collect()
 }
+
+/// One start of a task on a host (a task has two while a speculative copy runs).
+#[derive(Debug, Clone, Copy)]
+struct Launch {
+    task: usize,
+    host: usize,
+    started: f64,
+    finished: f64,
+    /// Still running (not ended, not killed).
+    live: bool,
+}
+
+/// The state of a simulated run.
+struct Sim<'a> {
+    placement: Box<dyn Placement + Send>,
+    hosts: &'a [SimHost],
+    tasks: &'a [SimTask],
+    views: Vec<HostView>,
+    now: f64,
+    launches: Vec<Launch>,
+    /// Launches of each task running now.
+    live: Vec<u8>,
+    /// Every launch of each task, in start order.
+    by_task: Vec<Vec<usize>>,
+    /// Launches running now, in start order (launch indices grow with time).
+    running: std::collections::BTreeSet<usize>,
+    placed: Vec<Option<Placed>>,
+    events: BinaryHeap<Finish>,
+    /// Run times of recent winners, for the speculation median.
+    recent: std::collections::VecDeque<f64>,
+    /// The earliest wake-up queued for speculation, so one is queued at a time.
+    wake: Option<f64>,
+}
+
+impl<'a> Sim<'a> {
+    fn new(
+        placement: Box<dyn Placement + Send>,
+        hosts: &'a [SimHost],
+        tasks: &'a [SimTask],
+    ) -> Self {
+        let views = hosts
+            .iter()
+            .map(|h| HostView {
+                liveness: Liveness::Up,
+                slots: h.slots,
+                running: 0,
+                weight: h.weight,
+                load: h.load,
+            })
+            .collect();
+        Sim {
+            placement,
+            hosts,
+            tasks,
+            views,
+            now: 0.0,
+            launches: Vec::new(),
+            live: vec![0; tasks.len()],
+            by_task: vec![Vec::new(); tasks.len()],
+            running: std::collections::BTreeSet::new(),
+            placed: vec![None; tasks.len()],
+            events: BinaryHeap::new(),
+            recent: std::collections::VecDeque::new(),
+            wake: None,
+        }
+    }
+
+    fn place(&mut self) {
+        while let Some((id, host)) = self.placement.next(&self.views) {
+            self.start(id as usize, host);
+        }
+    }
+
+    fn start(&mut self, task: usize, host: usize) {
+        let finished = self.now + self.tasks[task].work / self.hosts[host].effective_speed();
+        self.views[host].running += 1;
+        self.live[task] += 1;
+        let launch = self.launches.len();
+        self.events.push(Finish {
+            at: finished,
+            host,
+            launch,
+        });
+        self.by_task[task].push(launch);
+        self.running.insert(launch);
+        self.launches.push(Launch {
+            task,
+            host,
+            started: self.now,
+            finished,
+            live: true,
+        });
+    }
+
+    /// A launch's event came due: a task ending, or a speculation wake-up.
+    fn end(&mut self, launch: usize) {
+        if launch == WAKE {
+            self.wake = None;
+            return;
+        }
+        let run = self.launches[launch];
+        if !run.live {
+            return; // killed when its copy won
+        }
+        self.stop(launch);
+        let task = self.tasks[run.task];
+        self.placement.observe(task.work);
+        self.recent.push_back(run.finished - run.started);
+        if self.recent.len() > RECENT_RUNS {
+            self.recent.pop_front();
+        }
+        let lost = self.by_task[run.task]
+            .iter()
+            .copied()
+            .find(|&l| self.launches[l].live);
+        if let Some(loser) = lost {
+            self.stop(loser);
+        }
+        let hit = self
+            .placement
+            .first_choice(TaskRef {
+                id: run.task as u32,
+                key: task.key,
+            })
+            .map(|first| first == run.host);
+        self.placed[run.task] = Some(Placed {
+            host: run.host,
+            started: run.started,
+            finished: run.finished,
+            hit,
+            lost: lost.map(|l| (self.launches[l].host, self.launches[l].started, self.now)),
+        });
+    }
+
+    fn stop(&mut self, launch: usize) {
+        let run = &mut self.launches[launch];
+        run.live = false;
+        self.running.remove(&launch);
+        self.views[run.host].running -= 1;
+        self.live[run.task] -= 1;
+    }
+
+    /// Copies stragglers once nothing is queued, as the dispatcher's `--speculate` does.
+    fn speculate(&mut self, factor: f64) {
+        if !self.placement.is_empty() || self.recent.len() < SPECULATE_SAMPLES {
+            return;
+        }
+        let mut runs: Vec<f64> = self.recent.iter().copied().collect();
+        runs.sort_by(f64::total_cmp);
+        let threshold = (runs[runs.len() / 2] * factor).max(SPECULATE_MIN);
+        // Oldest first: launch indices grow with start time.
+        let single: Vec<usize> = self
+            .running
+            .iter()
+            .copied()
+            .filter(|&l| self.live[self.launches[l].task] == 1)
+            .collect();
+        for &l in &single {
+            let run = self.launches[l];
+            if self.now - run.started < threshold {
+                break;
+            }
+            let Some(other) = self.free_host_except(run.host) else {
+                continue;
+            };
+            self.start(run.task, other);
+        }
+        // Wake when the next single launch crosses the threshold.
+        let due = single
+            .iter()
+            .map(|&l| self.launches[l])
+            .filter(|l| l.live && self.live[l.task] == 1)
+            .map(|l| l.started + threshold)
+            .find(|&at| at > self.now);
+        if let Some(at) = due
+            && self.wake.is_none_or(|w| at < w)
+        {
+            self.wake = Some(at);
+            self.events.push(Finish {
+                at,
+                host: usize::MAX,
+                launch: WAKE,
+            });
+        }
+    }
+
+    /// Where a copy of a task running on `from` goes (the dispatcher's rule).
+    fn free_host_except(&self, from: usize) -> Option<usize> {
+        placement::copy_host(&self.views, from)
+    }
+}
+
+/// The event that only wakes the simulation up to look for stragglers.
+const WAKE: usize = usize::MAX;
 
 /// Metrics of a simulated run, through the same [`stats::compute`] real runs use.
 pub fn stats(hosts: &[SimHost], tasks: &[SimTask], placed: &[Placed]) -> Stats {
@@ -129,11 +338,20 @@ pub fn stats(hosts: &[SimHost], tasks: &[SimTask], placed: &[Placed]) -> Stats {
         .collect();
     let attempts: Vec<Attempt> = placed
         .iter()
-        .map(|p| Attempt {
-            host: p.host,
-            started: p.started,
-            finished: p.finished,
-            failed: false,
+        .flat_map(|p| {
+            let lost = p.lost.map(|(host, started, finished)| Attempt {
+                host,
+                started,
+                finished,
+                failed: false,
+            });
+            std::iter::once(Attempt {
+                host: p.host,
+                started: p.started,
+                finished: p.finished,
+                failed: false,
+            })
+            .chain(lost)
         })
         .collect();
     let capacity: Vec<Capacity> = hosts
@@ -312,6 +530,8 @@ pub fn parse_hosts(spec: &str) -> Result<Vec<SimHost>, String> {
 struct Finish {
     at: f64,
     host: usize,
+    /// Index into the run's launches, or [`WAKE`].
+    launch: usize,
 }
 
 impl PartialEq for Finish {
@@ -404,5 +624,31 @@ mod tests {
         let tasks = tasks(4, Dist::Const(1.0), None, 1);
         let placed = run(Algorithm::LeastLoad, &hosts, &tasks, 0, 0.25);
         assert!(placed.iter().all(|p| (p.finished - 2.0).abs() < 1e-9));
+    }
+
+    #[test]
+    fn speculation_moves_a_straggler_from_a_slow_host_to_a_fast_one() {
+        let hosts = parse_hosts("1x1@0.25,1x4").unwrap();
+        let mut work = vec![SimTask { work: 20.0, key: 0 }];
+        work.extend((0..8).map(|_| SimTask { work: 1.0, key: 0 }));
+        let params = Params {
+            seed: 0,
+            epsilon: 0.25,
+            hosts: hosts.iter().map(|h| (h.name.clone(), h.weight)).collect(),
+            total_tasks: work.len(),
+        };
+        let rr = || placement::new(Algorithm::RoundRobin, &params);
+        let alone = run_placement(rr(), &hosts, &work);
+        assert_eq!((alone[0].host, alone[0].finished), (0, 80.0));
+        // Queue empty at 1 s, five successes by 2 s, median 1 s: the straggler is copied to
+        // the fast host when it passes 3 s and ends there at 23 s; its original is killed.
+        let options = Options {
+            speculate: Some(3.0),
+        };
+        let copied = run_with(rr(), &hosts, &work, options);
+        assert_eq!((copied[0].host, copied[0].started), (1, 3.0));
+        assert_eq!(copied[0].finished, 23.0);
+        assert_eq!(copied[0].lost, Some((0, 0.0, 23.0)));
+        assert!(copied[1..].iter().all(|p| p.lost.is_none() && p.host == 1));
     }
 }

@@ -82,8 +82,88 @@ fn max_concurrency(placed: &[simulate::Placed], hosts: usize) -> Vec<u32> {
     max
 }
 
+/// Hosts with some slots taken, for one least-load decision.
+fn busy_hosts_strategy() -> impl Strategy<Value = Vec<HostView>> {
+    prop::collection::vec((1u32..8, 0u32..8, 0.25f64..4.0, 0.0f64..4.0), 1..10).prop_map(|specs| {
+        specs
+            .into_iter()
+            .map(|(slots, running, weight, load)| HostView {
+                liveness: Liveness::Up,
+                slots,
+                running: running.min(slots),
+                weight,
+                load,
+            })
+            .collect()
+    })
+}
+
+fn least_load() -> Box<dyn placement::Placement + Send> {
+    let params = Params {
+        seed: 0,
+        epsilon: 0.25,
+        hosts: Vec::new(),
+        total_tasks: 0,
+    };
+    placement::new(Algorithm::LeastLoad, &params)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn least_load_declines_a_slow_host_only_when_a_faster_one_frees_in_time(
+        mut hosts in busy_hosts_strategy(),
+        works in prop::collection::vec(0.01f64..100.0, 0..200),
+        queued in 1u32..300,
+    ) {
+        let mut p = least_load();
+        let mut durations = placement::durations::Durations::default();
+        for &w in &works {
+            p.observe(w);
+            durations.observe(w);
+        }
+        for id in 0..queued {
+            p.push(TaskRef { id, key: 0 });
+        }
+        let mut started = std::collections::HashSet::new();
+        loop {
+            let left = p.len();
+            match p.next(&hosts) {
+                Some((task, host)) => {
+                    prop_assert!(hosts[host].free() > 0, "host {} has no free slot", host);
+                    prop_assert!(started.insert(task), "task {} placed twice", task);
+                    hosts[host].running += 1;
+                }
+                None if left == 0 => break,
+                None => {
+                    let mean = durations.mean().unwrap_or(1.0);
+                    let long = durations.long().unwrap_or(mean);
+                    for (h, host) in hosts.iter().enumerate().filter(|(_, v)| v.free() > 0) {
+                        let e = placement::effective_speed(host);
+                        let faster: Vec<f64> = hosts.iter().enumerate()
+                            .filter(|&(g, v)| g != h && placement::effective_speed(v) > e)
+                            .map(|(_, v)| placement::effective_speed(v))
+                            .collect();
+                        prop_assert!(!faster.is_empty(), "declined host {} though none is faster", h);
+                        let capacity: f64 = hosts.iter().enumerate()
+                            .filter(|&(g, v)| g != h && placement::effective_speed(v) > e)
+                            .map(|(_, v)| f64::from(v.slots) * placement::effective_speed(v))
+                            .sum();
+                        let fastest = faster.iter().copied().fold(0.0, f64::max);
+                        let wait = left as f64 * mean / capacity;
+                        prop_assert!(
+                            long / e > wait + long / fastest,
+                            "host {} declined though a long task ends sooner there than after the wait",
+                            h
+                        );
+                    }
+                    break;
+                }
+            }
+        }
+        prop_assert_eq!(started.len() + p.len(), queued as usize, "a task was dropped");
+    }
 
     #[test]
     fn every_task_runs_once_and_no_host_exceeds_its_slots(
@@ -96,6 +176,38 @@ proptest! {
         let placed = simulate::run(algorithm, &hosts, &tasks, seed, 0.25);
         prop_assert_eq!(placed.len(), n);
         for (host, max) in max_concurrency(&placed, hosts.len()).into_iter().enumerate() {
+            prop_assert!(max <= hosts[host].slots, "host {} ran {} at once with {} slots", host, max, hosts[host].slots);
+        }
+    }
+
+    #[test]
+    fn speculation_never_runs_a_task_twice_to_its_end_nor_overfills_a_host(
+        hosts in hosts_strategy(),
+        n in 0usize..300,
+        algorithm in algorithm_strategy(),
+        factor in 1.1f64..5.0,
+        seed in any::<u64>(),
+    ) {
+        let tasks = simulate::tasks(n, Dist::LogNormal(0.0, 1.5), Some(37), seed);
+        let params = Params {
+            seed,
+            epsilon: 0.25,
+            hosts: hosts.iter().map(|h| (h.name.clone(), h.weight)).collect(),
+            total_tasks: n,
+        };
+        let options = simulate::Options { speculate: Some(factor) };
+        let placed = simulate::run_with(placement::new(algorithm, &params), &hosts, &tasks, options);
+        prop_assert_eq!(placed.len(), n);
+        // Losing copies hold their slot until killed: count them as running.
+        let mut intervals = placed.clone();
+        for p in &placed {
+            if let Some((host, started, killed)) = p.lost {
+                prop_assert!(host != p.host, "a copy ran on its original's host");
+                prop_assert_eq!(killed, p.finished, "a losing copy outlived the winner");
+                intervals.push(simulate::Placed { host, started, finished: killed, hit: None, lost: None });
+            }
+        }
+        for (host, max) in max_concurrency(&intervals, hosts.len()).into_iter().enumerate() {
             prop_assert!(max <= hosts[host].slots, "host {} ran {} at once with {} slots", host, max, hosts[host].slots);
         }
     }
@@ -272,5 +384,110 @@ fn least_load_beats_round_robin_and_random_on_mixed_speeds() {
             ll.0 < o.0 && ll.1 < o.1,
             "least-load {ll:?} vs {other} {o:?}"
         );
+    }
+}
+
+#[test]
+fn simulate_prints_the_lb_ratio_spread_over_seeds() {
+    let out = assert_cmd::Command::cargo_bin("dts")
+        .unwrap()
+        .args(["simulate", "--hosts", "2x2,2x2@0.5", "--tasks", "40"])
+        .args(["--repeat", "3", "--speculate"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    let spread = out
+        .split("LB ratio over the seeds (min / median / max):\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no spread in {out}"));
+    for algorithm in Algorithm::ALL {
+        let line = spread
+            .lines()
+            .find(|l| l.trim_start().starts_with(algorithm.name()))
+            .unwrap_or_else(|| panic!("no {algorithm} in {spread}"));
+        let ratios: Vec<f64> = line
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        assert_eq!(ratios.len(), 3, "{line}");
+        assert!(
+            ratios[0] >= 1.0 && ratios[0] <= ratios[1] && ratios[1] <= ratios[2],
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn simulate_rejects_a_speculate_factor_of_one_or_less() {
+    assert_cmd::Command::cargo_bin("dts")
+        .unwrap()
+        .args(["simulate", "--speculate", "1"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "invalid --speculate 1: the factor must be above 1",
+        ));
+}
+
+mod resources {
+    use dts::placement::resources::{Capacity, Grant, Ledger, Request};
+    use proptest::prelude::*;
+
+    /// A request, or (as `None`) "the oldest running task ends".
+    fn step() -> impl Strategy<Value = Option<Request>> {
+        prop_oneof![
+            1 => Just(None),
+            2 => (1u32..6, 0u64..6, 0u32..4).prop_map(|(cpus, mem, gpus)| Some(Request { cpus, mem, gpus })),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn a_ledger_never_gives_out_more_than_the_host_has_nor_a_gpu_twice(
+            slots in 1u32..16,
+            mem in prop::option::of(0u64..16),
+            gpus in 0u32..6,
+            steps in prop::collection::vec(step(), 0..80),
+        ) {
+            let capacity = Capacity { slots, mem, gpus };
+            let mut ledger = Ledger::new(capacity);
+            let mut running: Vec<Grant> = Vec::new();
+            for step in steps {
+                match step {
+                    None if !running.is_empty() => ledger.release(&running.remove(0)),
+                    None => {}
+                    Some(request) => {
+                        let fitted = ledger.fits(&request);
+                        let grant = ledger.take(&request);
+                        prop_assert_eq!(fitted, grant.is_some(), "take disagrees with fits");
+                        if let Some(grant) = grant {
+                            prop_assert_eq!(grant.gpus.len() as u32, request.gpus);
+                            running.push(grant);
+                        }
+                    }
+                }
+                let cpus: u32 = running.iter().map(|g| g.cpus).sum();
+                let used_mem: u64 = running.iter().map(|g| g.mem).sum();
+                prop_assert!(cpus <= slots, "{} slots given out of {}", cpus, slots);
+                prop_assert_eq!(ledger.free_cpus(), slots - cpus);
+                if let Some(mem) = mem {
+                    prop_assert!(used_mem <= mem, "{} memory given out of {}", used_mem, mem);
+                } else {
+                    prop_assert_eq!(used_mem, 0, "memory given on a host of unknown memory");
+                }
+                let mut held: Vec<u32> = running.iter().flat_map(|g| g.gpus.iter().copied()).collect();
+                let count = held.len();
+                held.sort_unstable();
+                held.dedup();
+                prop_assert_eq!(held.len(), count, "a GPU index held by two running tasks");
+                prop_assert!(held.iter().all(|&i| i < gpus), "GPU index out of range");
+                prop_assert_eq!(ledger.free_gpus(), gpus - count as u32);
+            }
+        }
     }
 }

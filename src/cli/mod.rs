@@ -244,6 +244,10 @@ pub struct SimulateArgs {
     /// Average over N runs with seeds SEED, SEED+1, ... (new task lengths each run).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub repeat: u64,
+    /// Simulate `dts submit --speculate FACTOR`: once nothing is queued, copy tasks running
+    /// FACTOR times the median (default 3) to another free host; the first copy to end wins.
+    #[arg(long, value_name = "FACTOR", num_args = 0..=1, default_missing_value = "3")]
+    pub speculate: Option<f64>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

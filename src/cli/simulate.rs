@@ -2,7 +2,7 @@
 
 use super::SimulateArgs;
 use crate::error::{Error, exit};
-use crate::placement::Algorithm;
+use crate::placement::{self, Algorithm, Params};
 use crate::report::compare::{self, AlgorithmRow};
 use crate::simulate::{self, Dist};
 
@@ -29,6 +29,13 @@ pub fn run(args: SimulateArgs) -> Result<i32, Error> {
             args.epsilon
         )));
     }
+    if let Some(factor) = args.speculate
+        && !(factor > 1.0 && factor.is_finite())
+    {
+        return Err(Error::Usage(format!(
+            "invalid --speculate {factor}: the factor must be above 1"
+        )));
+    }
     if args.repeat == 0 {
         return Err(Error::Usage("invalid --repeat 0: run at least once".into()));
     }
@@ -39,19 +46,32 @@ pub fn run(args: SimulateArgs) -> Result<i32, Error> {
         .iter()
         .map(|&seed| simulate::tasks(args.tasks, dist, args.keys, seed))
         .collect();
-    let rows: Vec<AlgorithmRow> = algorithms
+    let options = simulate::Options {
+        speculate: args.speculate,
+    };
+    let per_seed: Vec<Vec<AlgorithmRow>> = algorithms
         .iter()
         .map(|&algorithm| {
-            let runs: Vec<AlgorithmRow> = seeds
+            seeds
                 .iter()
                 .zip(&workloads)
                 .map(|(&seed, tasks)| {
-                    let placed = simulate::run(algorithm, &hosts, tasks, seed, args.epsilon);
+                    let params = Params {
+                        seed,
+                        epsilon: args.epsilon,
+                        hosts: hosts.iter().map(|h| (h.name.clone(), h.weight)).collect(),
+                        total_tasks: tasks.len(),
+                    };
+                    let placement = placement::new(algorithm, &params);
+                    let placed = simulate::run_with(placement, &hosts, tasks, options);
                     AlgorithmRow::new(algorithm.name(), &simulate::stats(&hosts, tasks, &placed))
                 })
-                .collect();
-            AlgorithmRow::mean(&runs)
+                .collect()
         })
+        .collect();
+    let rows: Vec<AlgorithmRow> = per_seed
+        .iter()
+        .map(|runs| AlgorithmRow::mean(runs))
         .collect();
     if args.json {
         println!(
@@ -75,6 +95,30 @@ pub fn run(args: SimulateArgs) -> Result<i32, Error> {
             hosts.len(),
         );
         println!("{}", compare::render(&rows));
+        if args.repeat > 1 {
+            println!("LB ratio over the seeds (min / median / max):");
+            for runs in &per_seed {
+                println!("  {}", lb_spread(runs));
+            }
+        }
     }
     Ok(exit::SUCCESS)
+}
+
+/// `least-load  1.067 / 1.137 / 1.664`: how the LB ratio spreads over seeds.
+fn lb_spread(runs: &[AlgorithmRow]) -> String {
+    let mut ratios: Vec<f64> = runs.iter().map(|r| r.lb_ratio).collect();
+    ratios.sort_by(f64::total_cmp);
+    let median = match ratios.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => ratios[n / 2],
+        n => (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0,
+    };
+    format!(
+        "{:<16} {:.3} / {:.3} / {:.3}",
+        runs.first().map_or("", |r| r.algorithm.as_str()),
+        ratios.first().copied().unwrap_or(f64::NAN),
+        median,
+        ratios.last().copied().unwrap_or(f64::NAN),
+    )
 }

@@ -9,6 +9,10 @@ use super::{HostView, Liveness, Placement, TaskRef};
 pub trait ChooseHost {
     /// A host with a free slot for the next of `queued` tasks, or `None` to wait.
     fn choose(&mut self, hosts: &[HostView], queued: usize) -> Option<usize>;
+    /// See [`Placement::observe`].
+    fn observe(&mut self, work: f64) {
+        let _ = work;
+    }
 }
 
 /// How far past the head the queue is searched for a task that can go elsewhere than the
@@ -75,6 +79,10 @@ impl<C: ChooseHost> Placement for Fifo<C> {
         let host = self.chooser.choose(hosts, self.queue.len())?;
         let (task, _) = self.queue.pop_front()?;
         Some((task.id, host))
+    }
+
+    fn observe(&mut self, work: f64) {
+        self.chooser.observe(work);
     }
 
     fn len(&self) -> usize {

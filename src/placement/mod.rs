@@ -5,9 +5,11 @@
 //! The same code drives real runs, `--dry-run` plans and `dts simulate`.
 
 mod consistent_hash;
+pub mod durations;
 mod fifo;
 mod least_load;
 mod random;
+pub mod resources;
 pub mod rng;
 mod round_robin;
 
@@ -16,7 +18,7 @@ use std::str::FromStr;
 
 pub use consistent_hash::{ConsistentHash, key_hash};
 pub use fifo::{ChooseHost, Fifo};
-pub use least_load::{LeastLoad, pressure};
+pub use least_load::{LeastLoad, effective_speed, pressure};
 pub use random::Random;
 pub use round_robin::RoundRobin;
 
@@ -124,6 +126,12 @@ pub trait Placement {
     /// The next task to start and the host index to start it on, or `None` when no queued
     /// task can start now. The caller starts it and updates `hosts` before calling again.
     fn next(&mut self, hosts: &[HostView]) -> Option<(u32, usize)>;
+    /// A task of this run finished after `work`: its run time × the effective speed of
+    /// the host it ran on (seconds on a speed-1 host). Least-load learns task lengths from
+    /// it; the others ignore it.
+    fn observe(&mut self, work: f64) {
+        let _ = work;
+    }
     /// Tasks still queued.
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
@@ -136,6 +144,31 @@ pub trait Placement {
     fn first_choice(&self, _task: TaskRef) -> Option<usize> {
         None
     }
+}
+
+/// Where a speculative copy of a task running on host `from` should go: the fastest other
+/// host with a free slot (least pressure among equals). While any host is faster than
+/// `from`, only a faster one: a copy on a host as slow as the original ends after it unless
+/// that host is sick, and it would hold the task's one copy. `None` while none is free.
+pub fn copy_host(hosts: &[HostView], from: usize) -> Option<usize> {
+    let own = hosts.get(from).map_or(0.0, effective_speed);
+    let faster_exists = hosts
+        .iter()
+        .any(|v| v.liveness == Liveness::Up && effective_speed(v) > own);
+    hosts
+        .iter()
+        .enumerate()
+        .filter(|&(h, v)| h != from && v.free() > 0)
+        .filter(|&(_, v)| {
+            let e = effective_speed(v);
+            if faster_exists { e > own } else { e >= own }
+        })
+        .min_by(|a, b| {
+            effective_speed(b.1)
+                .total_cmp(&effective_speed(a.1))
+                .then(pressure(a.1).total_cmp(&pressure(b.1)))
+        })
+        .map(|(h, _)| h)
 }
 
 /// What an algorithm needs to know up front.
@@ -155,8 +188,42 @@ pub fn new(algorithm: Algorithm, params: &Params) -> Box<dyn Placement + Send> {
     match algorithm {
         Algorithm::Random => Box::new(Fifo::new(Random::new(params.seed))),
         Algorithm::RoundRobin => Box::new(Fifo::new(RoundRobin::default())),
-        Algorithm::LeastLoad => Box::new(Fifo::new(LeastLoad)),
+        Algorithm::LeastLoad => Box::new(Fifo::new(LeastLoad::default())),
         Algorithm::ConsistentHash => Box::new(ConsistentHash::new(params)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::up;
+    use super::*;
+
+    #[test]
+    fn a_copy_goes_to_the_fastest_free_host() {
+        let mut hosts = vec![up(2), up(2), up(2)];
+        hosts[0].weight = 0.5;
+        hosts[2].weight = 2.0;
+        assert_eq!(copy_host(&hosts, 0), Some(2));
+        hosts[2].running = 2;
+        assert_eq!(copy_host(&hosts, 0), Some(1));
+    }
+
+    #[test]
+    fn speculation_never_copies_onto_a_host_as_slow_as_the_original_while_a_faster_one_exists() {
+        let mut hosts = vec![up(1), up(1), up(1)];
+        hosts[0].weight = 0.5;
+        hosts[1].weight = 0.5;
+        hosts[2].running = 1;
+        assert_eq!(copy_host(&hosts, 0), None);
+    }
+
+    #[test]
+    fn on_equal_hosts_a_copy_takes_a_peer() {
+        let mut hosts = vec![up(1), up(2)];
+        hosts[0].running = 1;
+        assert_eq!(copy_host(&hosts, 0), Some(1));
+        hosts[1].running = 2;
+        assert_eq!(copy_host(&hosts, 0), None);
     }
 }
 

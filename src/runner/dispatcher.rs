@@ -1053,8 +1053,11 @@ impl Dispatcher {
         }
         self.tasks[launch.task].last_run = Some((launch.host, started, at));
         if outcome == Outcome::Succeeded {
-            self.recent_runs
-                .push_back(at.saturating_duration_since(started).as_secs_f64());
+            let run_s = at.saturating_duration_since(started).as_secs_f64();
+            // Work in speed-1 seconds, as `dts simulate` reports it to placement.
+            let speed = placement::effective_speed(&self.views[launch.host]);
+            self.placement.observe(run_s * speed);
+            self.recent_runs.push_back(run_s);
             if self.recent_runs.len() > RECENT_RUNS {
                 self.recent_runs.pop_front();
             }
@@ -1237,8 +1240,8 @@ impl Dispatcher {
             .collect();
         stragglers.sort_by(|a, b| b.0.total_cmp(&a.0));
         for (elapsed, task, host) in stragglers {
-            let Some(other) = self.free_host_except(host) else {
-                break;
+            let Some(other) = placement::copy_host(&self.views, host) else {
+                continue;
             };
             let index = self.cfg.job.tasks[task].index;
             let name = self.hosts[other].spec.name.clone();
@@ -1247,16 +1250,6 @@ impl Dispatcher {
             ));
             self.launch(task, other);
         }
-    }
-
-    /// The least loaded up host with a free slot, other than `except`.
-    fn free_host_except(&self, except: usize) -> Option<usize> {
-        self.views
-            .iter()
-            .enumerate()
-            .filter(|(h, v)| *h != except && v.free() > 0)
-            .min_by(|a, b| placement::pressure(a.1).total_cmp(&placement::pressure(b.1)))
-            .map(|(h, _)| h)
     }
 
     fn finish_task(&mut self, task: usize, outcome: Outcome) {
