@@ -254,6 +254,41 @@ fn ctrl_c_through_a_jump_and_a_proxy_command_leaves_nothing_behind() {
     no_process_left(&proxy, Duration::from_secs(10));
 }
 
+#[test]
+fn connections_through_a_bastion_share_one_session_to_it() {
+    let cluster = Cluster::start(2);
+    let config = cluster.write_ssh_config(2);
+    let lab = &cluster.lab;
+    let mark = marker("jumpshare");
+    let started = lab.path("started");
+    std::fs::create_dir(&started).unwrap();
+    // 16 slots a node: two connections to each, four in all, through one bastion session.
+    let mut child = dts_process(lab.dir.path());
+    child
+        .args(["submit", "--kill-grace", "1s", "-F"])
+        .arg(&config)
+        .args(["-w", "16/node1,16/node2", "--array", "1-32", "--"])
+        .arg(format!(
+            "touch {}/{{}}; sleep 300; : {mark}",
+            started.display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = child.spawn().unwrap();
+    wait_until(Duration::from_secs(30), "all 32 tasks to start", || {
+        std::fs::read_dir(&started).unwrap().count() == 32
+    });
+    let to_bastion = cluster.ns.established_to(2222);
+    let to_nodes =
+        cluster.ns.established_to(node_port(1)) + cluster.ns.established_to(node_port(2));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert_eq!((to_bastion, to_nodes), (1, 4));
+    no_process_left(&mark, Duration::from_secs(10));
+}
+
 /// A lab host whose sshd trusts a user CA and has no authorized_keys at all; the lab's
 /// user key is signed by that CA into `userkey-cert.pub`.
 fn certificate_lab() -> Lab {

@@ -113,6 +113,25 @@ impl Netns {
         false
     }
 
+    /// How many TCP connections to `port` are established inside the namespace.
+    pub fn established_to(&self, port: u16) -> usize {
+        let filter = format!("( sport = :{port} )");
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.name,
+                "ss",
+                "-Htn",
+                "state",
+                "established",
+            ])
+            .arg(filter)
+            .output()
+            .expect("`ss` (iproute2)");
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    }
+
     /// Pids of the processes inside the namespace.
     pub fn pids(&self) -> Vec<i32> {
         let out = Command::new("ip")

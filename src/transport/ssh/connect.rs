@@ -9,7 +9,7 @@ use std::io::Read;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use ssh2::{MethodType, Session};
@@ -134,24 +134,20 @@ pub struct Link {
 /// as a host is, and its handshake counted against its own cap.
 pub fn connect(host: &Host, handshakes: &Handshakes, auth: &AuthEnv) -> Result<Link, HostError> {
     let deadline = Instant::now() + host.connect_timeout;
-    let mut via: Option<(Link, Host)> = None;
-    for hop in &host.jump {
-        let hop_host = route::hop_host(host, hop);
-        let link =
-            establish(&hop_host, via, handshakes, auth, deadline).map_err(|e| HostError {
-                kind: e.kind,
-                message: format!("jump host {hop}: {}", e.message),
-            })?;
-        via = Some((link, hop_host));
-    }
+    let via = match host.jump.is_empty() {
+        true => None,
+        false => Some(route::hub_for(
+            host, &host.jump, handshakes, auth, deadline,
+        )?),
+    };
     establish(host, via, handshakes, auth, deadline)
 }
 
 /// One session to `host`, over a fresh TCP connection, its ProxyCommand, or a channel of
-/// the hop session `via`.
-fn establish(
+/// the shared hop session `via` (with the hop, for handshake counting).
+pub(super) fn establish(
     host: &Host,
-    via: Option<(Link, Host)>,
+    via: Option<(Arc<route::Hub>, Host)>,
     handshakes: &Handshakes,
     auth: &AuthEnv,
     deadline: Instant,
@@ -165,9 +161,9 @@ fn establish(
         ))
     })?;
     let (stream, mut route): (OwnedFd, Route) = match (via, &host.proxy_command) {
-        (Some((hop, _)), _) => (
-            route::relay_through(hop, &host.address, host.port, deadline)?,
-            Route::Jump,
+        (Some((hub, _)), _) => (
+            hub.open(&host.address, host.port, deadline)?,
+            Route::Jump(hub),
         ),
         (None, Some(command)) => {
             let (stream, child) = route::spawn_proxy(host, command)?;

@@ -3,20 +3,23 @@
 //! session of its own whose `direct-tcpip` channel carries the next.
 //!
 //! A [`Route`] is what keeps such a path alive: it must outlive the session it carries,
-//! which is why [`super::connect::Link`] holds it after the session. A jump's hop session
-//! and its relay run on their own thread; they end when the session above closes its end.
+//! which is why [`super::connect::Link`] holds it after the session. A jump host's session
+//! is shared by every connection going through it ([`Hub`]) and runs on its own thread,
+//! relaying each connection's channel until that connection closes its end.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak, mpsc};
 use std::time::{Duration, Instant};
 
 use ssh2::Channel;
 
-use super::connect::Link;
+use super::connect::{self, AuthEnv, Handshakes, Link};
 use super::{EAGAIN, poll_events};
 use crate::inventory::{Host, JumpHop};
 use crate::transport::HostError;
@@ -26,9 +29,9 @@ pub enum Route {
     Direct,
     /// A ProxyCommand in its own process group: killed and reaped on drop.
     Proxy(ProxyChild),
-    /// A relay thread carrying the session through a jump host; it ends once the session
-    /// closes its end of the socket pair.
-    Jump,
+    /// A channel of a jump host's shared session ([`Hub`]); held so that the hub outlives
+    /// the sessions it carries.
+    Jump(Arc<Hub>),
 }
 
 /// The host to connect to as hop `i` of `target`'s jump chain: the hop's address, port and
@@ -177,44 +180,145 @@ pub fn spawn_proxy(host: &Host, template: &str) -> Result<(OwnedFd, ProxyChild),
 // ---------------------------------------------------------------------------------------
 // Jumps
 
-/// Opens a `direct-tcpip` channel from the hop session to `address:port` and starts the
-/// thread that relays it to a socket pair; returns the end the next session reads.
-pub fn relay_through(
-    hop: Link,
-    address: &str,
-    port: u16,
-    deadline: Instant,
-) -> Result<OwnedFd, HostError> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    hop.session
-        .set_timeout(left.as_millis().clamp(1, u32::MAX as u128) as u32);
-    let channel = hop
-        .session
-        .channel_direct_tcpip(address, port, None)
-        .map_err(|e| {
-            HostError::transient(format!(
-                "the jump host could not reach {address}:{port}: {}",
-                e.message()
-            ))
-        })?;
-    hop.session.set_timeout(0);
-    let failed =
-        |e: std::io::Error| HostError::local_limit(format!("cannot start a jump relay: {e}"));
-    let (ours, theirs) = UnixStream::pair().map_err(failed)?;
-    ours.set_nonblocking(true).map_err(failed)?;
-    std::thread::Builder::new()
-        .name(format!("jump-{address}"))
-        .stack_size(128 * 1024)
-        .spawn(move || Relay::new(hop, channel, ours).run())
-        .map_err(failed)?;
-    Ok(OwnedFd::from(theirs))
+/// One session to a jump host, shared by every connection whose route goes through it: its
+/// thread opens a `direct-tcpip` channel per connection and relays each to a socket pair.
+/// It ends once no connection holds it and its channels are closed, or when the hop is lost
+/// (then every connection through it sees its socket close, as a lost connection).
+pub struct Hub {
+    requests: mpsc::Sender<Open>,
+    wake: UnixStream,
+    alive: Arc<AtomicBool>,
 }
 
-/// Bytes each way between a hop's channel and the socket pair, buffered up to this much.
+/// A request for a channel to `address:port`.
+struct Open {
+    address: String,
+    port: u16,
+    reply: mpsc::SyncSender<Result<OwnedFd, HostError>>,
+}
+
+impl Hub {
+    /// Starts the hub's thread on an authenticated hop session.
+    fn start(hop: Link, name: String) -> Result<Arc<Hub>, HostError> {
+        let failed =
+            |e: std::io::Error| HostError::local_limit(format!("cannot start a jump relay: {e}"));
+        let (requests, inbox) = mpsc::channel();
+        let (wake, wake_rx) = UnixStream::pair().map_err(failed)?;
+        wake.set_nonblocking(true).map_err(failed)?;
+        wake_rx.set_nonblocking(true).map_err(failed)?;
+        let alive = Arc::new(AtomicBool::new(true));
+        let hub = Arc::new(Hub {
+            requests,
+            wake,
+            alive: alive.clone(),
+        });
+        std::thread::Builder::new()
+            .name(format!("jump-{name}"))
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                HubLoop::new(hop, inbox, wake_rx).run();
+                alive.store(false, Ordering::SeqCst);
+            })
+            .map_err(failed)?;
+        Ok(hub)
+    }
+
+    /// A socket carried by a new channel to `address:port` through the hop.
+    pub fn open(&self, address: &str, port: u16, deadline: Instant) -> Result<OwnedFd, HostError> {
+        let lost = || HostError::transient("the jump host's connection was lost");
+        let (reply, answer) = mpsc::sync_channel(1);
+        let request = Open {
+            address: address.to_string(),
+            port,
+            reply,
+        };
+        self.requests.send(request).map_err(|_| lost())?;
+        let _ = (&self.wake).write(&[1]);
+        let left = deadline.saturating_duration_since(Instant::now());
+        match answer.recv_timeout(left) {
+            Ok(opened) => opened,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(HostError::transient(format!(
+                "timed out waiting for the jump host to reach {address}:{port}"
+            ))),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(lost()),
+        }
+    }
+}
+
+/// Live hubs by route (hops and credentials); the slot's lock is held while its hub
+/// connects, so connections starting together share one hop session.
+type HubSlot = Arc<Mutex<Weak<Hub>>>;
+static HUBS: Mutex<BTreeMap<String, HubSlot>> = Mutex::new(BTreeMap::new());
+
+/// The hub for `target`'s route up to and including `hops.last()`, connecting it (and the
+/// hops before it) if none is alive; with the hop as a host, for handshake counting.
+pub fn hub_for(
+    target: &Host,
+    hops: &[JumpHop],
+    handshakes: &Handshakes,
+    auth: &AuthEnv,
+    deadline: Instant,
+) -> Result<(Arc<Hub>, Host), HostError> {
+    let hop = hops.last().expect("a route has a hop");
+    let hop_host = hop_host(target, hop);
+    let key = format!(
+        "{hops:?} {:?} {:?} {:?}",
+        target.identities, target.known_hosts, target.host_key_policy
+    );
+    let slot = {
+        let mut hubs = HUBS.lock().unwrap_or_else(|e| e.into_inner());
+        hubs.retain(|_, slot| Arc::strong_count(slot) > 1 || slot_alive(slot));
+        hubs.entry(key).or_default().clone()
+    };
+    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(hub) = slot.upgrade().filter(|h| h.alive.load(Ordering::SeqCst)) {
+        return Ok((hub, hop_host));
+    }
+    let via = match hops.len() {
+        1 => None,
+        n => Some(hub_for(target, &hops[..n - 1], handshakes, auth, deadline)?),
+    };
+    let link =
+        connect::establish(&hop_host, via, handshakes, auth, deadline).map_err(|e| HostError {
+            kind: e.kind,
+            message: format!("jump host {hop}: {}", e.message),
+        })?;
+    let hub = Hub::start(link, hop.host.clone())?;
+    *slot = Arc::downgrade(&hub);
+    Ok((hub, hop_host))
+}
+
+fn slot_alive(slot: &HubSlot) -> bool {
+    slot.try_lock()
+        .map(|weak| {
+            weak.upgrade()
+                .is_some_and(|h| h.alive.load(Ordering::SeqCst))
+        })
+        .unwrap_or(true)
+}
+
+/// Bytes each way between a channel and its socket pair, buffered up to this much.
 const RELAY_BUFFER: usize = 64 * 1024;
 
-struct Relay {
+/// The hub's thread: the hop session, the channel being opened, and the open ones.
+struct HubLoop {
     hop: Link,
+    inbox: mpsc::Receiver<Open>,
+    wake: UnixStream,
+    queue: VecDeque<Open>,
+    /// libssh2 opens one channel at a time; this one returned EAGAIN.
+    opening: Option<Open>,
+    pipes: Vec<Pipe>,
+    /// Channels whose connection is done, until their close is sent.
+    closing: Vec<(Channel, Instant)>,
+    /// No handle is left: end once the pipes are done.
+    orphaned: bool,
+    next_keepalive: Instant,
+    buf: Vec<u8>,
+}
+
+/// One channel relayed to the session above it over a socket pair.
+struct Pipe {
     channel: Channel,
     socket: UnixStream,
     /// From the session above, to write to the channel.
@@ -225,27 +329,25 @@ struct Relay {
     above_closed: bool,
     /// The far side closed the channel.
     channel_eof: bool,
-    next_keepalive: Instant,
-    buf: Vec<u8>,
+    eof_passed: bool,
 }
 
-impl Relay {
-    fn new(hop: Link, channel: Channel, socket: UnixStream) -> Relay {
-        Relay {
+impl HubLoop {
+    fn new(hop: Link, inbox: mpsc::Receiver<Open>, wake: UnixStream) -> HubLoop {
+        HubLoop {
             hop,
-            channel,
-            socket,
-            up: Vec::new(),
-            down: Vec::new(),
-            above_closed: false,
-            channel_eof: false,
+            inbox,
+            wake,
+            queue: VecDeque::new(),
+            opening: None,
+            pipes: Vec::new(),
+            closing: Vec::new(),
+            orphaned: false,
             next_keepalive: Instant::now(),
             buf: vec![0; 32 * 1024],
         }
     }
 
-    /// Relays until the session above closes its end (or the hop is lost: then our end is
-    /// closed, which the session above sees as its connection lost).
     fn run(mut self) {
         self.hop.session.set_blocking(false);
         self.hop.session.set_keepalive(false, 15);
@@ -253,35 +355,205 @@ impl Relay {
             let progress = match self.turn() {
                 Ok(progress) => progress,
                 Err(reason) => {
-                    tracing::debug!("jump relay ends: {reason}");
+                    tracing::debug!("jump host session ends: {reason}");
                     break;
                 }
             };
-            if self.above_closed && self.up.is_empty() {
+            if self.orphaned && self.pipes.is_empty() && self.closing.is_empty() {
                 break;
-            }
-            if self.channel_eof && self.down.is_empty() {
-                // Nothing more will come: tell the session above, then wait for it to close.
-                let _ = self.socket.shutdown(std::net::Shutdown::Write);
             }
             if !progress {
                 self.wait();
             }
         }
-        self.close();
+        for open in self.queue.drain(..).chain(self.opening.take()) {
+            let _ = open.reply.send(Err(HostError::transient(
+                "the jump host's connection was lost",
+            )));
+        }
+        let _ = self.hop.session.disconnect(None, "done", None);
     }
 
     fn turn(&mut self) -> Result<bool, String> {
+        let mut progress = self.take_requests();
+        progress |= self.open_next();
+        let buf = &mut self.buf;
+        for pipe in &mut self.pipes {
+            progress |= pipe.turn(buf);
+        }
+        let now = Instant::now();
+        for i in (0..self.pipes.len()).rev() {
+            if self.pipes[i].done() {
+                let pipe = self.pipes.swap_remove(i);
+                self.closing
+                    .push((pipe.channel, now + Duration::from_secs(2)));
+                progress = true;
+            }
+        }
+        self.closing.retain_mut(|(channel, until)| {
+            let pending = matches!(channel.close(),
+                Err(e) if e.code() == ssh2::ErrorCode::Session(EAGAIN));
+            pending && now < *until
+        });
+        self.keepalive()?;
+        Ok(progress)
+    }
+
+    fn take_requests(&mut self) -> bool {
+        let mut sink = [0u8; 64];
+        while matches!((&self.wake).read(&mut sink), Ok(n) if n > 0) {}
         let mut progress = false;
-        // From the session above into the channel.
+        loop {
+            match self.inbox.try_recv() {
+                Ok(open) => {
+                    self.queue.push_back(open);
+                    progress = true;
+                }
+                Err(mpsc::TryRecvError::Empty) => return progress,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    progress |= !self.orphaned;
+                    self.orphaned = true;
+                    return progress;
+                }
+            }
+        }
+    }
+
+    fn open_next(&mut self) -> bool {
+        let Some(open) = self.opening.take().or_else(|| self.queue.pop_front()) else {
+            return false;
+        };
+        let session = &self.hop.session;
+        let opened = match session.channel_direct_tcpip(&open.address, open.port, None) {
+            Err(e) if e.code() == ssh2::ErrorCode::Session(EAGAIN) => {
+                self.opening = Some(open);
+                return false;
+            }
+            Err(e) => Err(HostError::transient(format!(
+                "the jump host could not reach {}:{}: {}",
+                open.address,
+                open.port,
+                e.message()
+            ))),
+            Ok(channel) => match pipe_for(channel) {
+                Ok((pipe, theirs)) => {
+                    self.pipes.push(pipe);
+                    Ok(theirs)
+                }
+                Err(e) => Err(HostError::local_limit(format!(
+                    "cannot relay through the jump host: {e}"
+                ))),
+            },
+        };
+        // A connection that gave up waiting drops its end: the pipe then closes itself.
+        let _ = open.reply.send(opened);
+        true
+    }
+
+    fn keepalive(&mut self) -> Result<(), String> {
+        let now = Instant::now();
+        if now < self.next_keepalive {
+            return Ok(());
+        }
+        match self.hop.session.keepalive_send() {
+            Ok(secs) => {
+                self.next_keepalive = now + Duration::from_secs(u64::from(secs.max(1)));
+                Ok(())
+            }
+            Err(e) if e.code() == ssh2::ErrorCode::Session(EAGAIN) => Ok(()),
+            Err(e) => Err(format!("keepalive: {}", e.message())),
+        }
+    }
+
+    fn wait(&self) {
+        let session_fd = self.hop.session.as_raw_fd();
+        quickack(session_fd);
+        let mut fds = vec![
+            libc::pollfd {
+                fd: session_fd,
+                events: poll_events(&self.hop.session.block_directions()),
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.wake.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        fds.extend(self.pipes.iter().map(|pipe| libc::pollfd {
+            fd: pipe.socket.as_raw_fd(),
+            events: pipe.socket_events(),
+            revents: 0,
+        }));
+        let timeout_ms =
+            self.next_keepalive
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .clamp(1, if self.closing.is_empty() { 1000 } else { 10 }) as i32;
+        // SAFETY: `fds` is a valid array of pollfd for the duration of the call.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    }
+}
+
+fn pipe_for(channel: Channel) -> std::io::Result<(Pipe, OwnedFd)> {
+    let (ours, theirs) = UnixStream::pair()?;
+    ours.set_nonblocking(true)?;
+    let pipe = Pipe {
+        channel,
+        socket: ours,
+        up: Vec::new(),
+        down: Vec::new(),
+        above_closed: false,
+        channel_eof: false,
+        eof_passed: false,
+    };
+    Ok((pipe, OwnedFd::from(theirs)))
+}
+
+impl Pipe {
+    /// Done once the session above has closed its end and all it wrote is passed on, or
+    /// when the channel failed.
+    fn done(&self) -> bool {
+        self.above_closed && self.up.is_empty()
+    }
+
+    fn socket_events(&self) -> libc::c_short {
+        let mut events = 0;
         if !self.above_closed && self.up.len() < RELAY_BUFFER {
-            match self.socket.read(&mut self.buf) {
+            events |= libc::POLLIN;
+        }
+        if !self.down.is_empty() {
+            events |= libc::POLLOUT;
+        }
+        events
+    }
+
+    /// Moves what it can each way; true if anything moved. A failed channel ends the pipe
+    /// (the session above sees its socket close).
+    fn turn(&mut self, buf: &mut [u8]) -> bool {
+        match self.relay(buf) {
+            Ok(progress) => progress,
+            Err(reason) => {
+                tracing::debug!("jump channel ends: {reason}");
+                self.up.clear();
+                self.down.clear();
+                self.above_closed = true;
+                let _ = self.socket.shutdown(std::net::Shutdown::Both);
+                true
+            }
+        }
+    }
+
+    fn relay(&mut self, buf: &mut [u8]) -> Result<bool, String> {
+        let mut progress = false;
+        if !self.above_closed && self.up.len() < RELAY_BUFFER {
+            match self.socket.read(buf) {
                 Ok(0) => {
                     self.above_closed = true;
                     progress = true;
                 }
                 Ok(n) => {
-                    self.up.extend_from_slice(&self.buf[..n]);
+                    self.up.extend_from_slice(&buf[..n]);
                     progress = true;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
@@ -299,9 +571,8 @@ impl Relay {
                 Err(e) => return Err(format!("channel write: {e}")),
             }
         }
-        // From the channel to the session above.
         while !self.channel_eof && self.down.len() < RELAY_BUFFER {
-            match self.channel.read(&mut self.buf) {
+            match self.channel.read(buf) {
                 Ok(0) => {
                     if self.channel.eof() {
                         self.channel_eof = true;
@@ -310,7 +581,7 @@ impl Relay {
                     break;
                 }
                 Ok(n) => {
-                    self.down.extend_from_slice(&self.buf[..n]);
+                    self.down.extend_from_slice(&buf[..n]);
                     progress = true;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -332,70 +603,12 @@ impl Relay {
                 }
             }
         }
-        self.keepalive()?;
+        if self.channel_eof && self.down.is_empty() && !self.eof_passed {
+            // Nothing more will come: tell the session above, then wait for it to close.
+            let _ = self.socket.shutdown(std::net::Shutdown::Write);
+            self.eof_passed = true;
+        }
         Ok(progress)
-    }
-
-    fn keepalive(&mut self) -> Result<(), String> {
-        let now = Instant::now();
-        if now < self.next_keepalive {
-            return Ok(());
-        }
-        match self.hop.session.keepalive_send() {
-            Ok(secs) => {
-                self.next_keepalive = now + Duration::from_secs(u64::from(secs.max(1)));
-                Ok(())
-            }
-            Err(e) if e.code() == ssh2::ErrorCode::Session(EAGAIN) => Ok(()),
-            Err(e) => Err(format!("keepalive: {}", e.message())),
-        }
-    }
-
-    fn wait(&self) {
-        let session_fd = self.hop.session.as_raw_fd();
-        quickack(session_fd);
-        let mut socket_events = 0;
-        if !self.above_closed && self.up.len() < RELAY_BUFFER {
-            socket_events |= libc::POLLIN;
-        }
-        if !self.down.is_empty() {
-            socket_events |= libc::POLLOUT;
-        }
-        let mut fds = [
-            libc::pollfd {
-                fd: session_fd,
-                events: poll_events(&self.hop.session.block_directions()),
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self.socket.as_raw_fd(),
-                events: socket_events,
-                revents: 0,
-            },
-        ];
-        let keepalive_ms = self
-            .next_keepalive
-            .saturating_duration_since(Instant::now())
-            .as_millis()
-            .clamp(1, 1000) as i32;
-        // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
-        unsafe { libc::poll(fds.as_mut_ptr(), 2, keepalive_ms) };
-    }
-
-    /// Closes the channel and the hop session, without waiting long on a dead hop.
-    fn close(mut self) {
-        let until = Instant::now() + Duration::from_secs(2);
-        loop {
-            match self.channel.close() {
-                Err(e)
-                    if e.code() == ssh2::ErrorCode::Session(EAGAIN) && Instant::now() < until =>
-                {
-                    self.wait()
-                }
-                _ => break,
-            }
-        }
-        let _ = self.hop.session.disconnect(None, "done", None);
     }
 }
 
