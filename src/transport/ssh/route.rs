@@ -362,7 +362,9 @@ impl HubLoop {
             if self.orphaned && self.pipes.is_empty() && self.closing.is_empty() {
                 break;
             }
-            if !progress {
+            // Reading one channel reads the socket for all: what it queued for a channel
+            // served earlier in the turn must not wait for the socket to be readable again.
+            if !progress && !self.pipes.iter().any(Pipe::has_queued) {
                 self.wait();
             }
         }
@@ -515,6 +517,13 @@ impl Pipe {
     /// when the channel failed.
     fn done(&self) -> bool {
         self.above_closed && self.up.is_empty()
+    }
+
+    /// libssh2 holds data or an EOF for this channel that the pipe has room to take.
+    fn has_queued(&self) -> bool {
+        !self.channel_eof
+            && self.down.len() < RELAY_BUFFER
+            && (self.channel.read_window().available > 0 || self.channel.eof())
     }
 
     fn socket_events(&self) -> libc::c_short {
