@@ -66,7 +66,7 @@ pub fn probe_each(hosts: &[Host]) -> Vec<Result<ProbeReport, HostError>> {
                         let result = match host.transport {
                             Transport::Local => Ok(probe::local()),
                             Transport::Ssh => connect::connect(host, &handshakes, &auth)
-                                .and_then(|session| connect::probe(&session, timeout)),
+                                .and_then(|link| connect::probe(&link.session, timeout)),
                         };
                         done.push((i, result));
                     }

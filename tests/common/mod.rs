@@ -77,18 +77,47 @@ impl Lab {
     /// Adds a host whose sshd runs inside `ns`, on its address, and rewrites known_hosts
     /// and hosts.toml to include it.
     pub fn add_netns_host(&mut self, name: &str, ns: &netns::Netns) {
-        let address = ns.inner_addr;
-        let port = 2222;
+        self.add_netns_sshd(name, ns, ns.inner_addr, 2222);
+        self.write_inventory(4);
+    }
+
+    /// Starts an sshd inside `ns` on `address:port` (the namespace's veth address, or its
+    /// own loopback: `127.0.1.N` inside is reachable only from inside) and adds it to
+    /// known_hosts.
+    pub fn add_netns_sshd(&mut self, name: &str, ns: &netns::Netns, address: Ipv4Addr, port: u16) {
         let config = self.dir.path().join(format!("sshd_{name}.conf"));
         std::fs::write(&config, self.sshd_config(address, port)).unwrap();
         let log = self.dir.path().join(format!("sshd_{name}.log"));
         let mut command = Command::new("ip");
         command.args(["netns", "exec", &ns.name]);
         let mut child = spawn_sshd_with(command, &config, &log);
+        let listening = if address == ns.inner_addr {
+            wait_listening(address, port, &mut child)
+        } else {
+            ns.wait_listening(address, port)
+        };
+        assert!(listening, "sshd {name} in {} did not start", ns.name);
+        self.hosts.push(LabHost {
+            name: name.to_string(),
+            address,
+            port,
+            config,
+            child: Some(child),
+        });
+        self.write_known_hosts();
+    }
+
+    /// Adds an sshd on the next loopback address whose configuration `edit` rewrites (for
+    /// sshd options the lab does not set by default).
+    pub fn add_host_with(&mut self, name: &str, edit: impl Fn(String) -> String) {
+        let address = Ipv4Addr::new(127, 0, 0, 2 + self.hosts.len() as u8);
+        let port = free_port(address);
+        let config = self.dir.path().join(format!("sshd_{name}.conf"));
+        std::fs::write(&config, edit(self.sshd_config(address, port))).unwrap();
+        let mut child = spawn_sshd(&config, &self.path(&format!("sshd_{name}.log")));
         assert!(
             wait_listening(address, port, &mut child),
-            "sshd in {} did not start",
-            ns.name
+            "sshd {name} did not start; see its log in the lab dir"
         );
         self.hosts.push(LabHost {
             name: name.to_string(),
@@ -98,7 +127,6 @@ impl Lab {
             child: Some(child),
         });
         self.write_known_hosts();
-        self.write_inventory(4);
     }
 
     fn start_host(&self, name: String, address: Ipv4Addr) -> LabHost {
@@ -124,7 +152,7 @@ impl Lab {
         panic!("sshd for {name} did not start; see its log in the lab dir");
     }
 
-    fn sshd_config(&self, address: Ipv4Addr, port: u16) -> String {
+    pub fn sshd_config(&self, address: Ipv4Addr, port: u16) -> String {
         let d = self.dir.path().display();
         format!(
             "ListenAddress {address}:{port}\nHostKey {d}/hostkey\nAuthorizedKeysFile {d}/authorized_keys\n\

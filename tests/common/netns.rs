@@ -95,6 +95,43 @@ impl Netns {
         ]);
     }
 
+    /// Waits until something inside the namespace listens on `address:port` (an address
+    /// only the namespace reaches), asking `ss` there.
+    pub fn wait_listening(&self, address: Ipv4Addr, port: u16) -> bool {
+        let wanted = format!("{address}:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            let out = Command::new("ip")
+                .args(["netns", "exec", &self.name, "ss", "-Hltn"])
+                .output()
+                .expect("`ss` (iproute2) is needed for network-namespace tests");
+            if String::from_utf8_lossy(&out.stdout).contains(&wanted) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// How many TCP connections to `port` are established inside the namespace.
+    pub fn established_to(&self, port: u16) -> usize {
+        let filter = format!("( sport = :{port} )");
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.name,
+                "ss",
+                "-Htn",
+                "state",
+                "established",
+            ])
+            .arg(filter)
+            .output()
+            .expect("`ss` (iproute2)");
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    }
+
     /// Pids of the processes inside the namespace.
     pub fn pids(&self) -> Vec<i32> {
         let out = Command::new("ip")

@@ -7,12 +7,14 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use ssh2::{MethodType, Session};
 
+use super::route::{self, Route};
 use crate::inventory::{Host, HostKeyPolicy};
 use crate::probe::{self, ProbeReport};
 use crate::transport::known_hosts::{self, KnownHosts, Verdict};
@@ -120,22 +122,81 @@ impl AuthEnv {
     }
 }
 
-/// Connects, verifies and authenticates; returns a blocking session.
-pub fn connect(host: &Host, handshakes: &Handshakes, auth: &AuthEnv) -> Result<Session, HostError> {
+/// An authenticated session and what keeps its path open. Fields drop in order: the
+/// session closes before its route goes.
+pub struct Link {
+    pub session: Session,
+    pub route: Route,
+}
+
+/// Connects, verifies and authenticates, through the host's jump hosts or ProxyCommand
+/// when it has them; returns a blocking session. Every hop is verified and authenticated
+/// as a host is, and its handshake counted against its own cap.
+pub fn connect(host: &Host, handshakes: &Handshakes, auth: &AuthEnv) -> Result<Link, HostError> {
+    let deadline = Instant::now() + host.connect_timeout;
+    let via = match host.jump.is_empty() {
+        true => None,
+        false => Some(route::hub_for(
+            host, &host.jump, handshakes, auth, deadline,
+        )?),
+    };
+    establish(host, via, handshakes, auth, deadline)
+}
+
+/// One session to `host`, over a fresh TCP connection, its ProxyCommand, or a channel of
+/// the shared hop session `via` (with the hop, for handshake counting).
+pub(super) fn establish(
+    host: &Host,
+    via: Option<(Arc<route::Hub>, Host)>,
+    handshakes: &Handshakes,
+    auth: &AuthEnv,
+    deadline: Instant,
+) -> Result<Link, HostError> {
     let began = Instant::now();
-    let deadline = began + host.connect_timeout;
-    let server = format!("{}:{}", host.address, host.port);
+    let server = route::handshake_key(host, via.as_ref().map(|(_, hop)| hop));
     let _permit = handshakes.acquire(&server, deadline).ok_or_else(|| {
         HostError::transient(format!(
             "timed out after {} waiting to start the SSH handshake",
             humantime::format_duration(host.connect_timeout)
         ))
     })?;
-    let tcp = tcp_connect(host, deadline)?;
-    let left = deadline.saturating_duration_since(Instant::now());
+    let (stream, mut route): (OwnedFd, Route) = match (via, &host.proxy_command) {
+        (Some((hub, _)), _) => (
+            hub.open(&host.address, host.port, deadline)?,
+            Route::Jump(hub),
+        ),
+        (None, Some(command)) => {
+            let (stream, child) = route::spawn_proxy(host, command)?;
+            (stream, Route::Proxy(child))
+        }
+        (None, None) => (tcp_connect(host, deadline)?.into(), Route::Direct),
+    };
+    let session = secure(host, stream, auth, deadline).map_err(|mut e| {
+        if let Route::Proxy(child) = &mut route {
+            let said = child.said();
+            if !said.is_empty() {
+                e.message
+                    .push_str(&format!("; the ProxyCommand said: {said}"));
+            }
+        }
+        e
+    })?;
+    tracing::debug!("{}: connected in {:?}", host.name, began.elapsed());
+    Ok(Link { session, route })
+}
+
+/// The SSH handshake, host key verification and authentication over `stream`.
+fn secure(
+    host: &Host,
+    stream: OwnedFd,
+    auth: &AuthEnv,
+    deadline: Instant,
+) -> Result<Session, HostError> {
+    let began = Instant::now();
+    let left = deadline.saturating_duration_since(began);
     let mut session = Session::new().map_err(|e| HostError::transient(e.to_string()))?;
     session.set_timeout(left.as_millis().clamp(1, u32::MAX as u128) as u32);
-    session.set_tcp_stream(tcp);
+    session.set_tcp_stream(stream);
     let known = KnownHosts::load(&host.known_hosts).map_err(|e| {
         io_failure(
             &e,
@@ -297,7 +358,7 @@ fn authenticate(session: &Session, host: &Host, auth: &AuthEnv) -> Result<(), Ho
                     }
                 }
                 tried.push(path.display().to_string());
-                try_identity_file(session, &host.user, path, explicit)
+                try_identity_file(session, host, path, explicit, &mut tried)
             }
         };
         match result {
@@ -416,11 +477,25 @@ fn auth_order(host: &Host, auth: &AuthEnv) -> Vec<AuthAttempt> {
     order
 }
 
+/// The certificates to offer with `identity`, as OpenSSH does: the configured
+/// CertificateFile, then `IDENTITY-cert.pub` next to it, those that exist.
+pub fn certificates_for(identity: &Path, configured: Option<&Path>) -> Vec<PathBuf> {
+    let mut sibling = identity.as_os_str().to_owned();
+    sibling.push("-cert.pub");
+    let mut found: Vec<PathBuf> = configured.map(Path::to_path_buf).into_iter().collect();
+    found.push(PathBuf::from(sibling));
+    found.dedup();
+    found.retain(|path| path.is_file());
+    found
+}
+
+/// Offers the key with each of its certificates, then alone.
 fn try_identity_file(
     session: &Session,
-    user: &str,
+    host: &Host,
     path: &Path,
     explicit: bool,
+    tried: &mut Vec<String>,
 ) -> Result<(), String> {
     if !path.exists() {
         return Err(if explicit {
@@ -429,8 +504,21 @@ fn try_identity_file(
             String::new()
         });
     }
+    for certificate in certificates_for(path, host.certificate.as_deref()) {
+        tried.push(format!("certificate {}", certificate.display()));
+        match session.userauth_pubkey_file(&host.user, Some(&certificate), path, None) {
+            Ok(()) if session.authenticated() => return Ok(()),
+            Ok(()) => {}
+            Err(e) => tracing::debug!(
+                "{}: certificate {} refused: {}",
+                host.name,
+                certificate.display(),
+                e.message()
+            ),
+        }
+    }
     session
-        .userauth_pubkey_file(user, None, path, None)
+        .userauth_pubkey_file(&host.user, None, path, None)
         .map_err(|e| match e.code() {
             // -16 LIBSSH2_ERROR_FILE: unreadable, encrypted or unsupported key file.
             ssh2::ErrorCode::Session(-16) => format!(
@@ -517,17 +605,7 @@ fn nonblocking<T>(
 fn wait_socket(session: &Session, deadline: Instant) -> Result<(), ssh2::Error> {
     use std::os::fd::AsRawFd;
     let fd = session.as_raw_fd();
-    let on: libc::c_int = 1;
-    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live c_int.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_QUICKACK,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
+    route::quickack(fd);
     let events = super::poll_events(&session.block_directions());
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {

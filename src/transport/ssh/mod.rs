@@ -9,6 +9,7 @@
 
 pub mod connect;
 mod pool;
+mod route;
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
@@ -126,13 +127,13 @@ fn run(
     wake: UnixStream,
     flag: &Wake,
 ) {
-    let started = connect::connect(host, &shared.handshakes, &shared.auth).and_then(|session| {
+    let started = connect::connect(host, &shared.handshakes, &shared.auth).and_then(|link| {
         Ok((
-            connect::probe(&session, shared.options.probe_timeout)?,
-            session,
+            connect::probe(&link.session, shared.options.probe_timeout)?,
+            link,
         ))
     });
-    let (probe, session) = match started {
+    let (probe, connect::Link { session, route }) = match started {
         Ok(up) => {
             tracing::debug!("{}: probe {:?}", host.name, up.0.latency);
             up
@@ -168,7 +169,12 @@ fn run(
         }),
     };
     let mut pool = pool::Pool::new(conn, session, events.clone(), liveness);
-    if let Err(error) = pool.run(&inbox, &wake, &flag.pending) {
+    let ended = pool.run(&inbox, &wake, &flag.pending);
+    // The route (a jump relay, a ProxyCommand) carried the kills the pool sent: it goes
+    // only after the session is closed.
+    drop(pool);
+    drop(route);
+    if let Err(error) = ended {
         let _ = events.blocking_send(Event::Down { conn, error });
     }
 }
