@@ -108,6 +108,14 @@ pub struct JumpHop {
     pub user: String,
     pub host: String,
     pub port: u16,
+    /// The hop's own IdentityFile, UserKnownHostsFile and CertificateFile from the OpenSSH
+    /// configuration, as `ssh -J` uses them; empty: the target's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<PathBuf>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known_hosts: Vec<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<PathBuf>,
 }
 
 impl fmt::Display for JumpHop {
@@ -653,6 +661,9 @@ fn resolve_hop(
             .unwrap_or_else(|| env.user.clone()),
         host: configured.address.unwrap_or_else(|| hop.host.clone()),
         port: hop.port.or(configured.port).unwrap_or(DEFAULT_PORT),
+        identities: configured.identities.unwrap_or_default(),
+        known_hosts: configured.known_hosts.unwrap_or_default(),
+        certificate: configured.certificate,
     })
 }
 

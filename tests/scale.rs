@@ -130,10 +130,13 @@ fn thousands_of_unreachable_hosts_print_a_few_folded_lines() {
     assert!(stderr.lines().count() <= 20, "{stderr}");
     assert!(stderr.lines().all(|l| l.len() < 400), "{stderr}");
     let cause = format!("connect to port {port}: Connection refused");
-    assert!(
-        stderr.contains(&format!("dts: u[1-2000]: {cause}")),
-        "{stderr}"
-    );
+    // Failures that trickle in across the fold window (a loaded machine) may take a few
+    // notes, each a nodeset; the final lines below are always whole.
+    let notes = stderr
+        .lines()
+        .filter(|l| l.starts_with("dts: u[") && l.contains(&cause))
+        .count();
+    assert!((1..=5).contains(&notes), "{stderr}");
     assert!(
         stderr.contains(&format!("left out: u[1-2000]: {cause}")),
         "{stderr}"

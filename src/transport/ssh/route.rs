@@ -35,13 +35,25 @@ pub enum Route {
 }
 
 /// The host to connect to as hop `i` of `target`'s jump chain: the hop's address, port and
-/// user with the target's keys, known_hosts and policies (every hop is verified like a host).
+/// user, its own keys and known_hosts where the OpenSSH configuration gives them, else the
+/// target's, and the target's policies (every hop is verified like a host).
 pub fn hop_host(target: &Host, hop: &JumpHop) -> Host {
+    let or_target =
+        |own: &Vec<std::path::PathBuf>, theirs: &Vec<std::path::PathBuf>| match own.is_empty() {
+            true => theirs.clone(),
+            false => own.clone(),
+        };
     Host {
         name: hop.to_string(),
         address: hop.host.clone(),
         port: hop.port,
         user: hop.user.clone(),
+        identities: or_target(&hop.identities, &target.identities),
+        known_hosts: or_target(&hop.known_hosts, &target.known_hosts),
+        certificate: hop
+            .certificate
+            .clone()
+            .or_else(|| target.certificate.clone()),
         jump: Vec::new(),
         proxy_command: None,
         ..target.clone()
@@ -689,6 +701,9 @@ mod tests {
             user: "ops".into(),
             host: "gw".into(),
             port: 22,
+            identities: Vec::new(),
+            known_hosts: Vec::new(),
+            certificate: None,
         }];
         let hop = hop_host(&target, &target.jump[0]);
         assert_eq!(
@@ -697,6 +712,27 @@ mod tests {
         );
         assert_eq!(hop.known_hosts, target.known_hosts);
         assert!(hop.jump.is_empty() && hop.proxy_command.is_none());
+    }
+
+    /// A jump host's own IdentityFile and UserKnownHostsFile (from its `Host` block in the
+    /// OpenSSH configuration) are used for it, as `ssh -J` does; the target's otherwise.
+    #[test]
+    fn a_hop_uses_its_own_keys_and_known_hosts_when_it_has_them() {
+        let mut target = host();
+        target.identities = vec!["/target-key".into()];
+        target.known_hosts = vec!["/target-kh".into()];
+        let own = JumpHop {
+            user: "ops".into(),
+            host: "gw".into(),
+            port: 22,
+            identities: vec!["/gw-key".into()],
+            known_hosts: vec!["/gw-kh".into()],
+            certificate: Some("/gw-key-cert.pub".into()),
+        };
+        let hop = hop_host(&target, &own);
+        assert_eq!(hop.identities, [std::path::PathBuf::from("/gw-key")]);
+        assert_eq!(hop.known_hosts, [std::path::PathBuf::from("/gw-kh")]);
+        assert_eq!(hop.certificate, Some("/gw-key-cert.pub".into()));
     }
 
     #[test]
