@@ -284,6 +284,11 @@ pub struct SubmitArgs {
     /// Items in --items are separated by NUL bytes (like xargs -0), so they may hold newlines.
     #[arg(short = '0', long = "null", requires = "items")]
     pub null: bool,
+    /// Matrix axis NAME=v1,v2,... (repeatable): tasks are the product of the axes, the first
+    /// slowest, times the items; {NAME} and DTS_MATRIX_NAME hold the value. Replaces the job
+    /// file's [matrix].
+    #[arg(long, value_name = "NAME=V1,V2")]
+    pub matrix: Vec<String>,
     /// Placement: random, round-robin, least-load or consistent-hash [default: round-robin].
     #[arg(long = "algo", value_name = "ALGO")]
     pub algorithm: Option<String>,

@@ -755,6 +755,7 @@ mod tests {
             html: None,
             faults: Default::default(),
             secret_env: vec![],
+            matrix: Default::default(),
         }
     }
 

@@ -196,6 +196,7 @@ pub fn page(detail: &RunDetail, doc: RunDocument, now: f64) -> Page {
                         seq: task.seq,
                         index: task.index,
                         host: "",
+                        params: &[],
                     }))
                     .into_owned(),
                 ),
