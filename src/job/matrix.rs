@@ -105,6 +105,12 @@ impl Matrix {
         names.zip(self.values_of(seq)).collect()
     }
 
+    /// The parameters of the task at `seq`, owned, for documents.
+    pub fn params(&self, seq: u32) -> Params {
+        let params = self.params_of(seq).into_iter();
+        Params(params.map(|(n, v)| (n.into(), v.into())).collect())
+    }
+
     /// The variables exported to the task at `seq`: `DTS_MATRIX_NAME=value`.
     pub fn env_of(&self, seq: u32) -> Vec<(String, &str)> {
         let params = self.params_of(seq);
@@ -116,11 +122,34 @@ impl Matrix {
 
     /// The parameters for display: `lr=0.1 depth=3`, values shell-quoted when they need it.
     pub fn describe(&self, seq: u32) -> String {
-        let params = self.params_of(seq);
-        let shown = params
-            .iter()
-            .map(|(n, v)| format!("{n}={}", quote(v.as_bytes())));
+        self.params(seq).describe()
+    }
+}
+
+/// One task's parameters, in axis order; serialised as a JSON object in that order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params(pub Vec<(String, String)>);
+
+impl Params {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// For display: `lr=0.1 depth=3`, values shell-quoted when they need it.
+    pub fn describe(&self) -> String {
+        let shown = self.0.iter().map(|(n, v)| format!("{n}={}", quote(v.as_bytes())));
         shown.collect::<Vec<_>>().join(" ")
+    }
+}
+
+impl Serialize for Params {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
     }
 }
 

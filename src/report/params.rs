@@ -1,0 +1,79 @@
+//! Each task's matrix parameters as `dts status RUN` shows them (text and `--json`). Pure:
+//! the run's saved axes and task rows in, rows and text out.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::job::Matrix;
+use crate::job::matrix::Params;
+use crate::store::reader::TaskRow;
+
+/// One task's parameters and where it stands.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskParams {
+    pub index: u64,
+    pub state: String,
+    pub params: Params,
+}
+
+/// The tasks' parameters, in task order; empty when the run has no matrix.
+pub fn of_tasks(matrix: &Matrix, tasks: &[TaskRow]) -> Vec<TaskParams> {
+    if matrix.is_empty() {
+        return Vec::new();
+    }
+    let rows = tasks.iter().map(|t| TaskParams {
+        index: t.index,
+        state: t.state.clone(),
+        params: matrix.params(t.seq),
+    });
+    rows.collect()
+}
+
+/// `task 3  succeeded  lr=0.1 depth=3`, one line per task under a heading.
+pub fn render(rows: &[TaskParams]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let index_width = rows.iter().map(|r| r.index.to_string().len()).max();
+    let state_width = rows.iter().map(|r| r.state.len()).max();
+    let (iw, sw) = (index_width.unwrap_or(0), state_width.unwrap_or(0));
+    let mut text = String::from("parameters:\n");
+    for r in rows {
+        let params = r.params.describe();
+        let _ = writeln!(text, "  task {:>iw$}  {:<sw$}  {params}", r.index, r.state);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lists_each_tasks_parameters_quoted() {
+        let param = |v: &str| Params(vec![("lr".into(), "0.1".into()), ("v".into(), v.into())]);
+        let rows = vec![
+            TaskParams {
+                index: 1,
+                state: "succeeded".into(),
+                params: param("$(touch pwned)"),
+            },
+            TaskParams {
+                index: 10,
+                state: "failed".into(),
+                params: param("a b"),
+            },
+        ];
+        assert_eq!(
+            render(&rows),
+            "parameters:\n  task  1  succeeded  lr=0.1 v='$(touch pwned)'\n  task 10  failed     lr=0.1 v='a b'\n"
+        );
+        assert_eq!(render(&[]), "");
+        let json = serde_json::to_value(&rows[0]).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"index": 1, "state": "succeeded", "params": {"lr": "0.1", "v": "$(touch pwned)"}})
+        );
+    }
+}
