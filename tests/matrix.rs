@@ -51,8 +51,7 @@ fn axes(pwned: &str) -> (Vec<&'static str>, Vec<String>) {
 }
 
 /// Prints each task's two values as it got them in its arguments and in its environment.
-const PRINT: &str =
-    r#"printf '[%s][%s][%s][%s]\n' {lr} {v} "$DTS_MATRIX_lr" "$DTS_MATRIX_v""#;
+const PRINT: &str = r#"printf '[%s][%s][%s][%s]\n' {lr} {v} "$DTS_MATRIX_lr" "$DTS_MATRIX_v""#;
 
 fn check_every_combination_ran_once(stdout: &[u8], lr: &[&str], v: &[String]) {
     let lines = tagged_lines(stdout);
@@ -65,7 +64,11 @@ fn check_every_combination_ran_once(stdout: &[u8], lr: &[&str], v: &[String]) {
         // Task k (1-based) has combination k - 1: the first axis (lr) varies slowest.
         let k = (*index - 1) as usize;
         let (a, b) = (lr[k / 3], &v[k % 3]);
-        assert_eq!(line, &format!("[{a}][{b}][{a}][{b}]"), "line {n}: task {index}");
+        assert_eq!(
+            line,
+            &format!("[{a}][{b}][{a}][{b}]"),
+            "line {n}: task {index}"
+        );
     }
 }
 
@@ -86,7 +89,10 @@ fn a_two_by_three_matrix_runs_every_combination_once_and_injects_nothing() {
             .get_output()
             .clone();
         check_every_combination_ran_once(&out.stdout, &lr, &v);
-        assert!(!Path::new(&pwned).exists(), "{via:?}: a value ran a command");
+        assert!(
+            !Path::new(&pwned).exists(),
+            "{via:?}: a value ran a command"
+        );
         assert!(
             !lab.dir.path().join("pwned").exists(),
             "{via:?}: a value ran a command"
@@ -166,7 +172,10 @@ fn dry_run_shows_each_tasks_parameters() {
     assert_eq!(plan.len(), 8);
     assert_eq!(plan[7]["index"], 8);
     assert_eq!(plan[7]["item"], "2", "the array index stays in the item");
-    assert_eq!(plan[7]["params"], serde_json::json!({"lr": "0.01", "v": "$(x)"}));
+    assert_eq!(
+        plan[7]["params"],
+        serde_json::json!({"lr": "0.01", "v": "$(x)"})
+    );
 }
 
 #[test]
@@ -180,7 +189,15 @@ fn bad_matrices_are_usage_errors_and_run_nothing() {
             .stderr(contains("--matrix"));
     }
     dts(home.path())
-        .args(["submit", "--matrix", "a=1", "--matrix", "a=2", "--", "touch ran"])
+        .args([
+            "submit",
+            "--matrix",
+            "a=1",
+            "--matrix",
+            "a=2",
+            "--",
+            "touch ran",
+        ])
         .assert()
         .code(2)
         .stderr(contains("matrix axis 'a' is given twice"));
@@ -193,6 +210,8 @@ fn bad_matrices_are_usage_errors_and_run_nothing() {
         .args(["submit", "job.toml"])
         .assert()
         .code(2)
-        .stderr(contains("job.toml:3:7: matrix axis 'lr': values are strings or integers"));
+        .stderr(contains(
+            "job.toml:3:7: matrix axis 'lr': values are strings or integers",
+        ));
     assert!(!home.path().join("ran").exists());
 }

@@ -137,7 +137,10 @@ impl Params {
 
     /// For display: `lr=0.1 depth=3`, values shell-quoted when they need it.
     pub fn describe(&self) -> String {
-        let shown = self.0.iter().map(|(n, v)| format!("{n}={}", quote(v.as_bytes())));
+        let shown = self
+            .0
+            .iter()
+            .map(|(n, v)| format!("{n}={}", quote(v.as_bytes())));
         shown.collect::<Vec<_>>().join(" ")
     }
 }

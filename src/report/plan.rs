@@ -126,9 +126,8 @@ mod tests {
     #[test]
     fn plan_of_a_matrix_lists_each_tasks_parameters() {
         use crate::job::matrix::Params;
-        let param = |lr: &str, v: &str| {
-            Params(vec![("lr".into(), lr.into()), ("v".into(), v.into())])
-        };
+        let param =
+            |lr: &str, v: &str| Params(vec![("lr".into(), lr.into()), ("v".into(), v.into())]);
         let values = ["$(touch pwned)", "a b", "x"];
         let plan_tasks: Vec<PlannedTask> = (0..6)
             .map(|i| PlannedTask {
@@ -159,10 +158,15 @@ mod tests {
             json["params"],
             serde_json::json!({ "lr": "0.1", "v": "$(touch pwned)" })
         );
-        assert!(serde_json::to_value(&PlannedTask { params: Params::default(), ..plan.plan[0].clone() })
+        assert!(
+            serde_json::to_value(&PlannedTask {
+                params: Params::default(),
+                ..plan.plan[0].clone()
+            })
             .unwrap()
             .get("params")
-            .is_none());
+            .is_none()
+        );
     }
 
     #[test]
