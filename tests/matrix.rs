@@ -163,9 +163,9 @@ fn dry_run_shows_each_tasks_parameters() {
     };
     run(false)
         .stdout(contains("plan for 8 tasks"))
-        .stdout(contains("task 1  lr=0.1 v='a b'\n"))
-        .stdout(contains("task 4  lr=0.01 v='$(x)'\n"))
-        .stdout(contains("task 5  lr=0.1 v='a b'\n"));
+        .stdout(contains("task 1  item=1 lr=0.1 v='a b'\n"))
+        .stdout(contains("task 4  item=1 lr=0.01 v='$(x)'\n"))
+        .stdout(contains("task 5  item=2 lr=0.1 v='a b'\n"));
     let out = run(true).get_output().stdout.clone();
     let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let plan = doc["plan"].as_array().expect("plan");
@@ -214,4 +214,46 @@ fn bad_matrices_are_usage_errors_and_run_nothing() {
             "job.toml:3:7: matrix axis 'lr': values are strings or integers",
         ));
     assert!(!home.path().join("ran").exists());
+}
+
+/// `dts retry` rebuilds the job from the saved run: a failed task runs again with its own
+/// parameters, in its arguments and its environment.
+#[test]
+fn retry_runs_a_failed_task_again_with_its_parameters() {
+    let home = tempfile::tempdir().unwrap();
+    let command = r#"printf '%s %s|%s %s\n' {a} {v} "$DTS_MATRIX_a" "$DTS_MATRIX_v"; test {v} != 'x y' || test -e again"#;
+    let first = dts(home.path())
+        .args([
+            "submit", "--matrix", "a=1,2", "--matrix", "v=x y,z", "--", command,
+        ])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(tagged_lines(&first).len(), 4);
+    std::fs::write(home.path().join("again"), "").unwrap();
+    let again = dts(home.path())
+        .args(["retry", "last"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let mut lines: Vec<(u64, String)> = tagged_lines(&again)
+        .into_iter()
+        .map(|(_, index, line)| (index, line))
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            (1, "1 x y|1 x y".to_string()),
+            (3, "2 x y|2 x y".to_string())
+        ]
+    );
+    dts(home.path())
+        .args(["status", "last"])
+        .assert()
+        .stdout(contains("task 3  succeeded  a=2 v='x y'"));
 }

@@ -156,6 +156,15 @@ impl Serialize for Params {
     }
 }
 
+/// A task's item and parameters for display: `item=a.csv lr=0.1`; the item only when
+/// there is one (with items or an array, each item runs once per combination).
+pub fn describe_task(item: &[u8], params: &Params) -> String {
+    match item {
+        [] => params.describe(),
+        item => format!("item={} {}", quote(item), params.describe()),
+    }
+}
+
 /// Parses `--matrix NAME=v1,v2,...` (values split on `,`; a value with a comma goes in the
 /// job file's `[matrix]` table).
 pub fn parse_flag(text: &str) -> Result<Axis, String> {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::job::Matrix;
-use crate::job::matrix::Params;
+use crate::job::matrix::{Params, describe_task};
 use crate::store::reader::TaskRow;
 
 /// One task's parameters and where it stands.
@@ -14,6 +14,8 @@ use crate::store::reader::TaskRow;
 pub struct TaskParams {
     pub index: u64,
     pub state: String,
+    /// The item (lossy UTF-8); empty for a matrix alone.
+    pub item: String,
     pub params: Params,
 }
 
@@ -25,6 +27,7 @@ pub fn of_tasks(matrix: &Matrix, tasks: &[TaskRow]) -> Vec<TaskParams> {
     let rows = tasks.iter().map(|t| TaskParams {
         index: t.index,
         state: t.state.clone(),
+        item: String::from_utf8_lossy(&t.item).into_owned(),
         params: matrix.params(t.seq),
     });
     rows.collect()
@@ -40,8 +43,8 @@ pub fn render(rows: &[TaskParams]) -> String {
     let (iw, sw) = (index_width.unwrap_or(0), state_width.unwrap_or(0));
     let mut text = String::from("parameters:\n");
     for r in rows {
-        let params = r.params.describe();
-        let _ = writeln!(text, "  task {:>iw$}  {:<sw$}  {params}", r.index, r.state);
+        let shown = describe_task(r.item.as_bytes(), &r.params);
+        let _ = writeln!(text, "  task {:>iw$}  {:<sw$}  {shown}", r.index, r.state);
     }
     text
 }
@@ -57,23 +60,25 @@ mod tests {
             TaskParams {
                 index: 1,
                 state: "succeeded".into(),
+                item: String::new(),
                 params: param("$(touch pwned)"),
             },
             TaskParams {
                 index: 10,
                 state: "failed".into(),
+                item: "f 1.csv".into(),
                 params: param("a b"),
             },
         ];
         assert_eq!(
             render(&rows),
-            "parameters:\n  task  1  succeeded  lr=0.1 v='$(touch pwned)'\n  task 10  failed     lr=0.1 v='a b'\n"
+            "parameters:\n  task  1  succeeded  lr=0.1 v='$(touch pwned)'\n  task 10  failed     item='f 1.csv' lr=0.1 v='a b'\n"
         );
         assert_eq!(render(&[]), "");
         let json = serde_json::to_value(&rows[0]).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"index": 1, "state": "succeeded", "params": {"lr": "0.1", "v": "$(touch pwned)"}})
+            serde_json::json!({"index": 1, "state": "succeeded", "item": "", "params": {"lr": "0.1", "v": "$(touch pwned)"}})
         );
     }
 }

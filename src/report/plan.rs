@@ -2,6 +2,7 @@
 
 use comfy_table::{CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 
+use crate::job::matrix::describe_task;
 use crate::plan::Plan;
 
 pub fn render(plan: &Plan) -> String {
@@ -74,7 +75,10 @@ fn parameters(plan: &Plan) -> String {
         .unwrap_or(0);
     with_params
         .iter()
-        .map(|t| format!("task {:>width$}  {}\n", t.index, t.params.describe()))
+        .map(|t| {
+            let shown = describe_task(t.item.as_bytes(), &t.params);
+            format!("task {:>width$}  {shown}\n", t.index)
+        })
         .collect()
 }
 
