@@ -74,8 +74,10 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
-    /// The key consistent-hash hashes for `task`: the rendered `key` template, or the item.
-    /// `{host}` renders empty: a key cannot depend on where the task goes.
+    /// The key consistent-hash hashes for `task`: the rendered `key` template, or the item
+    /// (with a matrix, the item and the task's values, NUL-separated, so the combinations of
+    /// one item spread rather than all hashing alike). `{host}` renders empty: a key cannot
+    /// depend on where the task goes.
     pub fn key_of(&self, task: &Task) -> Vec<u8> {
         match &self.key {
             Some(template) => template.render_key(&Context {
@@ -85,7 +87,14 @@ impl JobSpec {
                 host: "",
                 params: &self.matrix.values_of(task.seq),
             }),
-            None => task.item.to_vec(),
+            None => {
+                let mut key = task.item.to_vec();
+                for value in self.matrix.values_of(task.seq) {
+                    key.push(0);
+                    key.extend_from_slice(value.as_bytes());
+                }
+                key
+            }
         }
     }
 }

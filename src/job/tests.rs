@@ -771,3 +771,20 @@ fn matrix_table_errors_are_located() {
         error(&overrides)
     );
 }
+
+#[test]
+fn matrix_default_key_spreads_the_combinations_of_one_item() {
+    let overrides = Overrides {
+        matrix: cmd(&["x=a,b"]),
+        ..with_command("echo {x}")
+    };
+    let job = run(&overrides).unwrap();
+    assert_eq!(job.key_of(&job.tasks[0]), b"\0a");
+    assert_eq!(job.key_of(&job.tasks[1]), b"\0b");
+    let keyed = Overrides {
+        key: Some("k-{x}".into()),
+        ..overrides
+    };
+    let job = run(&keyed).unwrap();
+    assert_eq!(job.key_of(&job.tasks[1]), b"k-b");
+}
