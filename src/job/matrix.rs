@@ -17,6 +17,17 @@ pub const RESERVED: [&str; 3] = ["item", "index", "host"];
 /// The most tasks a matrix (times its items) may make.
 pub const MAX_TASKS: u64 = super::array::MAX_INDICES;
 
+/// How many tasks' parameters a text listing shows (`--json` lists every one).
+pub const LISTED: usize = 50;
+
+/// The line after a listing cut at [`LISTED`] of `total` tasks; empty when nothing was cut.
+pub fn more_line(total: usize) -> String {
+    match total.checked_sub(LISTED) {
+        Some(more) if more > 0 => format!("... and {more} more (--json lists every task)\n"),
+        _ => String::new(),
+    }
+}
+
 /// Prefix of the variable each axis is exported as (`DTS_MATRIX_lr`).
 pub const ENV_PREFIX: &str = "DTS_MATRIX_";
 

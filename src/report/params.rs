@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::job::Matrix;
-use crate::job::matrix::{Params, describe_task};
+use crate::job::matrix::{self, Params, describe_task};
 use crate::store::reader::TaskRow;
 
 /// One task's parameters and where it stands.
@@ -42,11 +42,11 @@ pub fn render(rows: &[TaskParams]) -> String {
     let state_width = rows.iter().map(|r| r.state.len()).max();
     let (iw, sw) = (index_width.unwrap_or(0), state_width.unwrap_or(0));
     let mut text = String::from("parameters:\n");
-    for r in rows {
+    for r in rows.iter().take(matrix::LISTED) {
         let shown = describe_task(r.item.as_bytes(), &r.params);
         let _ = writeln!(text, "  task {:>iw$}  {:<sw$}  {shown}", r.index, r.state);
     }
-    text
+    text + &matrix::more_line(rows.len())
 }
 
 #[cfg(test)]
@@ -75,6 +75,15 @@ mod tests {
             "parameters:\n  task  1  succeeded  lr=0.1 v='$(touch pwned)'\n  task 10  failed     item='f 1.csv' lr=0.1 v='a b'\n"
         );
         assert_eq!(render(&[]), "");
+        let many: Vec<TaskParams> = (1..=60)
+            .map(|index| TaskParams {
+                index,
+                ..rows[0].clone()
+            })
+            .collect();
+        let text = render(&many);
+        assert_eq!(text.lines().count(), 1 + 50 + 1, "{text}");
+        assert!(text.ends_with("  task 50  succeeded  lr=0.1 v='$(touch pwned)'\n... and 10 more (--json lists every task)\n"), "{text}");
         let json = serde_json::to_value(&rows[0]).unwrap();
         assert_eq!(
             json,

@@ -2,7 +2,7 @@
 
 use comfy_table::{CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 
-use crate::job::matrix::describe_task;
+use crate::job::matrix::{self, describe_task};
 use crate::plan::Plan;
 
 pub fn render(plan: &Plan) -> String {
@@ -73,13 +73,15 @@ fn parameters(plan: &Plan) -> String {
         .map(|t| t.index.to_string().len())
         .max()
         .unwrap_or(0);
-    with_params
+    let listed: String = with_params
         .iter()
+        .take(matrix::LISTED)
         .map(|t| {
             let shown = describe_task(t.item.as_bytes(), &t.params);
             format!("task {:>width$}  {shown}\n", t.index)
         })
-        .collect()
+        .collect();
+    listed + &matrix::more_line(with_params.len())
 }
 
 fn plural(n: usize, what: &str) -> String {
