@@ -301,7 +301,8 @@ impl At<'_> {
         Matrix::new(axes).map_err(|m| self.error(table_at, m))
     }
 
-    /// One matrix value: a string, or an integer or boolean written as TOML has it.
+    /// One matrix value: a string, or an integer in decimal (a float is refused: `0.1` and
+    /// `1e-1` would both be `0.1`, so its text would not be what was written).
     fn matrix_value(&self, axis: &str, value: Spanned<toml::Value>) -> Result<String, Located> {
         let offset = value.span().start;
         match value.into_inner() {
@@ -313,7 +314,6 @@ impl At<'_> {
                 )),
             },
             toml::Value::Integer(n) => Ok(n.to_string()),
-            toml::Value::Boolean(b) => Ok(b.to_string()),
             other => Err(self.error(
                 offset,
                 format!(

@@ -704,19 +704,19 @@ fn matrix_flag_errors_are_usage_errors() {
 #[test]
 fn matrix_table_in_the_job_file_keeps_its_order() {
     let (_dir, overrides) = job_file(
-        "command = \"run {zeta} {alpha}\"\n[matrix]\nzeta = [\"z1\", \"z2\"]\nalpha = [1, true]\n",
+        "command = \"run {zeta} {alpha}\"\n[matrix]\nzeta = [\"z1\", \"z2\"]\nalpha = [1, 20]\n",
     );
     let job = run(&overrides).unwrap();
     assert_eq!(
         params(&job),
         [
             "zeta=z1 alpha=1",
-            "zeta=z1 alpha=true",
+            "zeta=z1 alpha=20",
             "zeta=z2 alpha=1",
-            "zeta=z2 alpha=true"
+            "zeta=z2 alpha=20"
         ]
     );
-    assert_eq!(render(&job, 1), "run z1 true");
+    assert_eq!(render(&job, 1), "run z1 20");
     // --matrix replaces the table.
     let overrides = Overrides {
         matrix: cmd(&["alpha=9"]),
@@ -741,6 +741,10 @@ fn matrix_table_errors_are_located() {
     check(
         &format!("{head}lr = [\"a\", 0.5]\n"),
         "job.toml:3:12: matrix axis 'lr': values are strings or integers, not float",
+    );
+    check(
+        &format!("{head}on = [true]\n"),
+        "job.toml:3:7: matrix axis 'on': values are strings or integers, not boolean",
     );
     check(
         &format!("{head}host = [\"a\"]\n"),
