@@ -34,6 +34,7 @@ fn spec() -> RunSpec {
         html: None,
         faults: Default::default(),
         secret_env: vec![],
+        matrix: Default::default(),
     }
 }
 

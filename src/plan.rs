@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::inventory::Host;
 use crate::job::JobSpec;
+use crate::job::matrix::Params;
 use crate::placement;
 use crate::probe::ProbeReport;
 use crate::report::document::compress_stepped;
@@ -25,6 +26,9 @@ pub struct PlannedTask {
     pub item: String,
     pub key: String,
     pub host: String,
+    /// The task's matrix parameters (none without a matrix).
+    #[serde(skip_serializing_if = "Params::is_empty")]
+    pub params: Params,
 }
 
 /// One host's share of the plan.
@@ -128,6 +132,7 @@ pub fn build(job: &JobSpec, hosts: &[PlanHost<'_>], seed: u64, epsilon: f64) -> 
                 item: String::from_utf8_lossy(&task.item).into_owned(),
                 key: String::from_utf8_lossy(key).into_owned(),
                 host: hosts[host].host.name.clone(),
+                params: job.matrix.params(task.seq),
             });
         }
     }

@@ -260,9 +260,11 @@ Examples:
   dts submit -H hosts.toml --items files.txt -- gzip -k {}
   dts submit -w '8/alice@node[01-16],4/gpu1' --array 0-999 -- ./work.sh {}
   dts submit jobs/hello.toml --retries 2
+  dts submit --matrix lr=0.1,0.01 --matrix depth=2,4 -- ./train.py --lr {lr} --depth {depth}
 
 Placeholders: {} {item} the item, {#} 1-based sequence, {index} task index (array index, or
-1-based item number), {host}, {item/.} without extension, {item/} basename, {item//} dirname.
+1-based item number), {host}, {NAME} matrix axis NAME, {item/.} without extension, {item/}
+basename, {item//} dirname.
 A command without any placeholder gets the item appended, quoted, as in GNU parallel.
 
 Exit codes: 0 all succeeded, 1 a task failed, 2 usage/config error, 3 no host reachable,
@@ -288,6 +290,11 @@ pub struct SubmitArgs {
     /// Items in --items are separated by NUL bytes (like xargs -0), so they may hold newlines.
     #[arg(short = '0', long = "null", requires = "items")]
     pub null: bool,
+    /// Matrix axis NAME=v1,v2,... (repeatable): tasks are the product of the axes, the first
+    /// slowest, times the items; {NAME} and DTS_MATRIX_NAME hold the value. Replaces the job
+    /// file's [matrix].
+    #[arg(long, value_name = "NAME=V1,V2")]
+    pub matrix: Vec<String>,
     /// Placement: random, round-robin, least-load or consistent-hash [default: round-robin].
     #[arg(long = "algo", value_name = "ALGO")]
     pub algorithm: Option<String>,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::StatusArgs;
 use crate::error::{Error, exit};
-use crate::report::{document, status};
+use crate::report::{document, params, status};
 use crate::store::{self, StateDir, StateEnv, reader};
 
 /// How often `--watch` redraws.
@@ -87,12 +87,29 @@ fn one(state: &StateDir, id: &str, json: bool) -> Result<(String, bool), Error> 
     let stats = detail.stats();
     let doc = document::build(&detail, &stats, now, |t| detail.last_stderr_line(t));
     let finished = !matches!(detail.run.state.as_str(), "running" | "paused" | "queued");
-    let text = if json {
+    let parameters = params::of_tasks(&detail.spec.matrix, &detail.tasks);
+    let text = if json && parameters.is_empty() {
         serde_json::to_string_pretty(&doc).expect("documents serialise") + "\n"
+    } else if json {
+        let with_parameters = WithParameters {
+            doc: &doc,
+            parameters: &parameters,
+        };
+        serde_json::to_string_pretty(&with_parameters).expect("documents serialise") + "\n"
     } else {
-        status::run(&detail.run, &detail.hosts, &doc, now) + &report_hint(id)
+        status::run(&detail.run, &detail.hosts, &doc, now)
+            + &params::render(&parameters)
+            + &report_hint(id)
     };
     Ok((text, finished))
+}
+
+/// The run's document with each task's matrix parameters after it.
+#[derive(serde::Serialize)]
+struct WithParameters<'a> {
+    #[serde(flatten)]
+    doc: &'a document::RunDocument,
+    parameters: &'a [params::TaskParams],
 }
 
 /// How to see the run as a page.

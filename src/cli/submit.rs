@@ -83,6 +83,7 @@ fn run_spec(
         html: absolute(html_path(args)?.as_ref())?,
         faults: faults(args)?,
         secret_env: job.secret_env.clone(),
+        matrix: job.matrix.clone(),
     })
 }
 
@@ -192,6 +193,7 @@ fn overrides(args: &SubmitArgs) -> Overrides {
         command: args.command.clone(),
         null: args.null,
         secret_env: args.secret_env.clone(),
+        matrix: args.matrix.clone(),
     }
 }
 

@@ -13,6 +13,7 @@ pub fn run(shell: &str, words: &[String]) -> Result<i32, Error> {
         seq: 1,
         index: 0,
         host: "host",
+        params: &[],
     });
     let script = TaskScript {
         env: &[("DTS_TASK_ID", "1")],

@@ -12,6 +12,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use toml::Spanned;
 
 use super::array::{self, ArraySpec, SpecError};
+use super::matrix::{self, Axis, Matrix};
 use super::template::Template;
 use crate::error::Located;
 use crate::placement::Algorithm;
@@ -34,7 +35,11 @@ struct Raw {
     secret_env: Option<Vec<Spanned<String>>>,
     slots: Option<Spanned<u32>>,
     seed: Option<u64>,
+    matrix: Option<Spanned<MatrixTable>>,
 }
+
+/// `[matrix]` as written: axis name → values.
+type MatrixTable = BTreeMap<Spanned<String>, Spanned<Vec<Spanned<toml::Value>>>>;
 
 /// `command = "line"` or `command = ["argv", "words"]`.
 #[derive(Debug)]
@@ -99,6 +104,7 @@ pub(super) struct JobFile {
     pub secret_env: Vec<String>,
     pub slots: Option<u32>,
     pub seed: Option<u64>,
+    pub matrix: Option<Matrix>,
 }
 
 /// Parses the job file `path` whose contents are `text`.
@@ -125,6 +131,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<JobFile, Located> {
             .unwrap_or_default(),
         slots: raw.slots.map(|s| at.slots(s)).transpose()?,
         seed: raw.seed,
+        matrix: raw.matrix.map(|m| at.matrix(m)).transpose()?,
     })
 }
 
@@ -265,6 +272,56 @@ impl At<'_> {
                 }
             })
             .collect()
+    }
+
+    /// The `[matrix]` table, its axes in the order written.
+    fn matrix(&self, table: Spanned<MatrixTable>) -> Result<Matrix, Located> {
+        let table_at = table.span().start;
+        let mut entries: Vec<_> = table.into_inner().into_iter().collect();
+        entries.sort_by_key(|(name, _)| name.span().start);
+        let mut axes = Vec::with_capacity(entries.len());
+        for (name, values) in entries {
+            let at_name = |message: String| self.error(name.span().start, message);
+            matrix::check_name(name.get_ref()).map_err(at_name)?;
+            let values_at = values.span().start;
+            let mut out = Vec::with_capacity(values.get_ref().len());
+            for value in values.into_inner() {
+                out.push(self.matrix_value(name.get_ref(), value)?);
+            }
+            let axis = Axis {
+                name: name.get_ref().clone(),
+                values: out,
+            };
+            let checked = Matrix::new(vec![axis.clone()]);
+            checked.map_err(|m| self.error(values_at, m))?;
+            axes.push(axis);
+        }
+        // Each axis passed alone and the names are a table's keys (distinct): what is left
+        // is the limit on the product, which belongs to the table.
+        Matrix::new(axes).map_err(|m| self.error(table_at, m))
+    }
+
+    /// One matrix value: a string, or an integer in decimal (a float is refused: `0.1` and
+    /// `1e-1` would both be `0.1`, so its text would not be what was written).
+    fn matrix_value(&self, axis: &str, value: Spanned<toml::Value>) -> Result<String, Located> {
+        let offset = value.span().start;
+        match value.into_inner() {
+            toml::Value::String(text) => match text.find('\0') {
+                None => Ok(text),
+                Some(_) => Err(self.error(
+                    offset,
+                    format!("matrix axis '{axis}': a value cannot contain a NUL character"),
+                )),
+            },
+            toml::Value::Integer(n) => Ok(n.to_string()),
+            other => Err(self.error(
+                offset,
+                format!(
+                    "matrix axis '{axis}': values are strings or integers, not {}",
+                    other.type_str()
+                ),
+            )),
+        }
     }
 
     fn env(

@@ -14,9 +14,15 @@
 //! Tasks go by one number everywhere (`[host index]`, `dts logs`, the joblog's Seq,
 //! `DTS_TASK_ID`): the task index, which is the array index for an array and the 1-based
 //! item number otherwise. Only `{#}` differs: GNU parallel's 1-based sequence number.
+//!
+//! A [`matrix`] (`--matrix`, else the file's `[matrix]` table) multiplies the tasks: each
+//! item (or the single task) runs once per combination, items outermost. An array index
+//! or line number would then repeat, so with a matrix the task index is the 1-based
+//! position in the job (= `{#}`); the item `{}` still holds the array index or the line.
 
 pub mod array;
 mod file;
+pub mod matrix;
 pub mod quote;
 pub mod template;
 
@@ -27,6 +33,7 @@ use std::time::Duration;
 use crate::error::{Error, Located, line_col};
 use crate::placement::Algorithm;
 use file::{FileSource, JobFile};
+pub use matrix::Matrix;
 pub use template::{Context, Template, TemplateSpec};
 
 /// One element of the job array.
@@ -62,11 +69,15 @@ pub struct JobSpec {
     pub slots: Option<u32>,
     /// Variables passed from dts's environment without ever being saved (`secret_env`).
     pub secret_env: Vec<String>,
+    /// The matrix axes (empty without one); a task's parameters follow from its `seq`.
+    pub matrix: Matrix,
 }
 
 impl JobSpec {
-    /// The key consistent-hash hashes for `task`: the rendered `key` template, or the item.
-    /// `{host}` renders empty: a key cannot depend on where the task goes.
+    /// The key consistent-hash hashes for `task`: the rendered `key` template, or the item
+    /// (with a matrix, the item and the task's values, NUL-separated, so the combinations of
+    /// one item spread rather than all hashing alike). `{host}` renders empty: a key cannot
+    /// depend on where the task goes.
     pub fn key_of(&self, task: &Task) -> Vec<u8> {
         match &self.key {
             Some(template) => template.render_key(&Context {
@@ -74,8 +85,16 @@ impl JobSpec {
                 seq: task.seq,
                 index: task.index,
                 host: "",
+                params: &self.matrix.values_of(task.seq),
             }),
-            None => task.item.to_vec(),
+            None => {
+                let mut key = task.item.to_vec();
+                for value in self.matrix.values_of(task.seq) {
+                    key.push(0);
+                    key.extend_from_slice(value.as_bytes());
+                }
+                key
+            }
         }
     }
 }
@@ -99,6 +118,8 @@ pub struct Overrides {
     pub null: bool,
     /// `--secret-env` names, added to the job file's `secret_env`.
     pub secret_env: Vec<String>,
+    /// `--matrix NAME=v1,v2,...` axes as given; they replace the file's `[matrix]`.
+    pub matrix: Vec<String>,
 }
 
 /// The message when neither the flags nor the job file give a command.
@@ -119,7 +140,9 @@ pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Err
         Some(path) => load_job_file(path)?,
         None => JobFile::default(),
     };
-    let command = resolve_command(&overrides.command, file.command)?;
+    let matrix = resolve_matrix(&overrides.matrix, file.matrix)?;
+    let names = matrix.names();
+    let command = resolve_command(&overrides.command, file.command)?.with_params(&names);
     let secret_env = secret_names(&overrides.secret_env, file.secret_env, &file.env)?;
     let from_items = overrides.items.is_some()
         || (overrides.array.is_none()
@@ -128,9 +151,11 @@ pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Err
                 .as_ref()
                 .is_some_and(|s| !matches!(s, FileSource::Array(..))));
     let (tasks, throttle) = resolve_tasks(overrides, file.source, stdin)?;
+    let tasks = matrix_tasks(tasks, &matrix)?;
     // As in GNU parallel, a command without placeholders gets each item appended. An array
     // does not, as in Slurm: its index is in DTS_ARRAY_INDEX, and `kill -TERM $$` must not
-    // become `kill -TERM $$ 1`. A job without items runs its command as written.
+    // become `kill -TERM $$ 1`. A job without items runs its command as written. A matrix
+    // placeholder is a placeholder: `--items f --matrix lr=1 -- train {lr}` appends nothing.
     let command = if from_items {
         command.with_item_appended()
     } else {
@@ -144,7 +169,9 @@ pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Err
         algorithm: flag(&overrides.algorithm, "--algo", parse_algorithm)?
             .or(file.algorithm)
             .unwrap_or(Algorithm::RoundRobin),
-        key: flag(&overrides.key, "--key", parse_key)?.or(file.key),
+        key: flag(&overrides.key, "--key", parse_key)?
+            .or(file.key)
+            .map(|key| key.with_params(&names)),
         retries: overrides.retries.or(file.retries).unwrap_or(0),
         timeout: flag(&overrides.timeout, "--timeout", file::parse_timeout)?.or(file.timeout),
         workdir: file.workdir,
@@ -152,7 +179,44 @@ pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Err
         seed: overrides.seed.or(file.seed),
         slots: check_slots(overrides.slots)?.or(file.slots),
         secret_env,
+        matrix,
     })
+}
+
+/// The `--matrix` axes, which replace the job file's `[matrix]` table when given.
+fn resolve_matrix(flags: &[String], from_file: Option<Matrix>) -> Result<Matrix, Error> {
+    if flags.is_empty() {
+        return Ok(from_file.unwrap_or_default());
+    }
+    let axes = flags
+        .iter()
+        .map(|text| matrix::parse_flag(text).map_err(|m| invalid_flag("--matrix", text, &m)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Matrix::new(axes).map_err(|m| Error::Usage(format!("invalid --matrix: {m}")))
+}
+
+/// Each task once per matrix combination, tasks outermost, numbered by position: an array
+/// index or line number repeats across combinations, so it stays only in the item.
+fn matrix_tasks(tasks: Vec<Task>, matrix: &Matrix) -> Result<Vec<Task>, Error> {
+    if matrix.is_empty() {
+        return Ok(tasks);
+    }
+    let total = matrix
+        .combinations_within(tasks.len())
+        .map_err(Error::Usage)?;
+    let combinations = matrix.combinations();
+    let mut out = Vec::with_capacity(total);
+    for task in &tasks {
+        for _ in 0..combinations {
+            let position = out.len() as u32 + 1;
+            out.push(Task {
+                seq: position,
+                index: u64::from(position),
+                item: task.item.clone(),
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn load_job_file(path: &Path) -> Result<JobFile, Error> {

@@ -10,6 +10,7 @@
 //! | `{#}`                  | the task's 1-based sequence number                 |
 //! | `{index}`              | the task's array index                             |
 //! | `{host}`               | the host name                                      |
+//! | `{NAME}`               | the value of matrix axis NAME (bound with [`Template::with_params`]) |
 //!
 //! The path forms follow GNU parallel: the extension is the last `.` of the basename onward
 //! (`dir.d/file` keeps its name, `.bashrc` loses all of it) and the dirname is POSIX
@@ -36,6 +37,8 @@ pub struct Context<'a> {
     pub seq: u32,
     pub index: u64,
     pub host: &'a str,
+    /// The task's matrix values, one per axis in the order the template was bound with.
+    pub params: &'a [&'a str],
 }
 
 /// A parsed command (or key) template.
@@ -45,6 +48,8 @@ pub struct Template {
     body: Body,
     uses_host: bool,
     spec: TemplateSpec,
+    /// Matrix axis names recognised as `{NAME}` placeholders.
+    params: Vec<String>,
 }
 
 /// How a template was written, to store it and build it again (a run's spec is saved so a
@@ -94,6 +99,8 @@ enum Value {
     Seq,
     Index,
     Host,
+    /// A matrix axis, by position.
+    Param(usize),
 }
 
 /// Which part of the item a placeholder takes.
@@ -113,7 +120,7 @@ impl Template {
             return Err(SpecError::new(0, "empty command"));
         }
         check_no_nul(line, 0)?;
-        Ok(Template::line(line, TemplateSpec::Shell(line.into())))
+        Ok(Template::line(line, TemplateSpec::Shell(line.into()), &[]))
     }
 
     /// An exact argv: each word is quoted as a whole after substitution.
@@ -127,15 +134,34 @@ impl Template {
             check_no_nul(word, offset)?;
             offset += word.len() + 1;
         }
+        Ok(Template::words(words, source, &[]))
+    }
+
+    fn words(words: &[String], source: String, params: &[String]) -> Template {
         let spec = TemplateSpec::Argv(words.to_vec());
-        let words: Vec<Word> = words.iter().map(|w| Word::parse(w)).collect();
+        let words: Vec<Word> = words.iter().map(|w| Word::parse(w, params)).collect();
         let uses_host = words.iter().any(|w| uses_host(&w.pieces));
-        Ok(Template {
+        Template {
             source,
             body: Body::Argv(words),
             uses_host,
             spec,
-        })
+            params: params.to_vec(),
+        }
+    }
+
+    /// The same template with `{NAME}` placeholders for these matrix axes (in order: a
+    /// task's [`Context::params`] follow it). Other braces stay plain text.
+    pub fn with_params(self, names: &[String]) -> Template {
+        if names == self.params {
+            return self;
+        }
+        match &self.spec {
+            TemplateSpec::Argv(words) => Template::words(words, self.source.clone(), names),
+            TemplateSpec::Shell(text) | TemplateSpec::Key(text) => {
+                Template::line(text, self.spec.clone(), names)
+            }
+        }
     }
 
     /// A `--key` template: values substituted as they are, nothing quoted.
@@ -143,16 +169,17 @@ impl Template {
         if text.is_empty() {
             return Err(SpecError::new(0, "empty key"));
         }
-        Ok(Template::line(text, TemplateSpec::Key(text.into())))
+        Ok(Template::line(text, TemplateSpec::Key(text.into()), &[]))
     }
 
-    fn line(text: &str, spec: TemplateSpec) -> Template {
-        let pieces = parse_pieces(text);
+    fn line(text: &str, spec: TemplateSpec, params: &[String]) -> Template {
+        let pieces = parse_pieces(text, params);
         Template {
             source: text.into(),
             uses_host: uses_host(&pieces),
             body: Body::Line(pieces),
             spec,
+            params: params.to_vec(),
         }
     }
 
@@ -238,13 +265,16 @@ impl Template {
             TemplateSpec::Key(_) => return self,
         };
         // The template parsed before; one more placeholder cannot make it invalid.
-        appended.unwrap_or(self)
+        match appended {
+            Ok(appended) => appended.with_params(&self.params),
+            Err(_) => self,
+        }
     }
 }
 
 impl Word {
-    fn parse(word: &str) -> Word {
-        let pieces = parse_pieces(word);
+    fn parse(word: &str, params: &[String]) -> Word {
+        let pieces = parse_pieces(word, params);
         let has_value = pieces.iter().any(|p| matches!(p, Piece::Value(_)));
         let fixed = (!has_value).then(|| quote(word.as_bytes()).into_owned());
         Word { pieces, fixed }
@@ -271,6 +301,7 @@ impl Value {
             // Writing to a String cannot fail.
             Value::Seq => drop(write!(out, "{}", ctx.seq)),
             Value::Index => drop(write!(out, "{}", ctx.index)),
+            Value::Param(i) => out.push_str(&quote(param(ctx, i).as_bytes())),
         }
     }
 
@@ -281,8 +312,14 @@ impl Value {
             // Writing to a Vec cannot fail.
             Value::Seq => drop(io::Write::write_fmt(out, format_args!("{}", ctx.seq))),
             Value::Index => drop(io::Write::write_fmt(out, format_args!("{}", ctx.index))),
+            Value::Param(i) => out.extend_from_slice(param(ctx, i).as_bytes()),
         }
     }
+}
+
+/// Matrix value `i` of the task (empty if the context has fewer).
+fn param<'a>(ctx: &Context<'a>, i: usize) -> &'a str {
+    ctx.params.get(i).copied().unwrap_or("")
 }
 
 fn write_raw(pieces: &[Piece], ctx: &Context<'_>, out: &mut Vec<u8>) {
@@ -345,13 +382,13 @@ fn trim_trailing_slashes(path: &[u8]) -> &[u8] {
 }
 
 /// Splits `text` into literal text and recognised placeholders.
-fn parse_pieces(text: &str) -> Vec<Piece> {
+fn parse_pieces(text: &str, params: &[String]) -> Vec<Piece> {
     let mut pieces = Vec::new();
     let mut literal_start = 0;
     let mut pos = 0;
     while let Some(found) = text[pos..].find('{') {
         let open = pos + found;
-        match placeholder_at(&text[open..]) {
+        match placeholder_at(&text[open..], params) {
             Some((value, len)) => {
                 push_text(&mut pieces, &text[literal_start..open]);
                 pieces.push(Piece::Value(value));
@@ -372,7 +409,7 @@ fn push_text(pieces: &mut Vec<Piece>, text: &str) {
 }
 
 /// The placeholder `s` starts with (`s` starts with `{`) and its length in bytes.
-fn placeholder_at(s: &str) -> Option<(Value, usize)> {
+fn placeholder_at(s: &str, params: &[String]) -> Option<(Value, usize)> {
     let close = s[1..].find(['{', '}'])? + 1;
     if s.as_bytes()[close] != b'}' {
         return None;
@@ -386,7 +423,7 @@ fn placeholder_at(s: &str) -> Option<(Value, usize)> {
         "#" => Value::Seq,
         "index" => Value::Index,
         "host" => Value::Host,
-        _ => return None,
+        name => Value::Param(params.iter().position(|p| p == name)?),
     };
     Some((value, close + 1))
 }
@@ -425,6 +462,7 @@ mod tests {
             seq: 7,
             index: 42,
             host: "node01",
+            params: &[],
         }
     }
 
@@ -646,6 +684,53 @@ mod tests {
         assert_eq!(Template::shell("  ").unwrap_err().message, "empty command");
         assert_eq!(Template::argv(&[]).unwrap_err().message, "empty command");
         assert_eq!(Template::key("").unwrap_err().message, "empty key");
+    }
+
+    fn names(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn matrix_placeholders_are_quoted_values() {
+        let t = Template::shell("train --lr {lr} --d {depth} {other}")
+            .unwrap()
+            .with_params(&names(&["lr", "depth"]));
+        let c = Context {
+            params: &["$(touch pwned)", "it's 3"],
+            ..ctx(b"")
+        };
+        assert_eq!(
+            t.render(&c),
+            r"train --lr '$(touch pwned)' --d 'it'\''s 3' {other}"
+        );
+        let words = [
+            "printf".to_string(),
+            "[%s]".to_string(),
+            "x={lr}".to_string(),
+        ];
+        let t = Template::argv(&words).unwrap().with_params(&names(&["lr"]));
+        assert_eq!(run_sh(&t.render(&c)), b"[x=$(touch pwned)]");
+        let key = Template::key("{lr}/{}")
+            .unwrap()
+            .with_params(&names(&["lr"]));
+        assert_eq!(key.render_key(&c), b"$(touch pwned)/");
+    }
+
+    #[test]
+    fn a_matrix_placeholder_counts_as_a_placeholder() {
+        let unbound = Template::shell("echo {lr}").unwrap();
+        assert!(!unbound.has_placeholder());
+        assert_eq!(unbound.render(&ctx(b"x")), "echo {lr}");
+        let bound = Template::shell("echo {lr}")
+            .unwrap()
+            .with_params(&names(&["lr"]));
+        assert!(bound.has_placeholder());
+        assert_eq!(bound.with_item_appended().source(), "echo {lr}");
+        let appended = Template::shell("echo")
+            .unwrap()
+            .with_params(&names(&["lr"]))
+            .with_item_appended();
+        assert_eq!(appended.source(), "echo {}");
     }
 
     #[test]

@@ -66,6 +66,7 @@ fn render(job: &JobSpec, task: usize) -> String {
         seq: task.seq,
         index: task.index,
         host: "h",
+        params: &job.matrix.values_of(task.seq),
     })
 }
 
@@ -605,4 +606,189 @@ fn no_placeholder_in_the_command_appends_the_item_as_parallel_does() {
     );
     let (_dir, overrides) = job_file("command = \"wc -c\"\nitems = [\"f\"]\n");
     assert_eq!(render(&run(&overrides).unwrap(), 0), "wc -c f");
+}
+
+fn params(job: &JobSpec) -> Vec<String> {
+    job.tasks
+        .iter()
+        .map(|t| job.matrix.describe(t.seq))
+        .collect()
+}
+
+#[test]
+fn matrix_alone_numbers_its_tasks_from_one_first_axis_slowest() {
+    let overrides = Overrides {
+        matrix: cmd(&["lr=0.1,0.01", "depth=3,4,5"]),
+        ..with_command("train --lr {lr} --depth {depth}")
+    };
+    let job = run(&overrides).unwrap();
+    assert_eq!(indices(&job), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(
+        params(&job),
+        [
+            "lr=0.1 depth=3",
+            "lr=0.1 depth=4",
+            "lr=0.1 depth=5",
+            "lr=0.01 depth=3",
+            "lr=0.01 depth=4",
+            "lr=0.01 depth=5"
+        ]
+    );
+    assert_eq!(render(&job, 4), "train --lr 0.01 --depth 4");
+}
+
+#[test]
+fn matrix_with_an_array_keeps_the_array_index_in_the_item() {
+    let overrides = Overrides {
+        array: Some("5-6".into()),
+        matrix: cmd(&["x=a,b"]),
+        ..with_command("echo {} {x} {index}")
+    };
+    let job = run(&overrides).unwrap();
+    assert_eq!(indices(&job), [1, 2, 3, 4]);
+    assert_eq!(items(&job), [b"5", b"5", b"6", b"6"]);
+    assert_eq!(params(&job), ["x=a", "x=b", "x=a", "x=b"]);
+    assert_eq!(render(&job, 2), "echo 6 a 3");
+}
+
+#[test]
+fn matrix_placeholder_counts_as_a_placeholder_with_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let items_path = write(&dir, "items.txt", "f1\nf2\n");
+    let with = |line: &str| Overrides {
+        items: Some(items_path.clone()),
+        matrix: cmd(&["q=1,2"]),
+        ..with_command(line)
+    };
+    let job = run(&with("zip -{q}")).unwrap();
+    assert_eq!(render(&job, 3), "zip -2");
+    let job = run(&with("zip")).unwrap();
+    assert_eq!(render(&job, 3), "zip f2");
+    assert_eq!(job.tasks.len(), 4);
+}
+
+#[test]
+fn matrix_values_are_shell_quoted() {
+    let overrides = Overrides {
+        matrix: cmd(&["v=$(touch pwned),a b"]),
+        ..with_command("echo {v}")
+    };
+    let job = run(&overrides).unwrap();
+    assert_eq!(render(&job, 0), "echo '$(touch pwned)'");
+    assert_eq!(render(&job, 1), "echo 'a b'");
+}
+
+#[test]
+fn matrix_flag_errors_are_usage_errors() {
+    let bad = |axes: &[&str]| {
+        let overrides = Overrides {
+            matrix: cmd(axes),
+            ..with_command("x")
+        };
+        let err = run(&overrides).unwrap_err();
+        assert!(matches!(err, Error::Usage(_)), "{err:?}");
+        err.to_string()
+    };
+    assert_eq!(
+        bad(&["lr="]),
+        "invalid --matrix 'lr=': matrix axis 'lr' has no values"
+    );
+    assert!(bad(&["index=1"]).contains("clashes with the built-in placeholder {index}"));
+    assert!(bad(&["a b=1"]).contains("not a shell variable name"));
+    assert_eq!(
+        bad(&["x=1", "x=2"]),
+        "invalid --matrix: matrix axis 'x' is given twice"
+    );
+}
+
+#[test]
+fn matrix_table_in_the_job_file_keeps_its_order() {
+    let (_dir, overrides) = job_file(
+        "command = \"run {zeta} {alpha}\"\n[matrix]\nzeta = [\"z1\", \"z2\"]\nalpha = [1, 20]\n",
+    );
+    let job = run(&overrides).unwrap();
+    assert_eq!(
+        params(&job),
+        [
+            "zeta=z1 alpha=1",
+            "zeta=z1 alpha=20",
+            "zeta=z2 alpha=1",
+            "zeta=z2 alpha=20"
+        ]
+    );
+    assert_eq!(render(&job, 1), "run z1 20");
+    // --matrix replaces the table.
+    let overrides = Overrides {
+        matrix: cmd(&["alpha=9"]),
+        ..overrides
+    };
+    assert_eq!(params(&run(&overrides).unwrap()), ["alpha=9"]);
+}
+
+#[test]
+fn matrix_table_errors_are_located() {
+    let check = |text: &str, expected: &str| {
+        let (_dir, overrides) = job_file(text);
+        let err = run(&overrides).unwrap_err();
+        assert!(matches!(err, Error::Located(_)), "{err:?}");
+        assert_eq!(error(&overrides), expected);
+    };
+    let head = "command = \"x\"\n[matrix]\n";
+    check(
+        &format!("{head}lr = []\n"),
+        "job.toml:3:6: matrix axis 'lr' has no values",
+    );
+    check(
+        &format!("{head}lr = [\"a\", 0.5]\n"),
+        "job.toml:3:12: matrix axis 'lr': values are strings or integers, not float",
+    );
+    check(
+        &format!("{head}on = [true]\n"),
+        "job.toml:3:7: matrix axis 'on': values are strings or integers, not boolean",
+    );
+    check(
+        &format!("{head}host = [\"a\"]\n"),
+        "job.toml:3:1: matrix axis 'host' clashes with the built-in placeholder {host}",
+    );
+    check(
+        &format!("{head}\"a-b\" = [\"a\"]\n"),
+        "job.toml:3:1: matrix axis 'a-b' is not a shell variable name (letters, digits and '_', not starting with a digit)",
+    );
+    check(
+        &format!("{head}x = [\"a\", \"a\"]\n"),
+        "job.toml:3:5: matrix axis 'x' lists the value 'a' twice",
+    );
+    check(
+        &format!("{head}x = [\"a\\u0000\"]\n"),
+        "job.toml:3:6: matrix axis 'x': a value cannot contain a NUL character",
+    );
+    let (_dir, overrides) = job_file(&format!("{head}x = \"a\"\n"));
+    assert!(
+        error(&overrides).starts_with("job.toml:3:5: invalid type"),
+        "{}",
+        error(&overrides)
+    );
+    let (_dir, overrides) = job_file(&format!("{head}x = [\"a\"]\n[matrix.y]\n"));
+    assert!(
+        error(&overrides).starts_with("job.toml:"),
+        "{}",
+        error(&overrides)
+    );
+}
+
+#[test]
+fn matrix_default_key_spreads_the_combinations_of_one_item() {
+    let overrides = Overrides {
+        matrix: cmd(&["x=a,b"]),
+        ..with_command("echo {x}")
+    };
+    let job = run(&overrides).unwrap();
+    assert_eq!(job.key_of(&job.tasks[0]), b"\0a");
+    assert_eq!(job.key_of(&job.tasks[1]), b"\0b");
+    let keyed = Overrides {
+        key: Some("k-{x}".into()),
+        ..overrides
+    };
+    let job = run(&keyed).unwrap();
+    assert_eq!(job.key_of(&job.tasks[1]), b"k-b");
 }

@@ -7,6 +7,7 @@ pub mod end;
 pub mod hosts_table;
 pub mod html;
 pub mod junit;
+pub mod params;
 pub mod plan;
 pub mod progress;
 pub mod status;

@@ -2,6 +2,7 @@
 
 use comfy_table::{CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 
+use crate::job::matrix::{self, describe_task};
 use crate::plan::Plan;
 
 pub fn render(plan: &Plan) -> String {
@@ -45,6 +46,7 @@ pub fn render(plan: &Plan) -> String {
         )
     };
     text.push_str(&indexes(plan));
+    text.push_str(&parameters(plan));
     if placed {
         for note in &plan.notes {
             text.push_str(&format!("note: {note}\n"));
@@ -61,6 +63,25 @@ fn indexes(plan: &Plan) -> String {
         .filter(|h| !h.indexes.is_empty())
         .map(|h| format!("{:<width$}  tasks {}\n", h.name, h.indexes))
         .collect()
+}
+
+/// Each task's matrix parameters, when the job has a matrix: `task 3  lr=0.1 depth=3`.
+fn parameters(plan: &Plan) -> String {
+    let with_params: Vec<_> = plan.plan.iter().filter(|t| !t.params.is_empty()).collect();
+    let width = with_params
+        .iter()
+        .map(|t| t.index.to_string().len())
+        .max()
+        .unwrap_or(0);
+    let listed: String = with_params
+        .iter()
+        .take(matrix::LISTED)
+        .map(|t| {
+            let shown = describe_task(t.item.as_bytes(), &t.params);
+            format!("task {:>width$}  {shown}\n", t.index)
+        })
+        .collect();
+    listed + &matrix::more_line(with_params.len())
 }
 
 fn plural(n: usize, what: &str) -> String {
@@ -95,6 +116,7 @@ mod tests {
                     item: i.to_string(),
                     key: i.to_string(),
                     host: "a".into(),
+                    params: Default::default(),
                 })
                 .collect(),
             hosts: vec![
@@ -105,6 +127,52 @@ mod tests {
             notes: vec!["consistent-hash: each key goes to the same host on every run".into()],
         };
         insta::assert_snapshot!(render(&plan));
+    }
+
+    #[test]
+    fn plan_of_a_matrix_lists_each_tasks_parameters() {
+        use crate::job::matrix::Params;
+        let param =
+            |lr: &str, v: &str| Params(vec![("lr".into(), lr.into()), ("v".into(), v.into())]);
+        let values = ["$(touch pwned)", "a b", "x"];
+        let plan_tasks: Vec<PlannedTask> = (0..6)
+            .map(|i| PlannedTask {
+                index: i as u64 + 1,
+                item: String::new(),
+                key: String::new(),
+                host: "a".into(),
+                params: param(["0.1", "0.01"][i / 3], values[i % 3]),
+            })
+            .collect();
+        let plan = Plan {
+            algorithm: "round-robin".into(),
+            total_tasks: 6,
+            plan: plan_tasks,
+            hosts: vec![PlannedHost {
+                name: "a".into(),
+                tasks: 6,
+                slots: 2,
+                weight: 1.0,
+                indexes: "1-6".into(),
+                excluded: None,
+            }],
+            notes: vec![],
+        };
+        insta::assert_snapshot!(render(&plan));
+        let json = serde_json::to_value(&plan.plan[0]).unwrap();
+        assert_eq!(
+            json["params"],
+            serde_json::json!({ "lr": "0.1", "v": "$(touch pwned)" })
+        );
+        assert!(
+            serde_json::to_value(&PlannedTask {
+                params: Params::default(),
+                ..plan.plan[0].clone()
+            })
+            .unwrap()
+            .get("params")
+            .is_none()
+        );
     }
 
     #[test]

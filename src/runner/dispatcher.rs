@@ -483,11 +483,13 @@ impl Dispatcher {
         let job = &self.cfg.job;
         let t = &job.tasks[task];
         let rt = &self.hosts[host];
+        let params = job.matrix.values_of(t.seq);
         let ctx = Context {
             item: &t.item,
             seq: t.seq,
             index: t.index,
             host: &rt.spec.name,
+            params: &params,
         };
         let command = job.command.render(&ctx);
         let (count, index, attempt) = (
@@ -505,6 +507,8 @@ impl Dispatcher {
             ("DTS_ATTEMPT", &attempt),
         ];
         env.extend(job.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let matrix_env = job.matrix.env_of(t.seq);
+        env.extend(matrix_env.iter().map(|(k, v)| (k.as_str(), *v)));
         let shell = match rt.spec.transport {
             Transport::Ssh => rt.shell,
             Transport::Local => LoginShell::Sh,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::inventory::Host;
-use crate::job::{JobSpec, Task, TemplateSpec};
+use crate::job::{JobSpec, Matrix, Task, TemplateSpec};
 use crate::placement::Algorithm;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +42,10 @@ pub struct RunSpec {
     /// line: their values are never saved, logged or put on a command line.
     #[serde(default)]
     pub secret_env: Vec<String>,
+    /// Matrix axes; a task's parameters follow from its position (runs from before
+    /// matrices have none).
+    #[serde(default, skip_serializing_if = "Matrix::is_empty")]
+    pub matrix: Matrix,
 }
 
 /// How a run reacts to failing tasks, silent hosts and stragglers.
@@ -79,12 +83,14 @@ impl RunSpec {
     pub fn job(&self, tasks: Vec<Task>) -> Result<JobSpec, Error> {
         let bad =
             |what: &str, e: String| Error::Runtime(format!("saved run has a bad {what}: {e}"));
+        let names = self.matrix.names();
         Ok(JobSpec {
             name: self.name.clone(),
             command: self
                 .command
                 .build()
-                .map_err(|e| bad("command", e.to_string()))?,
+                .map_err(|e| bad("command", e.to_string()))?
+                .with_params(&names),
             tasks,
             throttle: self.throttle,
             algorithm: self
@@ -92,7 +98,11 @@ impl RunSpec {
                 .parse::<Algorithm>()
                 .map_err(|e| bad("algorithm", e))?,
             key: match &self.key {
-                Some(key) => Some(key.build().map_err(|e| bad("key", e.to_string()))?),
+                Some(key) => Some(
+                    key.build()
+                        .map_err(|e| bad("key", e.to_string()))?
+                        .with_params(&names),
+                ),
                 None => None,
             },
             retries: self.retries,
@@ -102,6 +112,7 @@ impl RunSpec {
             seed: Some(self.seed),
             slots: self.slots,
             secret_env: self.secret_env.clone(),
+            matrix: self.matrix.clone(),
         })
     }
 }

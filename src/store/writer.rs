@@ -755,7 +755,32 @@ mod tests {
             html: None,
             faults: Default::default(),
             secret_env: vec![],
+            matrix: Default::default(),
         }
+    }
+
+    /// Runs saved before matrix sweeps have no `matrix` key in their spec; they still load,
+    /// and a matrix is saved and rebuilt with the run.
+    #[test]
+    fn a_spec_without_a_matrix_loads_and_a_matrix_round_trips() {
+        let json = serde_json::to_value(spec()).unwrap();
+        assert!(json.get("matrix").is_none(), "no key without a matrix");
+        let old: RunSpec = serde_json::from_value(json).unwrap();
+        assert!(old.matrix.is_empty());
+        let axes = vec![crate::job::matrix::Axis {
+            name: "lr".into(),
+            values: vec!["0.1".into(), "$(x)".into()],
+        }];
+        let with = RunSpec {
+            matrix: crate::job::Matrix::new(axes).unwrap(),
+            command: TemplateSpec::Shell("echo {lr}".into()),
+            ..spec()
+        };
+        let json = serde_json::to_string(&with).unwrap();
+        let back: RunSpec = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, with);
+        let job = back.job(vec![]).unwrap();
+        assert!(job.command.has_placeholder(), "{{lr}} is bound again");
     }
 
     fn new_run(tasks: u32) -> (tempfile::TempDir, StateDir, RunWriter) {

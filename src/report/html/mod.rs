@@ -164,7 +164,10 @@ pub fn page(detail: &RunDetail, doc: RunDocument, now: f64) -> Page {
         .enumerate()
         .map(|(i, t)| (t.seq, i))
         .collect();
-    let key_template: Option<Template> = detail.spec.key.as_ref().and_then(|k| k.build().ok());
+    let key_template: Option<Template> = detail.spec.key.as_ref().and_then(|k| {
+        let names = detail.spec.matrix.names();
+        k.build().ok().map(|k| k.with_params(&names))
+    });
     // Without a key template consistent-hash hashes the item: the tooltip says so too.
     let item_is_key = key_template.is_none() && detail.run.algorithm == "consistent-hash";
     let mut bars: Vec<Bar> = Vec::with_capacity(detail.attempts.len());
@@ -196,6 +199,7 @@ pub fn page(detail: &RunDetail, doc: RunDocument, now: f64) -> Page {
                         seq: task.seq,
                         index: task.index,
                         host: "",
+                        params: &detail.spec.matrix.values_of(task.seq),
                     }))
                     .into_owned(),
                 ),

@@ -155,6 +155,7 @@ fn spec() -> RunSpec {
         html: None,
         faults: Faults::default(),
         secret_env: Vec::new(),
+        matrix: Default::default(),
     }
 }
 
