@@ -87,7 +87,7 @@ impl TaskScript<'_> {
         let mut script = String::with_capacity(640 + tail.len());
         if self.secrets {
             script.push_str(
-                "while IFS= read -r __dts_l <&3 && [ -n \"$__dts_l\" ]; do export \"$__dts_l\"; done; unset __dts_l; ",
+                "while :; do IFS= read -r __dts_l <&3 || exit 1; [ -n \"$__dts_l\" ] || break; export \"$__dts_l\"; done; unset __dts_l; ",
             );
         }
         script.push_str(&watcher(self.kill_grace));
@@ -120,8 +120,8 @@ impl TaskScript<'_> {
         let payload = self.body(&tail);
         let marker = marker_for(&payload);
         let bootstrap = format!(
-            "exec 3<&0 </dev/null; __dts_p=; while IFS= read -r __dts_l <&3 && \
-             [ \"$__dts_l\" != {marker} ]; do __dts_p=\"$__dts_p$__dts_l\n\"; done; \
+            "exec 3<&0 </dev/null; __dts_p=; while :; do IFS= read -r __dts_l <&3 || exit 1; \
+             [ \"$__dts_l\" = {marker} ] && break; __dts_p=\"$__dts_p$__dts_l\n\"; done; \
              unset __dts_l; eval \"$__dts_p\""
         );
         let mut input = Vec::with_capacity(payload.len() + marker.len() + 2 + secrets.len());
@@ -152,7 +152,8 @@ impl TaskScript<'_> {
 
     fn push_workdir(&self, script: &mut String) {
         let Some(dir) = self.workdir else { return };
-        script.push_str("cd -- ");
+        // CDPATH would send a relative directory elsewhere, and print it.
+        script.push_str("CDPATH= cd -- ");
         match dir.strip_prefix("~/") {
             Some(rest) => {
                 script.push_str("\"$HOME\"/");
@@ -247,7 +248,9 @@ pub fn guard(beat: Duration, beats: u32, grace: Duration) -> String {
                  e) exit 0;; *) n=0; echo \"$l\";; esac; done; }}",
                 beat = secs(beat),
                 grace = secs(grace),
-                beats = beats.max(2),
+                // At least three ticks: ticks and heartbeats drift apart, so two ticks can
+                // fall in one heartbeat gap.
+                beats = beats.max(3),
             )
             .as_bytes()
         )

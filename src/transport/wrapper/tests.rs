@@ -207,6 +207,38 @@ fn a_long_command_travels_on_the_control_line() {
     );
 }
 
+/// Review finding: a kill (EOF on the control line) that came before the secrets or the
+/// long script were whole let the command start anyway, without its secrets.
+#[test]
+fn a_control_line_that_ends_early_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran");
+    let command = format!("touch {}", quote(ran.to_str().unwrap().as_bytes()));
+    let script = TaskScript {
+        secrets: true,
+        ..task(&command)
+    };
+    // Writes `input`, then ends the control line, as a kill does.
+    let cut_short = |command: &str, input: &[u8]| {
+        let mut child = spawn(command);
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    // Secrets cut short: no blank line.
+    let launch = script.launch(LoginShell::Sh, b"TOKEN=x\n");
+    let out = cut_short(&launch.command, &launch.input);
+    assert_eq!(out.status.code(), Some(1));
+    // A long script cut short: no marker line.
+    let long = format!("{command}; : {}", "x".repeat(INLINE_MAX));
+    let launch = task(&long).launch(LoginShell::Sh, &[]);
+    let cut = &launch.input[..launch.input.len() - 40];
+    let out = cut_short(&launch.command, cut);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!ran.exists(), "a command ran from a control line cut short");
+}
+
 #[test]
 fn the_task_cannot_read_the_control_line() {
     let mut child = spawn(&task("cat; echo done").render());
