@@ -147,3 +147,46 @@ fn a_stopped_coordinator_does_not_blame_its_hosts() {
     }
     no_process_left(&mark, Duration::from_secs(20));
 }
+
+/// Review finding: a consumer that stops reading dts's stdout (a full pipe, `| less`
+/// left alone, Ctrl-S) blocked the dispatcher, then every connection thread on the full
+/// event queue, so no heartbeat went out and the hosts' guards killed every task, which
+/// then ran again. Heartbeats go on while the queue is full.
+#[test]
+fn a_blocked_stdout_does_not_make_hosts_kill_their_tasks() {
+    let lab = Lab::start(1);
+    let mark = marker("blocked-stdout");
+    // 200 MB: more than the event queue holds, so the connection thread waits on it.
+    let command = format!("head -c 200000000 /dev/zero; sleep 1; : {mark}");
+    let mut child = dts_process(lab.dir.path())
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args([
+            "--keepalive",
+            "1s",
+            "--keepalive-count",
+            "2",
+            "--output",
+            "raw",
+            "--array",
+            "1",
+            "--",
+            &command,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Nobody reads stdout for well over keepalive × count (2 s): the guard would have
+    // given up by then.
+    std::thread::sleep(Duration::from_secs(6));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let out = child.wait_with_output().unwrap();
+    let read = reader.join().unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("killed its tasks"), "{stderr}");
+    assert!(stderr.contains("0 requeues"), "{stderr}");
+    assert_eq!(read, 200_000_000);
+}

@@ -5,7 +5,9 @@ use std::io::{ErrorKind, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, TryRecvError};
+
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc::error::TrySendError;
 
 use ssh2::{BlockDirections, Channel, ErrorCode, Session};
 
@@ -14,6 +16,10 @@ use crate::probe;
 use crate::transport::{
     Command, ConnId, Event, EventSender, ExitStatus, HostError, LaunchId, Stream, wrapper,
 };
+
+/// Reads of up to 32 KiB one channel gets per turn: a task flooding its output must not
+/// keep the loop from turning, or no heartbeat would reach the guard.
+const DRAIN_PER_TURN: u32 = 16;
 
 /// Channel open refused (e.g. `MaxSessions`) and channel request denied.
 const CHANNEL_FAILURE: i32 = -21;
@@ -425,7 +431,13 @@ impl Pool {
 
     fn drain(&mut self, i: usize, stream: Stream) -> Step {
         let mut progress = false;
+        let mut budget = DRAIN_PER_TURN;
         loop {
+            if budget == 0 {
+                // More is waiting: let the loop turn first (heartbeats, other channels).
+                return Ok(true);
+            }
+            budget -= 1;
             let chan = &mut self.chans[i];
             let result = match stream {
                 Stream::Stdout => chan.channel.read(&mut self.buf),
@@ -651,12 +663,41 @@ impl Pool {
         }
     }
 
-    fn emit(&mut self, event: Event) {
-        if self.events.blocking_send(event).is_err() {
-            // The dispatcher is gone: stop taking work and kill what runs.
-            if !self.shutting_down {
-                self.shut_down();
+    fn emit(&mut self, mut event: Event) {
+        loop {
+            match self.events.try_send(event) {
+                Ok(()) => return,
+                Err(TrySendError::Closed(_)) => {
+                    // The dispatcher is gone: stop taking work and kill what runs.
+                    if !self.shutting_down {
+                        self.shut_down();
+                    }
+                    return;
+                }
+                Err(TrySendError::Full(back)) => {
+                    // The dispatcher is behind (its stdout blocked: a full pipe, a
+                    // paused terminal). Keep the guard fed meanwhile, or the hosts would
+                    // take dts for dead and kill every task.
+                    event = back;
+                    self.feed_guard();
+                    std::thread::sleep(Duration::from_millis(20));
+                }
             }
+        }
+    }
+
+    /// Heartbeats while the loop cannot turn: write what is due, read the echoes.
+    /// Errors are left for the next turn, which meets them again.
+    fn feed_guard(&mut self) {
+        self.heartbeat();
+        if let Some(i) = self
+            .chans
+            .iter()
+            .position(|c| matches!(c.work, Work::Guard { .. }) && c.phase == Phase::Running)
+        {
+            let _ = self.write_input(i);
+            let _ = self.drain(i, Stream::Stdout);
+            let _ = self.drain(i, Stream::Stderr);
         }
     }
 }
