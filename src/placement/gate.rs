@@ -18,6 +18,10 @@ impl Gates {
     pub fn any(&self) -> bool {
         self.load.is_some() || self.memfree.is_some()
     }
+
+    pub fn is_off(&self) -> bool {
+        !self.any()
+    }
 }
 
 /// The probe figures a gate reads.

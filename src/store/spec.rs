@@ -48,7 +48,7 @@ pub struct RunSpec {
     #[serde(default, skip_serializing_if = "Matrix::is_empty")]
     pub matrix: Matrix,
     /// `--load` / `--memfree` (runs from before gates have none).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Gates::is_off")]
     pub gates: Gates,
 }
 
