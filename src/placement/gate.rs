@@ -265,6 +265,46 @@ mod tests {
         }
     }
 
+    /// Least-load left a task queued for a faster host that frees in time; a gated one
+    /// may never open, so the tasks would wait on a free slower host for nothing.
+    #[test]
+    fn least_load_does_not_wait_for_a_gated_faster_host() {
+        use crate::placement::testing::{place_all, push_n, up};
+        use crate::placement::{Algorithm, Params, new};
+        let params = Params {
+            seed: 1,
+            epsilon: 0.25,
+            hosts: Vec::new(),
+            total_tasks: 0,
+        };
+        let mut placement = new(Algorithm::LeastLoad, &params);
+        for work in [1.0, 1.0, 100.0] {
+            placement.observe(work);
+        }
+        push_n(placement.as_mut(), 3);
+        let mut hosts = vec![up(1), up(64)];
+        hosts[0].weight = 0.01;
+        hosts[1].running = 64;
+        let held = place_all(placement.as_mut(), &mut hosts.clone());
+        assert!(
+            held.is_empty(),
+            "without the gate it waits for the fast host"
+        );
+        hosts[1].gated = true;
+        let placed = place_all(placement.as_mut(), &mut hosts);
+        assert_eq!(placed.len(), 1, "the slow host takes a task: {placed:?}");
+    }
+
+    #[test]
+    fn a_gated_faster_host_does_not_block_a_speculative_copy() {
+        use crate::placement::copy_host;
+        use crate::placement::testing::up;
+        let mut hosts = vec![up(1), up(1), up(4)];
+        hosts[2].weight = 4.0;
+        hosts[2].gated = true;
+        assert_eq!(copy_host(&hosts, 0), Some(1));
+    }
+
     #[test]
     fn sizes_format_in_the_largest_unit() {
         assert_eq!(format_size(512), "512B");

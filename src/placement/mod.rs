@@ -157,7 +157,7 @@ pub fn copy_host(hosts: &[HostView], from: usize) -> Option<usize> {
     let own = hosts.get(from).map_or(0.0, effective_speed);
     let faster_exists = hosts
         .iter()
-        .any(|v| v.liveness == Liveness::Up && effective_speed(v) > own);
+        .any(|v| v.liveness == Liveness::Up && !v.gated && effective_speed(v) > own);
     hosts
         .iter()
         .enumerate()
