@@ -588,7 +588,12 @@ impl Dispatcher {
             return false;
         }
         let mut capacity = 0usize;
-        for view in self.views.iter().filter(|v| v.liveness == Liveness::Up) {
+        // A gated host holds nothing until a probe opens it: connect others meanwhile.
+        for view in self
+            .views
+            .iter()
+            .filter(|v| v.liveness == Liveness::Up && !v.gated)
+        {
             capacity += view.slots as usize;
             if capacity >= self.unfinished {
                 return true;
