@@ -30,6 +30,7 @@ fn setup(algorithm: Algorithm, queued: u32) -> (Box<dyn Placement + Send>, Vec<H
             running: SLOTS - 1,
             weight: 1.0,
             load: 0.5,
+            gated: false,
         };
         HOSTS
     ];

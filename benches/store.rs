@@ -35,6 +35,7 @@ fn spec() -> RunSpec {
         faults: Default::default(),
         secret_env: vec![],
         matrix: Default::default(),
+        gates: Default::default(),
     }
 }
 

@@ -7,6 +7,7 @@ use crate::inventory::Host;
 use crate::job::JobSpec;
 use crate::job::matrix::Params;
 use crate::placement;
+use crate::placement::gate;
 use crate::probe::ProbeReport;
 use crate::report::document::compress_stepped;
 use crate::simulate::{self, SimHost, SimTask};
@@ -69,6 +70,30 @@ fn slots_of(job: &JobSpec, h: &PlanHost<'_>) -> (u32, bool) {
     }
 }
 
+/// Hosts the probe finds shut by `--load` / `--memfree`: a run starts nothing on them
+/// until a later probe finds them open (the plan below still counts them).
+fn gated_note(job: &JobSpec, hosts: &[PlanHost<'_>]) -> Option<String> {
+    let gated: Vec<String> = hosts
+        .iter()
+        .filter_map(|h| {
+            let probe = h.probe.as_ref()?.as_ref().ok()?;
+            let probed = gate::Probed {
+                background: probe.load.map_or(0.0, |l| l[0]),
+                cores: probe.cores,
+                mem_available_kib: probe.mem_available_kib,
+            };
+            let why = gate::check(&job.gates, &probed)?;
+            Some(format!("{} ({why})", h.host.name))
+        })
+        .collect();
+    (!gated.is_empty()).then(|| {
+        format!(
+            "gated now, so a run would start nothing there until a probe finds them open: {}",
+            gated.join(", ")
+        )
+    })
+}
+
 /// Plans `job` over `hosts`.
 pub fn build(job: &JobSpec, hosts: &[PlanHost<'_>], seed: u64, epsilon: f64) -> Plan {
     let mut notes = vec![note(job.algorithm)];
@@ -108,6 +133,7 @@ pub fn build(job: &JobSpec, hosts: &[PlanHost<'_>], seed: u64, epsilon: f64) -> 
             excluded,
         });
     }
+    notes.extend(gated_note(job, hosts));
     if guessed_slots {
         notes.push("hosts without `slots` and without a probe are assumed to have 1 slot".into());
     }
@@ -236,5 +262,42 @@ mod tests {
         let b = build(&job("consistent-hash", 50), &plan_hosts, 2, 0.25);
         assert_eq!(a.plan, b.plan);
         assert!(a.notes[0].starts_with("consistent-hash"));
+    }
+
+    #[test]
+    fn plan_names_the_hosts_a_gate_shuts_now() {
+        let hosts = hosts();
+        let probe = |mem_kib: u64| ProbeReport {
+            shell: "/bin/sh".into(),
+            os: "Linux".into(),
+            cores: Some(2),
+            load: Some([0.0; 3]),
+            mem_total_kib: Some(mem_kib),
+            mem_available_kib: Some(mem_kib),
+            latency: std::time::Duration::ZERO,
+        };
+        let plan_hosts: Vec<PlanHost> = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, host)| PlanHost {
+                host,
+                probe: Some(Ok(probe(if i == 1 { 1 << 20 } else { 4 << 20 }))),
+            })
+            .collect();
+        let mut job = job("round-robin", 4);
+        job.gates.memfree = Some(2 << 30);
+        let plan = build(&job, &plan_hosts, 0, 0.25);
+        assert!(
+            plan.notes.contains(
+                &"gated now, so a run would start nothing there until a probe finds them open: \
+                  n2 (1.0G available < --memfree 2.0G)"
+                    .to_string()
+            ),
+            "{:?}",
+            plan.notes
+        );
+        job.gates = Default::default();
+        let plan = build(&job, &plan_hosts, 0, 0.25);
+        assert!(!plan.notes.iter().any(|n| n.starts_with("gated")));
     }
 }

@@ -175,6 +175,7 @@ impl<'a> Sim<'a> {
                 running: 0,
                 weight: h.weight,
                 load: h.load,
+                gated: false,
             })
             .collect();
         Sim {

@@ -55,6 +55,7 @@ fn homes(
             running: 0,
             weight: 1.0,
             load: 0.0,
+            gated: false,
         })
         .collect();
     let mut out = HashMap::new();
@@ -93,6 +94,7 @@ fn busy_hosts_strategy() -> impl Strategy<Value = Vec<HostView>> {
                 running: running.min(slots),
                 weight,
                 load,
+                gated: false,
             })
             .collect()
     })

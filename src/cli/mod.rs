@@ -295,6 +295,14 @@ pub struct SubmitArgs {
     /// file's [matrix].
     #[arg(long, value_name = "NAME=V1,V2")]
     pub matrix: Vec<String>,
+    /// Start no task on a host whose background load1 per core (dts's own tasks taken out)
+    /// is above MAX in its latest probe, as GNU parallel --load; running tasks go on.
+    #[arg(long, value_name = "MAX")]
+    pub load: Option<String>,
+    /// Start no task on a host with less than SIZE memory available in its latest probe
+    /// (512M, 1G, 100k; bytes without a suffix), as GNU parallel --memfree.
+    #[arg(long, value_name = "SIZE")]
+    pub memfree: Option<String>,
     /// Placement: random, round-robin, least-load or consistent-hash [default: round-robin].
     #[arg(long = "algo", value_name = "ALGO")]
     pub algorithm: Option<String>,

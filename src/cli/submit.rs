@@ -76,7 +76,7 @@ fn run_spec(
         seed,
         epsilon: args.epsilon,
         kill_grace: args.kill_grace,
-        probe_interval: (!args.probe_interval.is_zero()).then_some(args.probe_interval),
+        probe_interval: probe_interval(args, job),
         hosts,
         joblog,
         junit: absolute(args.junit.as_ref())?,
@@ -84,8 +84,22 @@ fn run_spec(
         faults: faults(args)?,
         secret_env: job.secret_env.clone(),
         matrix: job.matrix.clone(),
+        gates: job.gates,
     })
 }
+
+/// `--probe-interval`, 0 turning re-probing off, except under a gate: a gated host opens
+/// only when a later probe finds it under the gate, so gates re-probe at the default.
+fn probe_interval(args: &SubmitArgs, job: &JobSpec) -> Option<std::time::Duration> {
+    match args.probe_interval {
+        every if every.is_zero() && job.gates.any() => Some(GATED_PROBE_INTERVAL),
+        every if every.is_zero() => None,
+        every => Some(every),
+    }
+}
+
+/// How often gated runs re-probe when `--probe-interval 0` asked for none.
+const GATED_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `--html FILE`; not `-`: standard output carries the tasks' output.
 fn html_path(args: &SubmitArgs) -> Result<Option<std::path::PathBuf>, Error> {
@@ -194,6 +208,8 @@ fn overrides(args: &SubmitArgs) -> Overrides {
         null: args.null,
         secret_env: args.secret_env.clone(),
         matrix: args.matrix.clone(),
+        load: args.load.clone(),
+        memfree: args.memfree.clone(),
     }
 }
 

@@ -16,6 +16,7 @@ use super::matrix::{self, Axis, Matrix};
 use super::template::Template;
 use crate::error::Located;
 use crate::placement::Algorithm;
+use crate::placement::gate;
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -36,6 +37,8 @@ struct Raw {
     slots: Option<Spanned<u32>>,
     seed: Option<u64>,
     matrix: Option<Spanned<MatrixTable>>,
+    load: Option<Spanned<toml::Value>>,
+    memfree: Option<Spanned<toml::Value>>,
 }
 
 /// `[matrix]` as written: axis name → values.
@@ -105,6 +108,9 @@ pub(super) struct JobFile {
     pub slots: Option<u32>,
     pub seed: Option<u64>,
     pub matrix: Option<Matrix>,
+    /// `load = MAX` (a number) and `memfree = "SIZE"` (or bytes).
+    pub load: Option<f64>,
+    pub memfree: Option<u64>,
 }
 
 /// Parses the job file `path` whose contents are `text`.
@@ -132,6 +138,8 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<JobFile, Located> {
         slots: raw.slots.map(|s| at.slots(s)).transpose()?,
         seed: raw.seed,
         matrix: raw.matrix.map(|m| at.matrix(m)).transpose()?,
+        load: raw.load.map(|l| at.load(l)).transpose()?,
+        memfree: raw.memfree.map(|m| at.memfree(m)).transpose()?,
     })
 }
 
@@ -250,6 +258,33 @@ impl At<'_> {
         parse_timeout(timeout.get_ref()).map_err(|message| {
             let message = format!("invalid timeout '{}': {message}", timeout.get_ref());
             self.error(timeout.span().start, message)
+        })
+    }
+
+    /// `load = 1.5` or `load = 2`.
+    fn load(&self, load: Spanned<toml::Value>) -> Result<f64, Located> {
+        let text = match load.get_ref() {
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::Float(x) => x.to_string(),
+            other => other.to_string(),
+        };
+        gate::parse_load(&text).map_err(|message| {
+            self.error(load.span().start, format!("invalid load {text}: {message}"))
+        })
+    }
+
+    /// `memfree = "1G"` or `memfree = 1073741824` (bytes).
+    fn memfree(&self, memfree: Spanned<toml::Value>) -> Result<u64, Located> {
+        let text = match memfree.get_ref() {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(n) => n.to_string(),
+            other => other.to_string(),
+        };
+        gate::parse_size(&text).map_err(|message| {
+            self.error(
+                memfree.span().start,
+                format!("invalid memfree '{text}': {message}"),
+            )
         })
     }
 

@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Located, line_col};
 use crate::placement::Algorithm;
+use crate::placement::gate::{self, Gates};
 use file::{FileSource, JobFile};
 pub use matrix::Matrix;
 pub use template::{Context, Template, TemplateSpec};
@@ -71,6 +72,8 @@ pub struct JobSpec {
     pub secret_env: Vec<String>,
     /// The matrix axes (empty without one); a task's parameters follow from its `seq`.
     pub matrix: Matrix,
+    /// `--load` / `--memfree`: hosts over them take no new task.
+    pub gates: Gates,
 }
 
 impl JobSpec {
@@ -120,6 +123,9 @@ pub struct Overrides {
     pub secret_env: Vec<String>,
     /// `--matrix NAME=v1,v2,...` axes as given; they replace the file's `[matrix]`.
     pub matrix: Vec<String>,
+    /// `--load MAX` and `--memfree SIZE` as given.
+    pub load: Option<String>,
+    pub memfree: Option<String>,
 }
 
 /// The message when neither the flags nor the job file give a command.
@@ -180,6 +186,10 @@ pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Err
         slots: check_slots(overrides.slots)?.or(file.slots),
         secret_env,
         matrix,
+        gates: Gates {
+            load: flag(&overrides.load, "--load", gate::parse_load)?.or(file.load),
+            memfree: flag(&overrides.memfree, "--memfree", gate::parse_size)?.or(file.memfree),
+        },
     })
 }
 

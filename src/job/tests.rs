@@ -478,6 +478,48 @@ fn timeout_errors() {
 }
 
 #[test]
+fn gates_from_flags_override_the_file() {
+    let (_dir, mut overrides) = job_file("command = \"x\"\nload = 2\nmemfree = \"1G\"\n");
+    let job = run(&overrides).unwrap();
+    assert_eq!(job.gates.load, Some(2.0));
+    assert_eq!(job.gates.memfree, Some(1 << 30));
+    overrides.load = Some("0.5".into());
+    overrides.memfree = Some("100k".into());
+    let job = run(&overrides).unwrap();
+    assert_eq!(job.gates.load, Some(0.5));
+    assert_eq!(job.gates.memfree, Some(102_400));
+    let (_dir, overrides) = job_file("command = \"x\"\nload = 1.5\nmemfree = 4096\n");
+    let job = run(&overrides).unwrap();
+    assert_eq!((job.gates.load, job.gates.memfree), (Some(1.5), Some(4096)));
+    assert!(!run(&with_command("x")).unwrap().gates.any());
+}
+
+#[test]
+fn gate_errors() {
+    let mut overrides = with_command("x");
+    overrides.memfree = Some("1X".into());
+    assert_eq!(
+        error(&overrides),
+        "invalid --memfree '1X': unknown unit 'X' (use k, M, G, T or P)"
+    );
+    overrides.memfree = None;
+    overrides.load = Some("-1".into());
+    assert!(error(&overrides).starts_with("invalid --load '-1': expected a non-negative"));
+    let (_dir, overrides) = job_file("command = \"x\"\nmemfree = \"lots\"\n");
+    assert!(
+        error(&overrides).starts_with("job.toml:2:11: invalid memfree 'lots': expected a size"),
+        "{}",
+        error(&overrides)
+    );
+    let (_dir, overrides) = job_file("command = \"x\"\nload = \"high\"\n");
+    assert!(
+        error(&overrides).starts_with("job.toml:2:8: invalid load \"high\": expected"),
+        "{}",
+        error(&overrides)
+    );
+}
+
+#[test]
 fn key_and_slots_errors() {
     let mut overrides = with_command("x");
     overrides.key = Some(String::new());

@@ -53,7 +53,9 @@ impl LeastLoad {
         let mut fastest: f64 = 0.0;
         for (g, host) in hosts.iter().enumerate() {
             let e = effective_speed(host);
-            if g != h && host.slots > 0 && host.liveness == super::Liveness::Up && e > speed {
+            // A gated host may stay shut for the whole run: no task waits for it.
+            let open = host.liveness == super::Liveness::Up && !host.gated;
+            if g != h && host.slots > 0 && open && e > speed {
                 faster_capacity += f64::from(host.slots) * e;
                 fastest = fastest.max(e);
             }

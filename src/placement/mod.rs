@@ -7,6 +7,7 @@
 mod consistent_hash;
 pub mod durations;
 mod fifo;
+pub mod gate;
 mod least_load;
 mod random;
 pub mod resources;
@@ -93,13 +94,15 @@ pub struct HostView {
     pub weight: f64,
     /// Probed background load (runnable processes not ours).
     pub load: f64,
+    /// Shut by `--load` or `--memfree` ([`gate`]): takes no new task while set.
+    pub gated: bool,
 }
 
 impl HostView {
     /// Slots that can take a task now.
     pub fn free(&self) -> u32 {
         match self.liveness {
-            Liveness::Up => self.slots.saturating_sub(self.running),
+            Liveness::Up if !self.gated => self.slots.saturating_sub(self.running),
             _ => 0,
         }
     }
@@ -154,7 +157,7 @@ pub fn copy_host(hosts: &[HostView], from: usize) -> Option<usize> {
     let own = hosts.get(from).map_or(0.0, effective_speed);
     let faster_exists = hosts
         .iter()
-        .any(|v| v.liveness == Liveness::Up && effective_speed(v) > own);
+        .any(|v| v.liveness == Liveness::Up && !v.gated && effective_speed(v) > own);
     hosts
         .iter()
         .enumerate()
@@ -238,6 +241,7 @@ pub(crate) mod testing {
             running: 0,
             weight: 1.0,
             load: 0.0,
+            gated: false,
         }
     }
 

@@ -18,6 +18,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use super::connector::{self, Connector, Next};
+use super::gating::GateWatch;
 use super::hosts::{BACKOFF, Closed, Conn, ConnState, HostRt, HostState, Quarantine};
 use super::output::{LineBuf, OutputMode, copy_block, write_piece};
 use super::{AttemptRecord, HostRecord, Outcome, RunConfig, RunOutcome, Stop, TaskRecord, joblog};
@@ -171,6 +172,8 @@ pub struct Dispatcher {
     host_notes: fold::Notes,
     /// Whether the open-file limit has been named (said once).
     said_fd_limit: bool,
+    /// Names a wait with every host shut by `--load` / `--memfree`.
+    gate_watch: GateWatch,
 }
 
 impl Dispatcher {
@@ -215,7 +218,7 @@ impl Dispatcher {
         let hosts: Vec<HostRt> = cfg
             .hosts
             .iter()
-            .map(|h| HostRt::new(h.clone(), cfg.job.slots))
+            .map(|h| HostRt::new(h.clone(), cfg.job.slots).gated_by(cfg.job.gates))
             .collect();
         let views = hosts.iter().map(HostRt::view).collect();
         let ssh = ssh::Shared {
@@ -280,6 +283,7 @@ impl Dispatcher {
                 crate::fdlimit::in_use(),
             ),
             host_notes: fold::Notes::default(),
+            gate_watch: GateWatch::default(),
             said_fd_limit: false,
             quarantine: Quarantine {
                 after: cfg.spec.faults.quarantine_after,
@@ -584,7 +588,12 @@ impl Dispatcher {
             return false;
         }
         let mut capacity = 0usize;
-        for view in self.views.iter().filter(|v| v.liveness == Liveness::Up) {
+        // A gated host holds nothing until a probe opens it: connect others meanwhile.
+        for view in self
+            .views
+            .iter()
+            .filter(|v| v.liveness == Liveness::Up && !v.gated)
+        {
             capacity += view.slots as usize;
             if capacity >= self.unfinished {
                 return true;
@@ -752,6 +761,7 @@ impl Dispatcher {
         rt.state = HostState::Up;
         rt.ever_up = true;
         self.views[conn.host] = rt.view();
+        self.say_if_all_gated();
         if rejoins {
             self.host_note(conn.host, " answers again: it rejoins the run".into());
         }
@@ -929,7 +939,21 @@ impl Dispatcher {
             Event::Probed { conn, probe } => {
                 self.hosts[conn.host].probed(probe);
                 self.views[conn.host] = self.hosts[conn.host].view();
+                self.say_if_all_gated();
             }
+        }
+    }
+
+    /// Once per wait: every host is shut by a gate while tasks are queued.
+    fn say_if_all_gated(&mut self) {
+        if !self.cfg.job.gates.any() {
+            return;
+        }
+        let every = self.cfg.spec.probe_interval.unwrap_or_default();
+        let every = humantime::format_duration(every).to_string();
+        let queued = !self.placement.is_empty();
+        if let Some(note) = self.gate_watch.note(&self.hosts, queued, &every) {
+            self.note(&note);
         }
     }
 

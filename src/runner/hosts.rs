@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::inventory::Host;
+use crate::placement::gate::{self, Gated, Gates, Probed};
 use crate::placement::{HostView, Liveness};
 use crate::probe::ProbeReport;
 use crate::transport::wrapper::LoginShell;
@@ -83,6 +84,8 @@ pub struct HostRt {
     pub probe: Option<ProbeReport>,
     /// Runnable processes that are not ours, from the latest probe.
     pub background: f64,
+    /// `--load` / `--memfree`, read against the latest probe.
+    pub gates: Gates,
     /// Times of recent connection failures (within the quarantine window).
     pub failures: VecDeque<Instant>,
     pub last_error: Option<String>,
@@ -105,6 +108,7 @@ impl HostRt {
             shell: LoginShell::Other,
             probe: None,
             background: 0.0,
+            gates: Gates::default(),
             failures: VecDeque::new(),
             last_error: None,
             ever_up: false,
@@ -112,6 +116,12 @@ impl HostRt {
             done: 0,
             failed: 0,
         }
+    }
+
+    /// The host under `gates` (`--load`, `--memfree`).
+    pub fn gated_by(mut self, gates: Gates) -> HostRt {
+        self.gates = gates;
+        self
     }
 
     /// Connections wanted with `per_conn` channels each: enough for the host's slots or
@@ -168,7 +178,20 @@ impl HostRt {
                 .as_ref()
                 .and_then(|p| p.load)
                 .map_or(0.0, |l| l[0]),
+            gated: self.gated().is_some(),
         }
+    }
+
+    /// Why the latest probe shuts this host to new tasks, if it does: load per core is the
+    /// background load (ours taken out) over the probed cores.
+    pub fn gated(&self) -> Option<Gated> {
+        let probe = self.probe.as_ref()?;
+        let probed = Probed {
+            background: self.background,
+            cores: probe.cores,
+            mem_available_kib: probe.mem_available_kib,
+        };
+        gate::check(&self.gates, &probed)
     }
 
     /// Takes a probe: the background load is the 1-minute load average minus our own

@@ -7,6 +7,7 @@
 
 pub mod connector;
 mod dispatcher;
+mod gating;
 pub mod hosts;
 pub mod joblog;
 pub mod output;

@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::inventory::Host;
 use crate::job::{JobSpec, Matrix, Task, TemplateSpec};
 use crate::placement::Algorithm;
+use crate::placement::gate::Gates;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
@@ -46,6 +47,9 @@ pub struct RunSpec {
     /// matrices have none).
     #[serde(default, skip_serializing_if = "Matrix::is_empty")]
     pub matrix: Matrix,
+    /// `--load` / `--memfree` (runs from before gates have none).
+    #[serde(default, skip_serializing_if = "Gates::is_off")]
+    pub gates: Gates,
 }
 
 /// How a run reacts to failing tasks, silent hosts and stragglers.
@@ -113,6 +117,7 @@ impl RunSpec {
             slots: self.slots,
             secret_env: self.secret_env.clone(),
             matrix: self.matrix.clone(),
+            gates: self.gates,
         })
     }
 }

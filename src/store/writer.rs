@@ -756,6 +756,7 @@ mod tests {
             faults: Default::default(),
             secret_env: vec![],
             matrix: Default::default(),
+            gates: Default::default(),
         }
     }
 

@@ -156,6 +156,7 @@ fn spec() -> RunSpec {
         faults: Faults::default(),
         secret_env: Vec::new(),
         matrix: Default::default(),
+        gates: Default::default(),
     }
 }
 
