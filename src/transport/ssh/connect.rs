@@ -380,7 +380,22 @@ fn authenticate(session: &Session, host: &Host, auth: &AuthEnv) -> Result<(), Ho
     if !problems.is_empty() {
         message.push_str(&format!("; {}", problems.join("; ")));
     }
+    // A connection that timed out or broke while authenticating was not refused: the host
+    // is worth trying again (a slow PAM or LDAP, a reset).
+    if let Some(e) = ssh2::Error::last_session_error(session).filter(is_network_failure) {
+        return Err(HostError::transient(format!(
+            "authentication as {} did not finish: {}",
+            host.user,
+            e.message()
+        )));
+    }
     Err(HostError::permanent(message))
+}
+
+/// libssh2's timeout and socket errors: LIBSSH2_ERROR_TIMEOUT (-9), SOCKET_SEND (-7),
+/// SOCKET_DISCONNECT (-13) and SOCKET_RECV (-43).
+fn is_network_failure(e: &ssh2::Error) -> bool {
+    matches!(e.code(), ssh2::ErrorCode::Session(-9 | -7 | -13 | -43))
 }
 
 /// Offers every identity the agent holds, not only its first (which is all
@@ -624,6 +639,18 @@ fn wait_socket(session: &Session, deadline: Instant) -> Result<(), ssh2::Error> 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_timeout_or_broken_socket_during_authentication_is_no_refusal() {
+        let code = |c| ssh2::Error::new(ssh2::ErrorCode::Session(c), "x");
+        for network in [-9, -7, -13, -43] {
+            assert!(super::is_network_failure(&code(network)), "{network}");
+        }
+        // LIBSSH2_ERROR_AUTHENTICATION_FAILED (-18) and PUBLICKEY_UNVERIFIED (-19).
+        for refused in [-18, -19, -16] {
+            assert!(!super::is_network_failure(&code(refused)), "{refused}");
+        }
+    }
+
     use super::*;
     use crate::transport::HostErrorKind;
 
