@@ -121,7 +121,10 @@ fn a_term_sent_to_a_child_is_never_lost() {
             .assert()
             .code(1)
             .stderr(contains("24 tasks: 0 succeeded, 24 failed"))
-            .stderr(contains("┆    24 ┆ exit 143"));
+            // Every one exits 143; whether dash also prints "Terminated" is its own race,
+            // which folds the causes into one row or two.
+            .stderr(contains("┆ exit 143"))
+            .stderr(contains("signal").not());
     }
 }
 
