@@ -11,24 +11,6 @@ use std::path::Path;
 use common::*;
 use predicates::str::contains;
 
-/// Where a test runs its tasks: the lab's sshd hosts, or the local machine.
-#[derive(Clone, Copy, Debug)]
-enum Via {
-    Ssh,
-    Local,
-}
-
-fn submit(lab: &Lab, via: Via) -> assert_cmd::Command {
-    match via {
-        Via::Ssh => lab.submit(),
-        Via::Local => {
-            let mut cmd = dts(lab.dir.path());
-            cmd.args(["submit", "--slots", "4"]);
-            cmd
-        }
-    }
-}
-
 /// A file no task may create, outside every task's directory (so the hosts' user can
 /// write it too).
 fn pwned_marker(test: &str) -> String {
@@ -80,7 +62,8 @@ fn a_two_by_three_matrix_runs_every_combination_once_and_injects_nothing() {
     for via in [Via::Ssh, Via::Local] {
         let pwned = pwned_marker("matrix");
         let (lr, v) = axes(&pwned);
-        let out = submit(&lab, via)
+        let out = lab
+            .submit_via(via)
             .args(["--matrix", &format!("lr={}", lr.join(","))])
             .args(["--matrix", &format!("v={}", v.join(","))])
             .args(["--", PRINT])

@@ -11,24 +11,6 @@ use std::time::Duration;
 use common::*;
 use predicates::str::contains;
 
-/// Where a test runs its tasks: the lab's sshd hosts, or the local machine.
-#[derive(Clone, Copy, Debug)]
-enum Via {
-    Ssh,
-    Local,
-}
-
-fn submit(lab: &Lab, via: Via) -> assert_cmd::Command {
-    match via {
-        Via::Ssh => lab.submit(),
-        Via::Local => {
-            let mut cmd = dts(lab.dir.path());
-            cmd.args(["submit", "--slots", "4"]);
-            cmd
-        }
-    }
-}
-
 fn spawn(lab: &Lab, via: Via, args: &[&str]) -> Child {
     let mut cmd = dts_process(lab.dir.path());
     cmd.arg("submit");
@@ -61,7 +43,7 @@ fn a_killed_command_line_runs_nothing_after_the_killed_command() {
             q(&started),
             q(&after)
         );
-        submit(&lab, via)
+        lab.submit_via(via)
             .args(["--timeout", "1s", "--array", "1", "--", &command])
             .assert()
             .code(1);
@@ -96,7 +78,7 @@ fn a_killed_command_line_runs_nothing_after_the_killed_command() {
 fn a_task_that_kills_its_own_shell_dies_of_that_signal() {
     let lab = Lab::start(1);
     for via in [Via::Ssh, Via::Local] {
-        submit(&lab, via)
+        lab.submit_via(via)
             .args(["--array", "1", "--", ": {}; kill -TERM $$; echo survived"])
             .assert()
             .code(1)
@@ -111,7 +93,7 @@ fn a_task_that_kills_its_own_shell_dies_of_that_signal() {
 fn a_term_sent_to_a_child_is_never_lost() {
     let lab = Lab::start(2);
     for via in [Via::Ssh, Via::Local] {
-        submit(&lab, via)
+        lab.submit_via(via)
             .args([
                 "--array",
                 "1-24",
@@ -134,7 +116,8 @@ fn a_term_sent_to_a_child_is_never_lost() {
 fn a_bare_wait_waits_only_for_the_task_s_own_jobs() {
     let lab = Lab::start(1);
     for via in [Via::Ssh, Via::Local] {
-        let out = submit(&lab, via)
+        let out = lab
+            .submit_via(via)
             .args([
                 "--array",
                 "1-2",
@@ -195,7 +178,8 @@ fn a_long_item_runs_like_any_other() {
     let long = "é'\"$(x)`;".repeat(10_000);
     std::fs::write(&items, format!("short\n{long}\n{}\n", "y".repeat(40_000))).unwrap();
     for via in [Via::Ssh, Via::Local] {
-        let out = submit(&lab, via)
+        let out = lab
+            .submit_via(via)
             .args(["--items"])
             .arg(&items)
             .args(["--output", "grouped", "--", "printf %s {} | wc -c"])
@@ -266,7 +250,7 @@ fn a_killed_task_s_stderr_holds_no_line_of_the_wrapper() {
     let lab = Lab::start(1);
     for via in [Via::Ssh, Via::Local] {
         let junit = lab.path(&format!("junit-{via:?}.xml"));
-        submit(&lab, via)
+        lab.submit_via(via)
             .args(["--timeout", "1s", "--kill-grace", "1s", "--junit"])
             .arg(&junit)
             .args(["--array", "1-2", "--", "echo own >&2; sleep 5; echo after"])

@@ -14,6 +14,13 @@ use std::time::{Duration, Instant};
 
 pub const SSHD: &str = "/usr/sbin/sshd";
 
+/// Where a test runs its tasks: the lab's sshd hosts, or the local machine.
+#[derive(Clone, Copy, Debug)]
+pub enum Via {
+    Ssh,
+    Local,
+}
+
 /// One sshd "host" of a lab.
 pub struct LabHost {
     pub name: String,
@@ -205,6 +212,18 @@ impl Lab {
         let mut cmd = dts(self.dir.path());
         cmd.args(["submit", "-H"]).arg(self.inventory());
         cmd
+    }
+
+    /// `dts submit` over `via`: the lab's hosts, or the local machine with 4 slots.
+    pub fn submit_via(&self, via: Via) -> assert_cmd::Command {
+        match via {
+            Via::Ssh => self.submit(),
+            Via::Local => {
+                let mut cmd = dts(self.dir.path());
+                cmd.args(["submit", "--slots", "4"]);
+                cmd
+            }
+        }
     }
 
     /// Kills one host's sshd and every process it started (sessions and their tasks), as
