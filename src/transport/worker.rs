@@ -1,0 +1,248 @@
+//! Building blocks of warm execution (issue 15): the pure parts a long-lived worker shell
+//! needs, separate from the pool that will drive it.
+//!
+//! Design (not yet wired into the SSH pool): one worker channel per slot keeps the channel's
+//! own stdout and stderr as the task's streams, one task at a time. When the task and its
+//! leftovers are dead, the worker writes an end record introduced by a per-task random
+//! token on both streams, so nothing can write after it and task output cannot forge it
+//! (the token is never in the task's text or environment). [`EndSplitter`] cuts a stream at
+//! the token, whatever the read boundaries; [`job_status`] turns the worker's `jobs -l`
+//! listing into the exact status.
+//!
+//! Facts verified on dash 0.5 and bash 5 that decide the shape of the worker:
+//! * `wait` gives 128+n for both "killed by signal n" and "exit 128+n". The `jobs -l` line
+//!   of the finished job tells them apart, and it survives `wait PID` until `jobs` reports
+//!   it: dash prints `Done`, `Done(143)` or the signal's description (`Terminated`), bash
+//!   with `set -m` prints `Done`, `Exit 143` or `Terminated` but forgets the job at
+//!   `wait PID` (and announces it on its own stderr instead), so bash needs the listing
+//!   taken before the wait, e.g. from a CHLD trap. `$(jobs -l)` is empty in dash (a
+//!   subshell has no jobs), so the listing must go straight into the record.
+//! * An async job of a shell without job control has SIGINT and SIGQUIT ignored, and
+//!   `trap - INT QUIT` in the job's subshell does NOT undo it in dash, so `exec sh -c CMD`
+//!   from a dash `&` job leaks ignored signals into the task: not exact.
+//! * A foreground job avoids that, and dash then prints the signal's description on its
+//!   own stderr (capturable with `$( { ( task ) ; echo $?; } 2>&1 )`), except for SIGINT and
+//!   SIGPIPE, which it keeps silent: `exit 130` and death by INT stay ambiguous.
+//! * bash with `set -m` works without a tty: every async job gets its own process group
+//!   and no ignored signals. So the exact worker is bash `set -m` where bash exists (with
+//!   the status read before `wait`), and per-task channels where it does not.
+
+use crate::transport::ExitStatus;
+
+/// Cuts one stream at the first occurrence of a token: bytes before it are the task's,
+/// bytes from it on are the end record. Bytes that could be the start of the token are
+/// held back until the next read decides.
+#[derive(Debug)]
+pub struct EndSplitter {
+    token: Vec<u8>,
+    held: Vec<u8>,
+    record: Option<Vec<u8>>,
+}
+
+impl EndSplitter {
+    pub fn new(token: &[u8]) -> EndSplitter {
+        assert!(!token.is_empty(), "an empty token would match anywhere");
+        EndSplitter {
+            token: token.to_vec(),
+            held: Vec::new(),
+            record: None,
+        }
+    }
+
+    /// Feeds one read; returns the task's bytes that are now certain.
+    pub fn feed(&mut self, data: &[u8]) -> Vec<u8> {
+        if let Some(record) = &mut self.record {
+            record.extend_from_slice(data);
+            return Vec::new();
+        }
+        self.held.extend_from_slice(data);
+        if let Some(at) = find(&self.held, &self.token) {
+            let record = self.held.split_off(at);
+            self.record = Some(record[self.token.len()..].to_vec());
+            return std::mem::take(&mut self.held);
+        }
+        let keep = longest_prefix_suffix(&self.held, &self.token);
+        let certain = self.held.len() - keep;
+        let tail = self.held.split_off(certain);
+        std::mem::replace(&mut self.held, tail)
+    }
+
+    /// The bytes after the token, once it has been seen.
+    pub fn record(&self) -> Option<&[u8]> {
+        self.record.as_deref()
+    }
+
+    /// At the stream's end without a token: what was held back was the task's after all.
+    pub fn finish(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.held)
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Length of the longest end of `data` that is a proper start of `token`.
+fn longest_prefix_suffix(data: &[u8], token: &[u8]) -> usize {
+    let max = data.len().min(token.len() - 1);
+    (1..=max)
+        .rev()
+        .find(|&n| data[data.len() - n..] == token[..n])
+        .unwrap_or(0)
+}
+
+/// The exact status of job `pid` from a `jobs -l` listing (dash, or bash with `set -m`) and
+/// the status `wait PID` returned. None when the listing has no line for `pid`.
+pub fn job_status(listing: &str, pid: u32, waited: i32) -> Option<ExitStatus> {
+    let pid = pid.to_string();
+    let word = listing.lines().find_map(|line| {
+        let mut words = line
+            .split_whitespace()
+            .skip(1)
+            .skip_while(|w| *w == "+" || *w == "-");
+        (words.next() == Some(pid.as_str())).then(|| words.next().unwrap_or(""))
+    })?;
+    let exited = word == "Done" || word.starts_with("Done(") || word == "Exit";
+    Some(if exited || waited <= 128 {
+        ExitStatus::Code(waited)
+    } else {
+        ExitStatus::Signal(crate::transport::local::signal_name(waited - 128))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn split_all(token: &[u8], input: &[u8], cuts: &[usize]) -> (Vec<u8>, Option<Vec<u8>>) {
+        let mut splitter = EndSplitter::new(token);
+        let mut out = Vec::new();
+        let mut from = 0;
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+        points.sort_unstable();
+        for to in points.into_iter().chain([input.len()]) {
+            out.extend(splitter.feed(&input[from..to.max(from)]));
+            from = to.max(from);
+        }
+        let record = splitter.record().map(<[u8]>::to_vec);
+        if record.is_none() {
+            out.extend(splitter.finish());
+        }
+        (out, record)
+    }
+
+    #[test]
+    fn output_imitating_the_token_stays_the_task_s() {
+        let token = b"__dts_e_0123abcd";
+        let input = b"__dts_e_0123abc\0__dts_e_0123ab\n\xff__dts_e_0123abcd 0 1\n";
+        let (out, record) = split_all(token, input, &[3, 15, 16, 30]);
+        assert_eq!(out, b"__dts_e_0123abc\0__dts_e_0123ab\n\xff");
+        assert_eq!(record.as_deref(), Some(&b" 0 1\n"[..]));
+    }
+
+    #[test]
+    fn ten_megabytes_without_a_newline_pass_through_whole() {
+        let token = b"__dts_e_feed";
+        let big = vec![b'x'; 10 << 20];
+        let (out, record) = split_all(token, &big, &[4096, 1 << 20, 5 << 20]);
+        assert_eq!(out.len(), big.len());
+        assert!(record.is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn any_split_gives_the_same_cut(
+            before in proptest::collection::vec(any::<u8>(), 0..200),
+            after in proptest::collection::vec(any::<u8>(), 0..50),
+            cuts in proptest::collection::vec(any::<usize>(), 0..8),
+        ) {
+            let token = b"\x01TOK\x02";
+            prop_assume!(find(&before, token).is_none());
+            let mut input = before.clone();
+            input.extend_from_slice(token);
+            input.extend_from_slice(&after);
+            let (out, record) = split_all(token, &input, &cuts);
+            prop_assert_eq!(out, before);
+            prop_assert_eq!(record, Some(after));
+        }
+
+        #[test]
+        fn without_the_token_every_byte_is_the_task_s(
+            input in proptest::collection::vec(0u8..4, 0..300),
+            cuts in proptest::collection::vec(any::<usize>(), 0..8),
+        ) {
+            let token = b"\x01\x02\x03\x01";
+            prop_assume!(find(&input, token).is_none());
+            let (out, record) = split_all(token, &input, &cuts);
+            prop_assert_eq!(out, input);
+            prop_assert!(record.is_none());
+        }
+    }
+
+    #[test]
+    fn dash_and_bash_listings_give_exact_statuses() {
+        let cases = [
+            (
+                "[1] + 21547 Done(143)            ",
+                21547,
+                143,
+                ExitStatus::Code(143),
+            ),
+            (
+                "[2] + 21548 Terminated           ",
+                21548,
+                143,
+                ExitStatus::Signal("TERM".into()),
+            ),
+            (
+                "[1]   77 Done\n[2] - 78 Killed",
+                78,
+                137,
+                ExitStatus::Signal("KILL".into()),
+            ),
+            (
+                "[1]-  9 Interrupt   sh -c x",
+                9,
+                130,
+                ExitStatus::Signal("INT".into()),
+            ),
+            (
+                "[2]+  10 Exit 130   ( exit 130 )",
+                10,
+                130,
+                ExitStatus::Code(130),
+            ),
+            ("[1]+  11 Done   true", 11, 0, ExitStatus::Code(0)),
+        ];
+        for (listing, pid, waited, want) in cases {
+            assert_eq!(job_status(listing, pid, waited), Some(want), "{listing}");
+        }
+        assert_eq!(job_status("[1] + 5 Done", 6, 0), None);
+        assert_eq!(job_status("[1] + 5 Done", 1, 0), None);
+    }
+
+    /// The parser against dash's real listing, not a remembered one.
+    #[test]
+    fn dash_s_listing_tells_exit_143_from_death_by_term() {
+        let script = "(exit 143) & a=$!; sh -c 'kill -TERM $$' & b=$!; \
+                      wait $a; sa=$?; wait $b; sb=$?; echo \"$a $sa $b $sb\"; jobs -l";
+        let run = std::process::Command::new("dash")
+            .args(["-c", script])
+            .stdin(std::process::Stdio::null())
+            .output();
+        let Ok(out) = run else {
+            return; // no dash on this machine
+        };
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (head, listing) = text.split_once('\n').unwrap();
+        let n: Vec<i64> = head.split(' ').map(|w| w.parse().unwrap()).collect();
+        let status = |pid: i64, waited: i64| job_status(listing, pid as u32, waited as i32);
+        assert_eq!(status(n[0], n[1]), Some(ExitStatus::Code(143)), "{text}");
+        assert_eq!(
+            status(n[2], n[3]),
+            Some(ExitStatus::Signal("TERM".into())),
+            "{text}"
+        );
+    }
+}
