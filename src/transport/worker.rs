@@ -27,6 +27,7 @@
 //!   and no ignored signals. So the exact worker is bash `set -m` where bash exists (with
 //!   the status read before `wait`), and per-task channels where it does not.
 
+use crate::job::quote::quote;
 use crate::transport::ExitStatus;
 
 /// Cuts one stream at the first occurrence of a token: bytes before it are the task's,
@@ -108,6 +109,50 @@ pub fn job_status(listing: &str, pid: u32, waited: i32) -> Option<ExitStatus> {
     } else {
         ExitStatus::Signal(crate::transport::local::signal_name(waited - 128))
     })
+}
+
+/// The bash worker: reads frames from stdin (a token line, shell code, the token line
+/// again), runs each as a `set -m` job in its own process group with exact `sh -c`
+/// semantics, then writes the token on stderr and the end record on stdout:
+/// `TOKEN PID WAITED`, the job listing taken by the CHLD trap before `wait` forgets the
+/// job, and `TOKEN` again. Not yet: an EOF watcher during a task (dts closing stdin
+/// cancels only between tasks) and KILL for leftovers that ignore TERM.
+pub fn bash_worker() -> String {
+    "set -m; exec 3<&0 </dev/null; __dts_f=$(mktemp) || exit 1; \
+     trap 'jobs -l >\"$__dts_f\"' CHLD; trap 'rm -f \"$__dts_f\"' EXIT; \
+     while IFS= read -r __dts_t <&3; do __dts_p=; \
+     while :; do IFS= read -r __dts_l <&3 || exit 0; [ \"$__dts_l\" = \"$__dts_t\" ] && break; \
+     __dts_p=\"$__dts_p$__dts_l\n\"; done; \
+     eval \"$__dts_p\" 3<&- & __dts_k=$!; \
+     while wait $__dts_k; __dts_s=$?; kill -0 $__dts_k 2>/dev/null; do :; done; \
+     kill -TERM -$__dts_k 2>/dev/null; \
+     printf '%s' \"$__dts_t\" >&2; printf '%s %s %s\\n' \"$__dts_t\" $__dts_k $__dts_s; \
+     while IFS= read -r __dts_l; do printf '%s\\n' \"$__dts_l\"; done <\"$__dts_f\"; \
+     printf '%s\\n' \"$__dts_t\"; done"
+        .to_string()
+}
+
+/// One task's frame for [`bash_worker`]: the task runs as `exec sh -c COMMAND` with the
+/// environment exported and the directory changed in its own subshell only.
+pub fn frame(token: &str, env: &[(&str, &str)], command: &str) -> Vec<u8> {
+    let mut code = String::from("trap - CHLD EXIT; ");
+    for (name, value) in env {
+        code.push_str(&format!("export {name}={}; ", quote(value.as_bytes())));
+    }
+    code.push_str(&format!("exec sh -c {}", quote(command.as_bytes())));
+    format!("{token}\n{code}\n{token}\n").into_bytes()
+}
+
+/// The status in an end record (the bytes after the token on stdout): None until the
+/// closing token has arrived.
+pub fn record_status(record: &[u8], token: &str) -> Option<ExitStatus> {
+    let end = find(record, token.as_bytes())?;
+    let listing = std::str::from_utf8(&record[..end]).ok()?;
+    let (head, listing) = listing.split_once('\n')?;
+    let mut words = head.split_whitespace();
+    let pid = words.next()?.parse().ok()?;
+    let waited = words.next()?.parse().ok()?;
+    job_status(listing, pid, waited).or(Some(ExitStatus::Code(waited)))
 }
 
 #[cfg(test)]
@@ -243,6 +288,88 @@ mod tests {
             status(n[2], n[3]),
             Some(ExitStatus::Signal("TERM".into())),
             "{text}"
+        );
+    }
+    /// Runs `commands` one after another through a real bash worker on pipes; returns
+    /// each task's stdout, stderr and status as dts would cut them.
+    /// One task's stdout, stderr and status as dts cuts them.
+    type Ran = (Vec<u8>, Vec<u8>, ExitStatus);
+
+    fn through_bash_worker(commands: &[&str]) -> Option<Vec<Ran>> {
+        use std::io::Write;
+        let mut child = std::process::Command::new("bash")
+            .args(["-c", &bash_worker()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        let tokens: Vec<String> = (0..commands.len())
+            .map(|i| format!("__dts_e_{:016x}", 0x5eed_0000_u64 + i as u64 * 7919))
+            .collect();
+        let mut stdin = child.stdin.take().unwrap();
+        for (token, command) in tokens.iter().zip(commands) {
+            stdin
+                .write_all(&frame(token, &[("DTS_X", "a b")], command))
+                .unwrap();
+        }
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        let (mut stdout, mut stderr) = (&out.stdout[..], &out.stderr[..]);
+        let mut results = Vec::new();
+        for token in &tokens {
+            let mut split_out = EndSplitter::new(token.as_bytes());
+            let task_out = split_out.feed(stdout);
+            let record = split_out.record().expect("an end record").to_vec();
+            let status = record_status(&record, token).expect("a whole record");
+            let end = record
+                .windows(token.len())
+                .position(|w| w == token.as_bytes())
+                .unwrap();
+            stdout = &stdout[stdout.len() - record.len() + end + token.len() + 1..];
+            let mut split_err = EndSplitter::new(token.as_bytes());
+            let task_err = split_err.feed(stderr);
+            stderr = &stderr[stderr.len() - split_err.record().unwrap().len()..];
+            results.push((task_out, task_err, status));
+        }
+        Some(results)
+    }
+
+    #[test]
+    fn a_bash_worker_gives_exact_statuses_and_byte_exact_streams() {
+        let hostile = "printf '__dts_e_\\000x\\377'; printf 'no newline' >&2";
+        let commands = [
+            "exit 143",
+            "kill -TERM $$",
+            "kill -INT $$",
+            "exit 130",
+            hostile,
+            "echo \"$DTS_X|$0|${__dts_f-unset}\"; trap",
+            "grep SigIgn /proc/self/status",
+        ];
+        let Some(results) = through_bash_worker(&commands) else {
+            return; // no bash on this machine
+        };
+        let statuses: Vec<_> = results.iter().map(|r| r.2.clone()).collect();
+        assert_eq!(
+            statuses[..4],
+            [
+                ExitStatus::Code(143),
+                ExitStatus::Signal("TERM".into()),
+                ExitStatus::Signal("INT".into()),
+                ExitStatus::Code(130),
+            ]
+        );
+        assert_eq!(results[4].0, b"__dts_e_\0x\xff");
+        assert_eq!(results[4].1, b"no newline");
+        assert_eq!(results[5].0, b"a b|sh|unset\n");
+        let direct = std::process::Command::new("sh")
+            .args(["-c", commands[6]])
+            .output()
+            .unwrap();
+        assert_eq!(
+            results[6].0, direct.stdout,
+            "the worker leaks no ignored signal"
         );
     }
 }
