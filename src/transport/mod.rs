@@ -8,6 +8,7 @@
 pub mod known_hosts;
 pub mod local;
 pub mod ssh;
+pub mod worker;
 pub mod wrapper;
 
 use std::time::Instant;
