@@ -303,6 +303,17 @@ pub struct SubmitArgs {
     /// (512M, 1G, 100k; bytes without a suffix), as GNU parallel --memfree.
     #[arg(long, value_name = "SIZE")]
     pub memfree: Option<String>,
+    /// Each task takes N of its host's slots (slots default to the host's cores).
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<u32>,
+    /// Each task needs SIZE memory (4G, 512M): a host runs it only while its memory (the
+    /// inventory's `mem`, else the probed available) minus what running tasks asked covers it.
+    #[arg(long, value_name = "SIZE")]
+    pub mem: Option<String>,
+    /// Each task holds N distinct GPUs of its host (inventory `gpus = 4`), exported as
+    /// CUDA_VISIBLE_DEVICES and DTS_GPUS.
+    #[arg(long, value_name = "N")]
+    pub gpus: Option<u32>,
     /// Placement: random, round-robin, least-load or consistent-hash [default: round-robin].
     #[arg(long = "algo", value_name = "ALGO")]
     pub algorithm: Option<String>,

@@ -33,6 +33,7 @@ use std::time::Duration;
 use crate::error::{Error, Located, line_col};
 use crate::placement::Algorithm;
 use crate::placement::gate::{self, Gates};
+use crate::placement::resources::Request;
 use file::{FileSource, JobFile};
 pub use matrix::Matrix;
 pub use template::{Context, Template, TemplateSpec};
@@ -74,6 +75,8 @@ pub struct JobSpec {
     pub matrix: Matrix,
     /// `--load` / `--memfree`: hosts over them take no new task.
     pub gates: Gates,
+    /// `--cpus` / `--mem` / `--gpus`: what each task asks of its host.
+    pub resources: Request,
 }
 
 impl JobSpec {
@@ -126,6 +129,10 @@ pub struct Overrides {
     /// `--load MAX` and `--memfree SIZE` as given.
     pub load: Option<String>,
     pub memfree: Option<String>,
+    /// `--cpus N`, `--mem SIZE`, `--gpus N` as given.
+    pub cpus: Option<u32>,
+    pub mem: Option<String>,
+    pub gpus: Option<u32>,
 }
 
 /// The message when neither the flags nor the job file give a command.
@@ -190,6 +197,13 @@ pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Err
             load: flag(&overrides.load, "--load", gate::parse_load)?.or(file.load),
             memfree: flag(&overrides.memfree, "--memfree", gate::parse_size)?.or(file.memfree),
         },
+        resources: Request {
+            cpus: check_cpus(overrides.cpus)?.or(file.cpus).unwrap_or(1),
+            mem: flag(&overrides.mem, "--mem", gate::parse_size)?
+                .or(file.mem)
+                .unwrap_or(0),
+            gpus: overrides.gpus.or(file.gpus).unwrap_or(0),
+        },
     })
 }
 
@@ -247,6 +261,13 @@ fn flag<T>(
         .as_deref()
         .map(|v| parse(v).map_err(|message| invalid_flag(name, v, &message)))
         .transpose()
+}
+
+fn check_cpus(cpus: Option<u32>) -> Result<Option<u32>, Error> {
+    match cpus {
+        Some(0) => Err(Error::Usage("invalid --cpus 0: must be at least 1".into())),
+        other => Ok(other),
+    }
 }
 
 fn invalid_flag(name: &str, value: &str, message: &str) -> Error {
