@@ -37,6 +37,7 @@ fn spec() -> RunSpec {
         matrix: Default::default(),
         gates: Default::default(),
         resources: Default::default(),
+        order: Default::default(),
     }
 }
 

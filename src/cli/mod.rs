@@ -4,6 +4,7 @@
 pub mod clean;
 pub mod control;
 pub mod hosts;
+mod learned;
 pub mod logs;
 pub mod output_paths;
 pub mod report;
@@ -314,6 +315,14 @@ pub struct SubmitArgs {
     /// CUDA_VISIBLE_DEVICES and DTS_GPUS.
     #[arg(long, value_name = "N")]
     pub gpus: Option<u32>,
+    /// Starting order: as-listed, or longest-first (the longest times earlier runs of the
+    /// same --name recorded start first; tasks never seen count as the mean) [default: as-listed].
+    #[arg(long, value_name = "ORDER")]
+    pub order: Option<String>,
+    /// The job's name (the job file's `name`; default: the job file's or the command's name):
+    /// run times are recorded per name and task, for --order longest-first.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
     /// Placement: random, round-robin, least-load or consistent-hash [default: round-robin].
     #[arg(long = "algo", value_name = "ALGO")]
     pub algorithm: Option<String>,

@@ -129,6 +129,7 @@ fn run_spec(
         matrix: job.matrix.clone(),
         gates: job.gates,
         resources: job.resources,
+        order: job.order,
     })
 }
 
@@ -257,6 +258,8 @@ fn overrides(args: &SubmitArgs) -> Overrides {
         cpus: args.cpus,
         mem: args.mem.clone(),
         gpus: args.gpus,
+        order: args.order.clone(),
+        name: args.name.clone(),
     }
 }
 

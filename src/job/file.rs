@@ -17,6 +17,7 @@ use super::template::Template;
 use crate::error::Located;
 use crate::placement::Algorithm;
 use crate::placement::gate;
+use crate::placement::order::Order;
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -42,6 +43,7 @@ struct Raw {
     cpus: Option<Spanned<u32>>,
     mem: Option<Spanned<toml::Value>>,
     gpus: Option<u32>,
+    order: Option<Spanned<String>>,
 }
 
 /// `[matrix]` as written: axis name → values.
@@ -118,6 +120,8 @@ pub(super) struct JobFile {
     pub cpus: Option<u32>,
     pub mem: Option<u64>,
     pub gpus: Option<u32>,
+    /// `order = "longest-first"`.
+    pub order: Option<Order>,
 }
 
 /// Parses the job file `path` whose contents are `text`.
@@ -150,6 +154,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<JobFile, Located> {
         cpus: raw.cpus.map(|c| at.cpus(c)).transpose()?,
         mem: raw.mem.map(|m| at.mem(m)).transpose()?,
         gpus: raw.gpus,
+        order: raw.order.map(|o| at.order(o)).transpose()?,
     })
 }
 
@@ -281,6 +286,13 @@ impl At<'_> {
         gate::parse_load(&text).map_err(|message| {
             self.error(load.span().start, format!("invalid load {text}: {message}"))
         })
+    }
+
+    fn order(&self, order: Spanned<String>) -> Result<Order, Located> {
+        order
+            .get_ref()
+            .parse()
+            .map_err(|message: String| self.error(order.span().start, message))
     }
 
     fn cpus(&self, cpus: Spanned<u32>) -> Result<u32, Located> {

@@ -33,6 +33,7 @@ use std::time::Duration;
 use crate::error::{Error, Located, line_col};
 use crate::placement::Algorithm;
 use crate::placement::gate::{self, Gates};
+use crate::placement::order::Order;
 use crate::placement::resources::Request;
 use file::{FileSource, JobFile};
 pub use matrix::Matrix;
@@ -77,6 +78,8 @@ pub struct JobSpec {
     pub gates: Gates,
     /// `--cpus` / `--mem` / `--gpus`: what each task asks of its host.
     pub resources: Request,
+    /// `--order`: as listed, or longest recorded time first.
+    pub order: Order,
 }
 
 impl JobSpec {
@@ -133,6 +136,9 @@ pub struct Overrides {
     pub cpus: Option<u32>,
     pub mem: Option<String>,
     pub gpus: Option<u32>,
+    /// `--order` and `--name` as given.
+    pub order: Option<String>,
+    pub name: Option<String>,
 }
 
 /// The message when neither the flags nor the job file give a command.
@@ -175,7 +181,9 @@ pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Err
         command
     };
     Ok(JobSpec {
-        name: file.name.unwrap_or_else(|| default_name(overrides)),
+        name: check_name(&overrides.name)?
+            .or(file.name)
+            .unwrap_or_else(|| default_name(overrides)),
         command,
         tasks,
         throttle,
@@ -204,6 +212,9 @@ pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Err
                 .unwrap_or(0),
             gpus: overrides.gpus.or(file.gpus).unwrap_or(0),
         },
+        order: flag(&overrides.order, "--order", str::parse)?
+            .or(file.order)
+            .unwrap_or_default(),
     })
 }
 
@@ -261,6 +272,13 @@ fn flag<T>(
         .as_deref()
         .map(|v| parse(v).map_err(|message| invalid_flag(name, v, &message)))
         .transpose()
+}
+
+fn check_name(name: &Option<String>) -> Result<Option<String>, Error> {
+    match name.as_deref() {
+        Some(n) if n.trim().is_empty() => Err(Error::Usage("invalid --name '': empty name".into())),
+        _ => Ok(name.clone()),
+    }
 }
 
 fn check_cpus(cpus: Option<u32>) -> Result<Option<u32>, Error> {

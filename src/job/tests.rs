@@ -872,3 +872,26 @@ fn resource_request_errors() {
         error(&overrides)
     );
 }
+
+#[test]
+fn order_and_name_from_flags_override_the_file() {
+    let (_dir, mut overrides) =
+        job_file("command = \"x\"\nname = \"sweep\"\norder = \"longest-first\"\n");
+    let job = run(&overrides).unwrap();
+    assert_eq!(
+        (job.name.as_str(), job.order),
+        ("sweep", Order::LongestFirst)
+    );
+    overrides.order = Some("as-listed".into());
+    overrides.name = Some("nightly".into());
+    let job = run(&overrides).unwrap();
+    assert_eq!((job.name.as_str(), job.order), ("nightly", Order::AsListed));
+    overrides.order = Some("fast".into());
+    assert!(error(&overrides).starts_with("invalid --order 'fast': unknown order"));
+    let (_dir, overrides) = job_file("command = \"x\"\norder = \"fast\"\n");
+    assert!(
+        error(&overrides).starts_with("job.toml:2:9: unknown order 'fast'"),
+        "{}",
+        error(&overrides)
+    );
+}

@@ -212,10 +212,15 @@ impl Dispatcher {
                 }
             })
             .collect();
-        for (id, t) in tasks.iter().enumerate() {
+        let listed: Vec<usize> = (0..tasks.len()).collect();
+        let order = match cfg.queue_order.len() {
+            0 => &listed,
+            _ => &cfg.queue_order,
+        };
+        for &id in order {
             placement.push(TaskRef {
                 id: id as u32,
-                key: t.key,
+                key: tasks[id].key,
             });
         }
         let hosts: Vec<HostRt> = cfg

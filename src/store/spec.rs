@@ -11,6 +11,7 @@ use crate::inventory::Host;
 use crate::job::{JobSpec, Matrix, Task, TemplateSpec};
 use crate::placement::Algorithm;
 use crate::placement::gate::Gates;
+use crate::placement::order::Order;
 use crate::placement::resources::Request;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +55,9 @@ pub struct RunSpec {
     /// `--cpus` / `--mem` / `--gpus` (runs from before requests ask for one slot).
     #[serde(default, skip_serializing_if = "Request::is_plain")]
     pub resources: Request,
+    /// `--order` (runs from before it start as listed).
+    #[serde(default, skip_serializing_if = "Order::is_as_listed")]
+    pub order: Order,
 }
 
 /// How a run reacts to failing tasks, silent hosts and stragglers.
@@ -123,6 +127,7 @@ impl RunSpec {
             matrix: self.matrix.clone(),
             gates: self.gates,
             resources: self.resources,
+            order: self.order,
         })
     }
 }

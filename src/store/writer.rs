@@ -758,6 +758,7 @@ mod tests {
             matrix: Default::default(),
             gates: Default::default(),
             resources: Default::default(),
+            order: Default::default(),
         }
     }
 

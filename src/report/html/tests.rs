@@ -158,6 +158,7 @@ fn spec() -> RunSpec {
         matrix: Default::default(),
         gates: Default::default(),
         resources: Default::default(),
+        order: Default::default(),
     }
 }
 
