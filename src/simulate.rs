@@ -2,6 +2,7 @@
 //! clock). `dts simulate` compares algorithms with it; `dts submit --dry-run` uses it with
 //! equal task times to show the plan a run would follow.
 
+use crate::placement::order::{self, Order};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -85,6 +86,9 @@ pub struct Options {
     /// another free host at least as fast ([`placement::copy_host`]); the first copy to end
     /// wins and the other is killed at that instant.
     pub speculate: Option<f64>,
+    /// `--order longest-first`: the queue starts with the longest tasks, their durations
+    /// known exactly (as a history of earlier runs would give them).
+    pub order: Order,
 }
 
 /// Successes whose run times make the median, at least and at most (as the dispatcher).
@@ -100,10 +104,17 @@ pub fn run_with(
     tasks: &[SimTask],
     options: Options,
 ) -> Vec<Placed> {
-    for (id, t) in tasks.iter().enumerate() {
+    let queue: Vec<usize> = match options.order {
+        Order::AsListed => (0..tasks.len()).collect(),
+        Order::LongestFirst => {
+            let known: Vec<Option<f64>> = tasks.iter().map(|t| Some(t.work)).collect();
+            order::longest_first(&known).order
+        }
+    };
+    for id in queue {
         placement.push(TaskRef {
             id: id as u32,
-            key: t.key,
+            key: tasks[id].key,
         });
     }
     let mut sim = Sim::new(placement, hosts, tasks);

@@ -249,6 +249,10 @@ pub struct SimulateArgs {
     /// FACTOR times the median (default 3) to another free host; the first copy to end wins.
     #[arg(long, value_name = "FACTOR", num_args = 0..=1, default_missing_value = "3")]
     pub speculate: Option<f64>,
+    /// Start order: as-listed, or longest-first with every task's length known exactly
+    /// (what `dts submit --order longest-first` gets from earlier runs).
+    #[arg(long, value_name = "ORDER", default_value = "as-listed")]
+    pub order: String,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
