@@ -656,11 +656,37 @@ mod tests {
         // the fast host when it passes 3 s and ends there at 23 s; its original is killed.
         let options = Options {
             speculate: Some(3.0),
+            ..Options::default()
         };
         let copied = run_with(rr(), &hosts, &work, options);
         assert_eq!((copied[0].host, copied[0].started), (1, 3.0));
         assert_eq!(copied[0].finished, 23.0);
         assert_eq!(copied[0].lost, Some((0, 0.0, 23.0)));
         assert!(copied[1..].iter().all(|p| p.lost.is_none() && p.host == 1));
+    }
+
+    #[test]
+    fn longest_first_starts_the_long_task_at_once_and_ends_sooner() {
+        let hosts = parse_hosts("2x1").unwrap();
+        let work: Vec<SimTask> = [1.0, 1.0, 1.0, 1.0, 4.0]
+            .iter()
+            .map(|&work| SimTask { work, key: 0 })
+            .collect();
+        let params = Params {
+            seed: 1,
+            epsilon: 0.25,
+            hosts: hosts.iter().map(|h| (h.name.clone(), h.weight)).collect(),
+            total_tasks: work.len(),
+        };
+        let makespan = |placed: &[Placed]| placed.iter().map(|p| p.finished).fold(0.0, f64::max);
+        let ll = || placement::new(Algorithm::LeastLoad, &params);
+        let listed = run_placement(ll(), &hosts, &work);
+        let options = Options {
+            order: Order::LongestFirst,
+            ..Options::default()
+        };
+        let longest = run_with(ll(), &hosts, &work, options);
+        assert_eq!(longest[4].started, 0.0);
+        assert_eq!((makespan(&listed), makespan(&longest)), (6.0, 4.0));
     }
 }
