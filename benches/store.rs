@@ -36,6 +36,8 @@ fn spec() -> RunSpec {
         secret_env: vec![],
         matrix: Default::default(),
         gates: Default::default(),
+        resources: Default::default(),
+        order: Default::default(),
     }
 }
 

@@ -100,6 +100,12 @@ pub struct Host {
     pub server_alive_interval: Option<Duration>,
     #[serde(default)]
     pub server_alive_count: Option<u32>,
+    /// GPUs tasks may ask for with `--gpus` (`gpus =`), indexed 0..gpus.
+    #[serde(default)]
+    pub gpus: u32,
+    /// Memory `--mem` requests may take, in bytes (`mem =`); `None`: the probed available.
+    #[serde(default)]
+    pub mem: Option<u64>,
 }
 
 /// One hop of a jump chain, resolved through the OpenSSH configuration when there is one.
@@ -693,6 +699,8 @@ struct RawSettings {
     labels: Option<Spanned<Strings>>,
     transport: Option<Spanned<String>>,
     jump: Option<Spanned<String>>,
+    gpus: Option<Spanned<Int>>,
+    mem: Option<Spanned<toml::Value>>,
     /// `[defaults]` only: the OpenSSH client configuration file, or `false`.
     ssh_config: Option<Spanned<SshConfigValue>>,
 }
@@ -713,6 +721,8 @@ struct RawHost {
     labels: Option<Spanned<Strings>>,
     transport: Option<Spanned<String>>,
     jump: Option<Spanned<String>>,
+    gpus: Option<Spanned<Int>>,
+    mem: Option<Spanned<toml::Value>>,
 }
 
 impl RawHost {
@@ -730,6 +740,8 @@ impl RawHost {
             labels: self.labels.clone(),
             transport: self.transport.clone(),
             jump: self.jump.clone(),
+            gpus: self.gpus.clone(),
+            mem: self.mem.clone(),
             ssh_config: None,
         }
     }
@@ -927,6 +939,8 @@ struct Partial {
     identities_only: Option<bool>,
     server_alive_interval: Option<Duration>,
     server_alive_count: Option<u32>,
+    gpus: Option<u32>,
+    mem: Option<u64>,
 }
 
 impl Partial {
@@ -955,6 +969,8 @@ impl Partial {
             identities_only: self.identities_only.or(base.identities_only),
             server_alive_interval: self.server_alive_interval.or(base.server_alive_interval),
             server_alive_count: self.server_alive_count.or(base.server_alive_count),
+            gpus: self.gpus.or(base.gpus),
+            mem: self.mem.or(base.mem),
         }
     }
 
@@ -1003,6 +1019,8 @@ impl Partial {
             identities_only: self.identities_only.unwrap_or(false),
             server_alive_interval: self.server_alive_interval,
             server_alive_count: self.server_alive_count,
+            gpus: self.gpus.unwrap_or(0),
+            mem: self.mem,
         }
     }
 }
@@ -1073,6 +1091,8 @@ impl<'a> Context<'a> {
             labels: checked(&raw.labels, |labels, span| self.labels(labels, span))?,
             transport: checked(&raw.transport, |name, span| self.transport(name, span))?,
             jump: checked(&raw.jump, |text, span| self.jump(text, span))?,
+            gpus: checked(&raw.gpus, |gpus, span| self.gpus(*gpus, span))?,
+            mem: checked(&raw.mem, |mem, span| self.mem(mem, span))?,
             ..Partial::default()
         })
     }
@@ -1116,6 +1136,26 @@ impl<'a> Context<'a> {
                     format!("port must be between 1 and 65535, got {port}"),
                 )
             })
+    }
+
+    /// `gpus = N`: 0 or more.
+    fn gpus(&self, Int(gpus): Int, span: Range<usize>) -> Result<u32, Located> {
+        u32::try_from(gpus).map_err(|_| {
+            self.error(
+                span.start,
+                format!("gpus must be a count from 0, got {gpus}"),
+            )
+        })
+    }
+
+    /// `mem = "64G"` or `mem = BYTES`.
+    fn mem(&self, mem: &toml::Value, span: Range<usize>) -> Result<u64, Located> {
+        let text = match mem {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        crate::placement::gate::parse_size(&text)
+            .map_err(|message| self.error(span.start, format!("invalid mem '{text}': {message}")))
     }
 
     fn slots(&self, Int(slots): Int, span: Range<usize>) -> Result<u32, Located> {
@@ -1446,6 +1486,8 @@ mod tests {
                 identities_only: false,
                 server_alive_interval: None,
                 server_alive_count: None,
+                gpus: 0,
+                mem: None,
             }]
         );
     }
@@ -1671,6 +1713,16 @@ transport = "local"
 
     fn host_error(key_value: &str) -> String {
         error(&format!("[[host]]\nname = \"a\"\n{key_value}\n"))
+    }
+
+    #[test]
+    fn gpus_and_mem_are_read_and_defaulted() {
+        let a = host("[defaults]\ngpus = 2\n[[host]]\nname = \"a\"\nmem = \"64G\"\n");
+        assert_eq!((a.gpus, a.mem), (2, Some(64 << 30)));
+        let b = host("[[host]]\nname = \"a\"\nmem = 1024\n");
+        assert_eq!((b.gpus, b.mem), (0, Some(1024)));
+        assert!(host_error("gpus = -1").starts_with("hosts.toml:3:8: gpus must be a count"));
+        assert!(host_error("mem = \"x\"").starts_with("hosts.toml:3:7: invalid mem 'x'"));
     }
 
     #[test]

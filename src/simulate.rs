@@ -2,6 +2,7 @@
 //! clock). `dts simulate` compares algorithms with it; `dts submit --dry-run` uses it with
 //! equal task times to show the plan a run would follow.
 
+use crate::placement::order::{self, Order};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -85,6 +86,9 @@ pub struct Options {
     /// another free host at least as fast ([`placement::copy_host`]); the first copy to end
     /// wins and the other is killed at that instant.
     pub speculate: Option<f64>,
+    /// `--order longest-first`: the queue starts with the longest tasks, their durations
+    /// known exactly (as a history of earlier runs would give them).
+    pub order: Order,
 }
 
 /// Successes whose run times make the median, at least and at most (as the dispatcher).
@@ -100,10 +104,17 @@ pub fn run_with(
     tasks: &[SimTask],
     options: Options,
 ) -> Vec<Placed> {
-    for (id, t) in tasks.iter().enumerate() {
+    let queue: Vec<usize> = match options.order {
+        Order::AsListed => (0..tasks.len()).collect(),
+        Order::LongestFirst => {
+            let known: Vec<Option<f64>> = tasks.iter().map(|t| Some(t.work)).collect();
+            order::longest_first(&known).order
+        }
+    };
+    for id in queue {
         placement.push(TaskRef {
             id: id as u32,
-            key: t.key,
+            key: tasks[id].key,
         });
     }
     let mut sim = Sim::new(placement, hosts, tasks);
@@ -645,11 +656,37 @@ mod tests {
         // the fast host when it passes 3 s and ends there at 23 s; its original is killed.
         let options = Options {
             speculate: Some(3.0),
+            ..Options::default()
         };
         let copied = run_with(rr(), &hosts, &work, options);
         assert_eq!((copied[0].host, copied[0].started), (1, 3.0));
         assert_eq!(copied[0].finished, 23.0);
         assert_eq!(copied[0].lost, Some((0, 0.0, 23.0)));
         assert!(copied[1..].iter().all(|p| p.lost.is_none() && p.host == 1));
+    }
+
+    #[test]
+    fn longest_first_starts_the_long_task_at_once_and_ends_sooner() {
+        let hosts = parse_hosts("2x1").unwrap();
+        let work: Vec<SimTask> = [1.0, 1.0, 1.0, 1.0, 4.0]
+            .iter()
+            .map(|&work| SimTask { work, key: 0 })
+            .collect();
+        let params = Params {
+            seed: 1,
+            epsilon: 0.25,
+            hosts: hosts.iter().map(|h| (h.name.clone(), h.weight)).collect(),
+            total_tasks: work.len(),
+        };
+        let makespan = |placed: &[Placed]| placed.iter().map(|p| p.finished).fold(0.0, f64::max);
+        let ll = || placement::new(Algorithm::LeastLoad, &params);
+        let listed = run_placement(ll(), &hosts, &work);
+        let options = Options {
+            order: Order::LongestFirst,
+            ..Options::default()
+        };
+        let longest = run_with(ll(), &hosts, &work, options);
+        assert_eq!(longest[4].started, 0.0);
+        assert_eq!((makespan(&listed), makespan(&longest)), (6.0, 4.0));
     }
 }

@@ -197,7 +197,7 @@ proptest! {
             hosts: hosts.iter().map(|h| (h.name.clone(), h.weight)).collect(),
             total_tasks: n,
         };
-        let options = simulate::Options { speculate: Some(factor) };
+        let options = simulate::Options { speculate: Some(factor), ..Default::default() };
         let placed = simulate::run_with(placement::new(algorithm, &params), &hosts, &tasks, options);
         prop_assert_eq!(placed.len(), n);
         // Losing copies hold their slot until killed: count them as running.

@@ -4,6 +4,7 @@
 pub mod clean;
 pub mod control;
 pub mod hosts;
+mod learned;
 pub mod logs;
 pub mod output_paths;
 pub mod report;
@@ -248,6 +249,10 @@ pub struct SimulateArgs {
     /// FACTOR times the median (default 3) to another free host; the first copy to end wins.
     #[arg(long, value_name = "FACTOR", num_args = 0..=1, default_missing_value = "3")]
     pub speculate: Option<f64>,
+    /// Start order: as-listed, or longest-first with every task's length known exactly
+    /// (what `dts submit --order longest-first` gets from earlier runs).
+    #[arg(long, value_name = "ORDER", default_value = "as-listed")]
+    pub order: String,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -303,6 +308,25 @@ pub struct SubmitArgs {
     /// (512M, 1G, 100k; bytes without a suffix), as GNU parallel --memfree.
     #[arg(long, value_name = "SIZE")]
     pub memfree: Option<String>,
+    /// Each task takes N of its host's slots (slots default to the host's cores).
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<u32>,
+    /// Each task needs SIZE memory (4G, 512M): a host runs it only while its memory (the
+    /// inventory's `mem`, else the probed available) minus what running tasks asked covers it.
+    #[arg(long, value_name = "SIZE")]
+    pub mem: Option<String>,
+    /// Each task holds N distinct GPUs of its host (inventory `gpus = 4`), exported as
+    /// CUDA_VISIBLE_DEVICES and DTS_GPUS.
+    #[arg(long, value_name = "N")]
+    pub gpus: Option<u32>,
+    /// Starting order: as-listed, or longest-first (the longest times earlier runs of the
+    /// same --name recorded start first; tasks never seen count as the mean) [default: as-listed].
+    #[arg(long, value_name = "ORDER")]
+    pub order: Option<String>,
+    /// The job's name (the job file's `name`; default: the job file's or the command's name):
+    /// run times are recorded per name and task, for --order longest-first.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
     /// Placement: random, round-robin, least-load or consistent-hash [default: round-robin].
     #[arg(long = "algo", value_name = "ALGO")]
     pub algorithm: Option<String>,

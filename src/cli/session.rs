@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::learned;
 use crate::error::{Error, exit};
 use crate::placement::Algorithm;
 use crate::report::progress::{self, ProgressFlag};
@@ -71,14 +72,18 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
         },
         progress: progress::Mode::resolve(display.progress, display.quiet, stderr_is_terminal),
         quiet: display.quiet,
+        queue_order: learned::queue_order(&job, &dir, display.quiet),
         job,
     };
+    let keys = learned::keys(&config.job);
+    let host_names: Vec<String> = spec.hosts.iter().map(|h| h.name.clone()).collect();
     if !display.quiet {
         announce(&config);
     }
     writer.begin_session(store::epoch_now())?;
     let id = writer.id().to_string();
     let outcome = runner::run(config, writer)?;
+    learned::record(&spec.name, &keys, &host_names, &outcome, &dir);
     let reported = report(&dir, &spec, display);
     if let Some(why) = &outcome.store_error {
         // The report may not be readable (the run directory was removed): the stop is what

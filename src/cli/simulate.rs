@@ -2,6 +2,7 @@
 
 use super::SimulateArgs;
 use crate::error::{Error, exit};
+use crate::placement::order::Order;
 use crate::placement::{self, Algorithm, Params};
 use crate::report::compare::{self, AlgorithmRow};
 use crate::simulate::{self, Dist};
@@ -46,8 +47,13 @@ pub fn run(args: SimulateArgs) -> Result<i32, Error> {
         .iter()
         .map(|&seed| simulate::tasks(args.tasks, dist, args.keys, seed))
         .collect();
+    let order: Order = args
+        .order
+        .parse()
+        .map_err(|e| Error::Usage(format!("invalid --order: {e}")))?;
     let options = simulate::Options {
         speculate: args.speculate,
+        order,
     };
     let per_seed: Vec<Vec<AlgorithmRow>> = algorithms
         .iter()
@@ -88,8 +94,12 @@ pub fn run(args: SimulateArgs) -> Result<i32, Error> {
                 args.seed + n - 1
             ),
         };
+        let order = match order {
+            Order::AsListed => String::new(),
+            order => format!(", {order}"),
+        };
         println!(
-            "{} tasks ({}) on {} hosts, {slots} slots; {seeds}",
+            "{} tasks ({}{order}) on {} hosts, {slots} slots; {seeds}",
             args.tasks,
             args.dist,
             hosts.len(),

@@ -7,6 +7,7 @@ use super::{SubmitArgs, output_paths, session};
 use crate::error::{Error, exit};
 use crate::inventory::{self, Host};
 use crate::job::{self, JobSpec, Overrides};
+use crate::placement::resources::{self, Capacity};
 use crate::placement::rng;
 use crate::plan::{self, PlanHost};
 use crate::report;
@@ -33,6 +34,7 @@ pub fn run(args: SubmitArgs) -> Result<i32, Error> {
             args.epsilon
         )));
     }
+    check_resources(&job, &hosts)?;
     let seed = job.seed.unwrap_or_else(random_seed);
     if args.dry_run {
         return dry_run(&args, &job, &hosts, seed);
@@ -52,6 +54,47 @@ pub fn run(args: SubmitArgs) -> Result<i32, Error> {
         return Ok(exit::SUCCESS);
     }
     session::run(writer, &args.display.session())
+}
+
+/// `--cpus` / `--mem` / `--gpus` that no host can ever give are exit 2 before anything runs.
+/// Hosts whose slots or memory the inventory does not say are probed for them (cores, total
+/// memory); one that does not answer counts as able, as it may answer the run.
+fn check_resources(job: &JobSpec, hosts: &[Host]) -> Result<(), Error> {
+    let request = job.resources;
+    if request.is_plain() {
+        return Ok(());
+    }
+    let slots_of = |h: &Host| job.slots.or(h.slots);
+    let unknown = |h: &Host| {
+        (request.cpus > 1 && slots_of(h).is_none()) || (request.mem > 0 && h.mem.is_none())
+    };
+    let to_probe: Vec<Host> = hosts.iter().filter(|h| unknown(h)).cloned().collect();
+    let mut probes = super::hosts::probe_each(&to_probe).into_iter();
+    let capacities: Vec<(&str, Capacity)> = hosts
+        .iter()
+        .map(|h| {
+            let probe = unknown(h).then(|| probes.next()).flatten();
+            let capacity = match probe {
+                None => Capacity {
+                    slots: slots_of(h).unwrap_or(u32::MAX),
+                    mem: h.mem,
+                    gpus: h.gpus,
+                },
+                Some(Ok(p)) => Capacity {
+                    slots: slots_of(h).or(p.cores).unwrap_or(1),
+                    mem: h.mem.or(p.mem_total_kib.map(|k| k.saturating_mul(1024))),
+                    gpus: h.gpus,
+                },
+                Some(Err(_)) => Capacity {
+                    slots: slots_of(h).unwrap_or(u32::MAX),
+                    mem: h.mem.or(Some(u64::MAX)),
+                    gpus: h.gpus,
+                },
+            };
+            (h.name.as_str(), capacity)
+        })
+        .collect();
+    resources::check_hosts(&capacities, &request).map_err(Error::Usage)
 }
 
 /// What the store saves of this submission.
@@ -85,6 +128,8 @@ fn run_spec(
         secret_env: job.secret_env.clone(),
         matrix: job.matrix.clone(),
         gates: job.gates,
+        resources: job.resources,
+        order: job.order,
     })
 }
 
@@ -210,6 +255,11 @@ fn overrides(args: &SubmitArgs) -> Overrides {
         matrix: args.matrix.clone(),
         load: args.load.clone(),
         memfree: args.memfree.clone(),
+        cpus: args.cpus,
+        mem: args.mem.clone(),
+        gpus: args.gpus,
+        order: args.order.clone(),
+        name: args.name.clone(),
     }
 }
 

@@ -17,6 +17,7 @@ use super::template::Template;
 use crate::error::Located;
 use crate::placement::Algorithm;
 use crate::placement::gate;
+use crate::placement::order::Order;
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -39,6 +40,10 @@ struct Raw {
     matrix: Option<Spanned<MatrixTable>>,
     load: Option<Spanned<toml::Value>>,
     memfree: Option<Spanned<toml::Value>>,
+    cpus: Option<Spanned<u32>>,
+    mem: Option<Spanned<toml::Value>>,
+    gpus: Option<u32>,
+    order: Option<Spanned<String>>,
 }
 
 /// `[matrix]` as written: axis name → values.
@@ -111,6 +116,12 @@ pub(super) struct JobFile {
     /// `load = MAX` (a number) and `memfree = "SIZE"` (or bytes).
     pub load: Option<f64>,
     pub memfree: Option<u64>,
+    /// `cpus = N`, `mem = "SIZE"`, `gpus = N`: what each task asks of its host.
+    pub cpus: Option<u32>,
+    pub mem: Option<u64>,
+    pub gpus: Option<u32>,
+    /// `order = "longest-first"`.
+    pub order: Option<Order>,
 }
 
 /// Parses the job file `path` whose contents are `text`.
@@ -140,6 +151,10 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<JobFile, Located> {
         matrix: raw.matrix.map(|m| at.matrix(m)).transpose()?,
         load: raw.load.map(|l| at.load(l)).transpose()?,
         memfree: raw.memfree.map(|m| at.memfree(m)).transpose()?,
+        cpus: raw.cpus.map(|c| at.cpus(c)).transpose()?,
+        mem: raw.mem.map(|m| at.mem(m)).transpose()?,
+        gpus: raw.gpus,
+        order: raw.order.map(|o| at.order(o)).transpose()?,
     })
 }
 
@@ -270,6 +285,31 @@ impl At<'_> {
         };
         gate::parse_load(&text).map_err(|message| {
             self.error(load.span().start, format!("invalid load {text}: {message}"))
+        })
+    }
+
+    fn order(&self, order: Spanned<String>) -> Result<Order, Located> {
+        order
+            .get_ref()
+            .parse()
+            .map_err(|message: String| self.error(order.span().start, message))
+    }
+
+    fn cpus(&self, cpus: Spanned<u32>) -> Result<u32, Located> {
+        match *cpus.get_ref() {
+            0 => Err(self.error(cpus.span().start, "cpus must be at least 1")),
+            n => Ok(n),
+        }
+    }
+
+    /// `mem = "4G"` or `mem = BYTES`.
+    fn mem(&self, mem: Spanned<toml::Value>) -> Result<u64, Located> {
+        let text = match mem.get_ref() {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        gate::parse_size(&text).map_err(|message| {
+            self.error(mem.span().start, format!("invalid mem '{text}': {message}"))
         })
     }
 

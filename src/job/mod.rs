@@ -33,6 +33,8 @@ use std::time::Duration;
 use crate::error::{Error, Located, line_col};
 use crate::placement::Algorithm;
 use crate::placement::gate::{self, Gates};
+use crate::placement::order::Order;
+use crate::placement::resources::Request;
 use file::{FileSource, JobFile};
 pub use matrix::Matrix;
 pub use template::{Context, Template, TemplateSpec};
@@ -74,6 +76,10 @@ pub struct JobSpec {
     pub matrix: Matrix,
     /// `--load` / `--memfree`: hosts over them take no new task.
     pub gates: Gates,
+    /// `--cpus` / `--mem` / `--gpus`: what each task asks of its host.
+    pub resources: Request,
+    /// `--order`: as listed, or longest recorded time first.
+    pub order: Order,
 }
 
 impl JobSpec {
@@ -126,6 +132,13 @@ pub struct Overrides {
     /// `--load MAX` and `--memfree SIZE` as given.
     pub load: Option<String>,
     pub memfree: Option<String>,
+    /// `--cpus N`, `--mem SIZE`, `--gpus N` as given.
+    pub cpus: Option<u32>,
+    pub mem: Option<String>,
+    pub gpus: Option<u32>,
+    /// `--order` and `--name` as given.
+    pub order: Option<String>,
+    pub name: Option<String>,
 }
 
 /// The message when neither the flags nor the job file give a command.
@@ -168,7 +181,9 @@ pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Err
         command
     };
     Ok(JobSpec {
-        name: file.name.unwrap_or_else(|| default_name(overrides)),
+        name: check_name(&overrides.name)?
+            .or(file.name)
+            .unwrap_or_else(|| default_name(overrides)),
         command,
         tasks,
         throttle,
@@ -190,6 +205,16 @@ pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Err
             load: flag(&overrides.load, "--load", gate::parse_load)?.or(file.load),
             memfree: flag(&overrides.memfree, "--memfree", gate::parse_size)?.or(file.memfree),
         },
+        resources: Request {
+            cpus: check_cpus(overrides.cpus)?.or(file.cpus).unwrap_or(1),
+            mem: flag(&overrides.mem, "--mem", gate::parse_size)?
+                .or(file.mem)
+                .unwrap_or(0),
+            gpus: overrides.gpus.or(file.gpus).unwrap_or(0),
+        },
+        order: flag(&overrides.order, "--order", str::parse)?
+            .or(file.order)
+            .unwrap_or_default(),
     })
 }
 
@@ -247,6 +272,20 @@ fn flag<T>(
         .as_deref()
         .map(|v| parse(v).map_err(|message| invalid_flag(name, v, &message)))
         .transpose()
+}
+
+fn check_name(name: &Option<String>) -> Result<Option<String>, Error> {
+    match name.as_deref() {
+        Some(n) if n.trim().is_empty() => Err(Error::Usage("invalid --name '': empty name".into())),
+        _ => Ok(name.clone()),
+    }
+}
+
+fn check_cpus(cpus: Option<u32>) -> Result<Option<u32>, Error> {
+    match cpus {
+        Some(0) => Err(Error::Usage("invalid --cpus 0: must be at least 1".into())),
+        other => Ok(other),
+    }
 }
 
 fn invalid_flag(name: &str, value: &str, message: &str) -> Error {

@@ -834,3 +834,64 @@ fn matrix_default_key_spreads_the_combinations_of_one_item() {
     let job = run(&keyed).unwrap();
     assert_eq!(job.key_of(&job.tasks[1]), b"k-b");
 }
+
+#[test]
+fn resource_requests_from_flags_override_the_file() {
+    let (_dir, mut overrides) = job_file("command = \"x\"\ncpus = 4\nmem = \"2G\"\ngpus = 1\n");
+    let job = run(&overrides).unwrap();
+    assert_eq!(
+        (job.resources.cpus, job.resources.mem, job.resources.gpus),
+        (4, 2 << 30, 1)
+    );
+    overrides.cpus = Some(2);
+    overrides.mem = Some("512M".into());
+    overrides.gpus = Some(2);
+    let job = run(&overrides).unwrap();
+    assert_eq!(
+        (job.resources.cpus, job.resources.mem, job.resources.gpus),
+        (2, 512 << 20, 2)
+    );
+    assert!(run(&with_command("x")).unwrap().resources.is_plain());
+}
+
+#[test]
+fn resource_request_errors() {
+    let mut overrides = with_command("x");
+    overrides.cpus = Some(0);
+    assert_eq!(error(&overrides), "invalid --cpus 0: must be at least 1");
+    let (_dir, overrides) = job_file("command = \"x\"\ncpus = 0\n");
+    assert!(
+        error(&overrides).starts_with("job.toml:2:8: cpus must be at least 1"),
+        "{}",
+        error(&overrides)
+    );
+    let (_dir, overrides) = job_file("command = \"x\"\nmem = \"lots\"\n");
+    assert!(
+        error(&overrides).starts_with("job.toml:2:7: invalid mem 'lots'"),
+        "{}",
+        error(&overrides)
+    );
+}
+
+#[test]
+fn order_and_name_from_flags_override_the_file() {
+    let (_dir, mut overrides) =
+        job_file("command = \"x\"\nname = \"sweep\"\norder = \"longest-first\"\n");
+    let job = run(&overrides).unwrap();
+    assert_eq!(
+        (job.name.as_str(), job.order),
+        ("sweep", Order::LongestFirst)
+    );
+    overrides.order = Some("as-listed".into());
+    overrides.name = Some("nightly".into());
+    let job = run(&overrides).unwrap();
+    assert_eq!((job.name.as_str(), job.order), ("nightly", Order::AsListed));
+    overrides.order = Some("fast".into());
+    assert!(error(&overrides).starts_with("invalid --order 'fast': unknown order"));
+    let (_dir, overrides) = job_file("command = \"x\"\norder = \"fast\"\n");
+    assert!(
+        error(&overrides).starts_with("job.toml:2:9: unknown order 'fast'"),
+        "{}",
+        error(&overrides)
+    );
+}

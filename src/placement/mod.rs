@@ -9,6 +9,7 @@ pub mod durations;
 mod fifo;
 pub mod gate;
 mod least_load;
+pub mod order;
 mod random;
 pub mod resources;
 pub mod rng;

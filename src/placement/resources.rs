@@ -3,12 +3,14 @@
 //! tasks, including which GPU indices. Pure: the caller says what a host has and when a
 //! task starts and ends.
 //!
-//! Not wired to `--cpus`/`--mem`/`--gpus` yet: placement still takes one slot per task.
+//! The runner keeps one [`Ledger`] per host when a job sets `--cpus`, `--mem` or `--gpus`
+//! (`runner::hosts`); placement sees only how many more tasks fit ([`Ledger::room`]).
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// What one task needs while it runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     /// Slots it takes (`--cpus`); at least 1.
     pub cpus: u32,
@@ -16,6 +18,13 @@ pub struct Request {
     pub mem: u64,
     /// Distinct GPUs (`--gpus`).
     pub gpus: u32,
+}
+
+impl Request {
+    /// One slot and nothing else: what every task took before requests existed.
+    pub fn is_plain(&self) -> bool {
+        *self == Request::default()
+    }
 }
 
 impl Default for Request {
@@ -92,6 +101,58 @@ pub fn check_satisfiable(hosts: &[Capacity], request: &Request) -> Result<(), Un
     })
 }
 
+/// Checks before anything runs that some named host can run the task at all; the error
+/// names the largest host in the first thing no host has enough of.
+pub fn check_hosts(hosts: &[(&str, Capacity)], request: &Request) -> Result<(), String> {
+    if hosts.iter().any(|(_, h)| h.can_ever_fit(request)) {
+        return Ok(());
+    }
+    let mem_of = |h: &Capacity| h.mem.unwrap_or(0);
+    let short =
+        |have: &dyn Fn(&Capacity) -> u64, want: u64| hosts.iter().all(|(_, h)| have(h) < want);
+    let (what, key): (&str, &dyn Fn(&Capacity) -> u64) =
+        if short(&|h| u64::from(h.gpus), u64::from(request.gpus)) {
+            ("GPUs", &|h| u64::from(h.gpus))
+        } else if request.mem > 0 && short(&mem_of, request.mem) {
+            ("memory", &mem_of)
+        } else if short(&|h| u64::from(h.slots), u64::from(request.cpus)) {
+            ("slots", &|h| u64::from(h.slots))
+        } else {
+            ("slots, GPUs and memory together", &|h| u64::from(h.slots))
+        };
+    let largest = hosts.iter().max_by_key(|(_, h)| key(h)).map_or_else(
+        || "no host at all".to_string(),
+        |(name, h)| describe(name, h),
+    );
+    Err(format!(
+        "no host can ever run a task asking for {}: no host has enough {what}; the largest is {largest}",
+        describe_request(request)
+    ))
+}
+
+fn describe_request(r: &Request) -> String {
+    let mut parts = vec![format!("--cpus {}", r.cpus)];
+    if r.mem > 0 {
+        parts.push(format!("--mem {}", super::gate::format_size(r.mem)));
+    }
+    if r.gpus > 0 {
+        parts.push(format!("--gpus {}", r.gpus));
+    }
+    parts.join(" ")
+}
+
+fn describe(name: &str, h: &Capacity) -> String {
+    let slots = match h.slots {
+        u32::MAX => "slots unknown".to_string(),
+        n => format!("{n} slots"),
+    };
+    let mem = match h.mem {
+        Some(u64::MAX) | None => "memory unknown".to_string(),
+        Some(m) => format!("{} memory", super::gate::format_size(m)),
+    };
+    format!("{name} ({slots}, {} GPUs, {mem})", h.gpus)
+}
+
 /// What a running task holds on its host; give it back with [`Ledger::release`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
@@ -139,6 +200,26 @@ impl Ledger {
 
     pub fn capacity(&self) -> Capacity {
         self.capacity
+    }
+
+    /// New slot and memory figures (the probe learns cores and available memory later);
+    /// what running tasks hold stays held. GPUs are fixed by the inventory.
+    pub fn resize(&mut self, slots: u32, mem: Option<u64>) {
+        self.capacity.slots = slots;
+        self.capacity.mem = mem;
+    }
+
+    /// How many more tasks asking `request` fit now, each taking its share.
+    pub fn room(&self, request: &Request) -> u32 {
+        let per = |free: u32, each: u32| free.checked_div(each).unwrap_or(u32::MAX);
+        let by_mem = match (request.mem, self.free_mem()) {
+            (0, _) => u32::MAX,
+            (_, None) => 0,
+            (each, Some(free)) => u32::try_from(free / each).unwrap_or(u32::MAX),
+        };
+        per(self.free_cpus(), request.cpus)
+            .min(per(self.free_gpus(), request.gpus))
+            .min(by_mem)
     }
 
     /// Slots not given out.
@@ -237,6 +318,114 @@ mod tests {
         assert!(ledger.take(&four).is_some() && ledger.take(&four).is_some());
         assert!(!ledger.fits(&four));
         assert!(!ledger.fits(&Request::default()));
+    }
+
+    #[test]
+    fn the_unsatisfiable_error_names_the_largest_host() {
+        let hosts = [
+            ("h1", host(8, Some(1 << 30), 1)),
+            ("h2", host(4, Some(2 << 30), 2)),
+        ];
+        let three = Request {
+            gpus: 3,
+            ..Request::default()
+        };
+        assert_eq!(
+            check_hosts(&hosts, &three).unwrap_err(),
+            "no host can ever run a task asking for --cpus 1 --gpus 3: no host has enough GPUs; \
+             the largest is h2 (4 slots, 2 GPUs, 2.0G memory)"
+        );
+        let big = Request {
+            mem: 3 << 30,
+            ..Request::default()
+        };
+        assert!(
+            check_hosts(&hosts, &big)
+                .unwrap_err()
+                .contains("enough memory; the largest is h2")
+        );
+        let both = Request {
+            cpus: 8,
+            gpus: 2,
+            ..Request::default()
+        };
+        assert!(check_hosts(&hosts, &both).unwrap_err().contains("together"));
+        assert!(
+            check_hosts(
+                &hosts,
+                &Request {
+                    cpus: 8,
+                    ..Request::default()
+                }
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn room_counts_the_tasks_that_still_fit() {
+        let mut ledger = Ledger::new(host(8, Some(10), 3));
+        let req = Request {
+            cpus: 2,
+            mem: 3,
+            gpus: 1,
+        };
+        assert_eq!(ledger.room(&req), 3);
+        ledger.take(&req).unwrap();
+        assert_eq!(ledger.room(&req), 2);
+        ledger.resize(8, Some(4));
+        assert_eq!(ledger.room(&req), 0, "3 of 4 bytes held");
+        assert_eq!(ledger.room(&Request::default()), 6);
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn request() -> impl Strategy<Value = Request> {
+            (1u32..5, 0u64..6, 0u32..3).prop_map(|(cpus, mem, gpus)| Request { cpus, mem, gpus })
+        }
+
+        proptest! {
+            /// Any sequence of takes and releases: the held amounts never exceed capacity,
+            /// no GPU index is held twice, `room` agrees with `fits`, and releasing every
+            /// grant gives back the empty ledger.
+            #[test]
+            fn the_ledger_never_overcommits_and_releases_what_it_took(
+                slots in 1u32..12, mem in 0u64..16, gpus in 0u32..5,
+                steps in proptest::collection::vec((request(), any::<bool>(), any::<usize>()), 0..60),
+            ) {
+                let empty = Ledger::new(host(slots, Some(mem), gpus));
+                let mut ledger = empty.clone();
+                let mut held: Vec<Grant> = Vec::new();
+                for (req, release, pick) in steps {
+                    if release && !held.is_empty() {
+                        let grant = held.swap_remove(pick % held.len());
+                        ledger.release(&grant);
+                    } else {
+                        prop_assert_eq!(ledger.room(&req) > 0, ledger.fits(&req));
+                        if let Some(grant) = ledger.take(&req) {
+                            prop_assert_eq!(grant.gpus.len() as u32, req.gpus);
+                            held.push(grant);
+                        }
+                    }
+                    let cpus: u32 = held.iter().map(|g| g.cpus).sum();
+                    let used_mem: u64 = held.iter().map(|g| g.mem).sum();
+                    prop_assert!(cpus <= slots && used_mem <= mem);
+                    let mut ids: Vec<u32> = held.iter().flat_map(|g| g.gpus.clone()).collect();
+                    let count = ids.len();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    prop_assert_eq!(ids.len(), count, "a GPU index held twice");
+                    prop_assert!(ids.iter().all(|&i| i < gpus));
+                    prop_assert_eq!(ledger.free_cpus(), slots - cpus);
+                }
+                for grant in &held {
+                    ledger.release(grant);
+                }
+                prop_assert_eq!(ledger, empty);
+            }
+        }
     }
 
     #[test]

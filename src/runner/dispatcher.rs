@@ -26,6 +26,7 @@ use crate::error::Error;
 use crate::fold;
 use crate::inventory::Transport;
 use crate::job::Context;
+use crate::placement::resources::Grant;
 use crate::placement::{self, Algorithm, HostView, Liveness, Placement, TaskRef};
 use crate::report::progress::{HostLine, Progress, Snapshot};
 use crate::store::{RunWriter, TaskEnd, attempt_outcome, task_state};
@@ -119,6 +120,8 @@ struct LaunchRt {
     received: u64,
     /// The rendered command, kept for the joblog.
     command: Option<String>,
+    /// The slots, memory and GPUs it holds on its host.
+    grant: Grant,
 }
 
 pub struct Dispatcher {
@@ -209,16 +212,25 @@ impl Dispatcher {
                 }
             })
             .collect();
-        for (id, t) in tasks.iter().enumerate() {
+        let listed: Vec<usize> = (0..tasks.len()).collect();
+        let order = match cfg.queue_order.len() {
+            0 => &listed,
+            _ => &cfg.queue_order,
+        };
+        for &id in order {
             placement.push(TaskRef {
                 id: id as u32,
-                key: t.key,
+                key: tasks[id].key,
             });
         }
         let hosts: Vec<HostRt> = cfg
             .hosts
             .iter()
-            .map(|h| HostRt::new(h.clone(), cfg.job.slots).gated_by(cfg.job.gates))
+            .map(|h| {
+                HostRt::new(h.clone(), cfg.job.slots)
+                    .gated_by(cfg.job.gates)
+                    .requesting(cfg.job.resources)
+            })
             .collect();
         let views = hosts.iter().map(HostRt::view).collect();
         let ssh = ssh::Shared {
@@ -421,7 +433,9 @@ impl Dispatcher {
     }
 
     fn launch(&mut self, task: usize, host: usize) {
-        let Some(conn) = self.hosts[host].pick_conn() else {
+        let conn = self.hosts[host].pick_conn();
+        let grant = conn.and_then(|_| self.hosts[host].take_resources());
+        let (Some(conn), Some(grant)) = (conn, grant) else {
             // Placement saw a free slot the connections do not have; should not happen.
             self.placement.push(TaskRef {
                 id: task as u32,
@@ -436,7 +450,7 @@ impl Dispatcher {
             tracing::debug!("first launch after {:?}", self.started.elapsed());
         }
         self.next_launch += 1;
-        let (command, start) = self.script(task, host);
+        let (command, start) = self.script(task, host, &grant.gpu_env());
         let seq = self.cfg.job.tasks[task].seq;
         let at = self.epoch(Instant::now());
         let recorded = self
@@ -474,6 +488,7 @@ impl Dispatcher {
                 stderr: LineBuf::default(),
                 received: 0,
                 command: self.joblog.is_some().then_some(command),
+                grant,
             },
         );
         if let Some(timeout) = self.cfg.job.timeout {
@@ -483,7 +498,12 @@ impl Dispatcher {
     }
 
     /// The rendered command and what is sent to the host to start one attempt.
-    fn script(&self, task: usize, host: usize) -> (String, wrapper::Launch) {
+    fn script(
+        &self,
+        task: usize,
+        host: usize,
+        gpu_env: &[(&'static str, String)],
+    ) -> (String, wrapper::Launch) {
         let job = &self.cfg.job;
         let t = &job.tasks[task];
         let rt = &self.hosts[host];
@@ -513,6 +533,7 @@ impl Dispatcher {
         env.extend(job.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let matrix_env = job.matrix.env_of(t.seq);
         env.extend(matrix_env.iter().map(|(k, v)| (k.as_str(), *v)));
+        env.extend(gpu_env.iter().map(|(k, v)| (*k, v.as_str())));
         let shell = match rt.spec.transport {
             Transport::Ssh => rt.shell,
             Transport::Local => LoginShell::Sh,
@@ -1004,6 +1025,7 @@ impl Dispatcher {
         let rt = &mut self.hosts[launch.host];
         rt.running -= 1;
         rt.conns[launch.conn].running -= 1;
+        rt.release_resources(&launch.grant);
         self.running -= 1;
         self.views[launch.host] = rt.view();
         let tag = match self.cfg.output {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::inventory::Host;
 use crate::placement::gate::{self, Gated, Gates, Probed};
+use crate::placement::resources::{Capacity, Grant, Ledger, Request};
 use crate::placement::{HostView, Liveness};
 use crate::probe::ProbeReport;
 use crate::transport::wrapper::LoginShell;
@@ -95,6 +96,9 @@ pub struct HostRt {
     /// Tasks whose final attempt ran here, and those among them that failed.
     pub done: usize,
     pub failed: usize,
+    /// `--cpus` / `--mem` / `--gpus` and what running tasks hold here; `None` when each
+    /// task asks for one slot only.
+    pub resources: Option<(Request, Ledger)>,
 }
 
 impl HostRt {
@@ -115,6 +119,7 @@ impl HostRt {
             running: 0,
             done: 0,
             failed: 0,
+            resources: None,
         }
     }
 
@@ -122,6 +127,47 @@ impl HostRt {
     pub fn gated_by(mut self, gates: Gates) -> HostRt {
         self.gates = gates;
         self
+    }
+
+    /// The host with every task asking `request` (nothing changes for one plain slot).
+    pub fn requesting(mut self, request: Request) -> HostRt {
+        if !request.is_plain() {
+            self.resources = Some((request, Ledger::new(self.resource_capacity())));
+        }
+        self
+    }
+
+    /// What requests may take here: the slots, the inventory's `mem` (else the latest
+    /// probe's available memory) and the inventory's `gpus`.
+    fn resource_capacity(&self) -> Capacity {
+        let probed_mem = || {
+            let kib = self.probe.as_ref()?.mem_available_kib?;
+            Some(kib.saturating_mul(1024))
+        };
+        Capacity {
+            slots: self.slots.unwrap_or(u32::MAX),
+            mem: self.spec.mem.or_else(probed_mem),
+            gpus: self.spec.gpus,
+        }
+    }
+
+    /// Holds what one task asks for, or `None` if it does not fit now.
+    pub fn take_resources(&mut self) -> Option<Grant> {
+        let Some((request, ledger)) = &mut self.resources else {
+            return Some(Grant {
+                cpus: 1,
+                mem: 0,
+                gpus: Vec::new(),
+            });
+        };
+        ledger.take(request)
+    }
+
+    /// Gives back what an ended task held.
+    pub fn release_resources(&mut self, grant: &Grant) {
+        if let Some((_, ledger)) = &mut self.resources {
+            ledger.release(grant);
+        }
     }
 
     /// Connections wanted with `per_conn` channels each: enough for the host's slots or
@@ -170,7 +216,12 @@ impl HostRt {
         };
         HostView {
             liveness,
-            slots: self.capacity(),
+            slots: match &self.resources {
+                Some((request, ledger)) => self
+                    .capacity()
+                    .min(self.running.saturating_add(ledger.room(request))),
+                None => self.capacity(),
+            },
             running: self.running,
             weight: self.spec.weight,
             load: self
@@ -201,6 +252,10 @@ impl HostRt {
             self.background = (load1 - f64::from(self.running)).max(0.0);
         }
         self.probe = Some(probe);
+        let capacity = self.resource_capacity();
+        if let Some((_, ledger)) = &mut self.resources {
+            ledger.resize(capacity.slots, capacity.mem);
+        }
     }
 
     /// The first connection that is up, to send host-wide requests on.

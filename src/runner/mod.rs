@@ -47,6 +47,8 @@ pub struct RunConfig {
     pub progress: crate::report::progress::Mode,
     /// No notes on stderr (host trouble, retries, pauses); errors still print.
     pub quiet: bool,
+    /// Positions in `job.tasks` in the order they start (`--order`); empty: as listed.
+    pub queue_order: Vec<usize>,
 }
 
 /// How a task ended.

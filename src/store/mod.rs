@@ -8,6 +8,7 @@
 //! commands read through [`reader`]. SQLite's WAL lets readers look while a run writes;
 //! every run has its own database, so concurrent runs never contend.
 
+pub mod history;
 pub mod reader;
 mod schema;
 pub mod spec;

@@ -11,6 +11,8 @@ use crate::inventory::Host;
 use crate::job::{JobSpec, Matrix, Task, TemplateSpec};
 use crate::placement::Algorithm;
 use crate::placement::gate::Gates;
+use crate::placement::order::Order;
+use crate::placement::resources::Request;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
@@ -50,6 +52,12 @@ pub struct RunSpec {
     /// `--load` / `--memfree` (runs from before gates have none).
     #[serde(default, skip_serializing_if = "Gates::is_off")]
     pub gates: Gates,
+    /// `--cpus` / `--mem` / `--gpus` (runs from before requests ask for one slot).
+    #[serde(default, skip_serializing_if = "Request::is_plain")]
+    pub resources: Request,
+    /// `--order` (runs from before it start as listed).
+    #[serde(default, skip_serializing_if = "Order::is_as_listed")]
+    pub order: Order,
 }
 
 /// How a run reacts to failing tasks, silent hosts and stragglers.
@@ -118,6 +126,8 @@ impl RunSpec {
             secret_env: self.secret_env.clone(),
             matrix: self.matrix.clone(),
             gates: self.gates,
+            resources: self.resources,
+            order: self.order,
         })
     }
 }

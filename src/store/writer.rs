@@ -757,6 +757,8 @@ mod tests {
             secret_env: vec![],
             matrix: Default::default(),
             gates: Default::default(),
+            resources: Default::default(),
+            order: Default::default(),
         }
     }
 

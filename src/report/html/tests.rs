@@ -157,6 +157,8 @@ fn spec() -> RunSpec {
         secret_env: Vec::new(),
         matrix: Default::default(),
         gates: Default::default(),
+        resources: Default::default(),
+        order: Default::default(),
     }
 }
 

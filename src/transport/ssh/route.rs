@@ -674,6 +674,8 @@ mod tests {
             identities_only: false,
             server_alive_interval: None,
             server_alive_count: None,
+            gpus: 0,
+            mem: None,
         }
     }
 

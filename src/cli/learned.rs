@@ -1,0 +1,82 @@
+//! Durations learned from earlier runs: the start order `--order longest-first` takes from
+//! the task history, and what each run adds to it when it ends ([`store::history`]). The
+//! history only informs: when it cannot be read or written the run goes on as listed, with
+//! a warning.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::job::JobSpec;
+use crate::placement::order::{self, Order};
+use crate::runner::{Outcome, RunOutcome};
+use crate::store::history::{History, Timing};
+
+/// The state directory a run directory lives in.
+fn state_root(run_dir: &Path) -> Option<&Path> {
+    run_dir.parent()
+}
+
+/// Task positions in the order they should start (empty: as listed).
+pub fn queue_order(job: &JobSpec, run_dir: &Path, quiet: bool) -> Vec<usize> {
+    if job.order != Order::LongestFirst {
+        return Vec::new();
+    }
+    let known = match state_root(run_dir).map(History::open_in) {
+        Some(Ok(history)) => history.durations(&job.name),
+        Some(Err(e)) => Err(e),
+        None => return Vec::new(),
+    };
+    let known = match known {
+        Ok(known) => known,
+        Err(e) => {
+            eprintln!("dts: warning: {e}; tasks start as listed");
+            return Vec::new();
+        }
+    };
+    let recorded: Vec<Option<f64>> = job
+        .tasks
+        .iter()
+        .map(|t| known.get(&job.key_of(t)).copied())
+        .collect();
+    let arranged = order::longest_first(&recorded);
+    if !quiet {
+        eprintln!("dts: {}", order::note(&arranged, job.tasks.len()));
+    }
+    arranged.order
+}
+
+/// Each task's key, by `seq`, kept before the job moves into the run.
+pub fn keys(job: &JobSpec) -> HashMap<u32, Vec<u8>> {
+    job.tasks.iter().map(|t| (t.seq, job.key_of(t))).collect()
+}
+
+/// Adds what this session's successful tasks took to the history of `job`.
+pub fn record(
+    job: &str,
+    keys: &HashMap<u32, Vec<u8>>,
+    hosts: &[String],
+    outcome: &RunOutcome,
+    run_dir: &Path,
+) {
+    let timings: Vec<Timing> = outcome
+        .tasks
+        .iter()
+        .filter(|t| t.outcome == Outcome::Succeeded)
+        .filter_map(|t| {
+            Some(Timing {
+                key: keys.get(&t.seq)?.clone(),
+                seconds: t.run_time?.as_secs_f64(),
+                host: hosts.get(t.host?)?.clone(),
+            })
+        })
+        .collect();
+    if timings.is_empty() {
+        return;
+    }
+    let Some(root) = state_root(run_dir) else {
+        return;
+    };
+    if let Err(e) = History::open_in(root).and_then(|h| h.record(job, &timings)) {
+        eprintln!("dts: warning: the run times were not recorded: {e}");
+    }
+}
