@@ -24,6 +24,7 @@ pub mod array;
 mod file;
 pub mod matrix;
 pub mod quote;
+pub mod stages;
 pub mod template;
 
 use std::io::Read;
