@@ -72,6 +72,8 @@ pub(super) struct FileStage {
     pub each_after: Option<String>,
     /// Locates the table (its name) for errors found later, such as `each_after` counts.
     pub at: Located,
+    /// Locates the `each_after` value, for a task-count mismatch found once items are read.
+    pub each_after_at: Option<Located>,
 }
 
 /// `[matrix]` as written: axis name → values.
@@ -223,6 +225,10 @@ impl At<'_> {
 
     fn stage(&self, raw: RawStage) -> Result<FileStage, Located> {
         let at = self.error(raw.name.span().start, "");
+        let each_after_at = raw
+            .each_after
+            .as_ref()
+            .map(|e| self.error(e.span().start, ""));
         Ok(FileStage {
             name: self.non_empty(raw.name, "stage name")?,
             command: raw.command.map(|c| self.command(c)).transpose()?,
@@ -236,6 +242,7 @@ impl At<'_> {
                 .collect(),
             each_after: raw.each_after.map(Spanned::into_inner),
             at,
+            each_after_at,
         })
     }
 

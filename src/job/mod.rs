@@ -147,6 +147,7 @@ pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Err
         Some(path) => load_job_file(path)?,
         None => JobFile::default(),
     };
+    check_stage_counts(&file, stdin)?;
     refuse_stages(&file)?;
     let matrix = resolve_matrix(&overrides.matrix, file.matrix)?;
     let names = matrix.names();
@@ -229,6 +230,34 @@ fn matrix_tasks(tasks: Vec<Task>, matrix: &Matrix) -> Result<Vec<Task>, Error> {
         }
     }
     Ok(out)
+}
+
+/// `each_after` needs stages of equal task counts, known only once each stage's items are
+/// read: a mismatch points at the `each_after` value.
+fn check_stage_counts(file: &JobFile, stdin: &mut dyn Read) -> Result<(), Error> {
+    let mut specs = Vec::with_capacity(file.stages.len());
+    for stage in &file.stages {
+        let (tasks, _) = resolve_tasks(&Overrides::default(), stage.source.clone(), stdin)?;
+        let matrix = stage.matrix.clone().unwrap_or_default();
+        specs.push(stages::StageSpec {
+            name: stage.name.clone(),
+            after: stage.after.clone(),
+            each_after: stage.each_after.clone(),
+            tasks: matrix_tasks(tasks, &matrix)?.len(),
+        });
+    }
+    match stages::Graph::new(&specs) {
+        Err(e @ stages::GraphError::CountMismatch { stage, .. }) => {
+            let at = &file.stages[stage];
+            let place = at.each_after_at.as_ref().unwrap_or(&at.at);
+            Err(Error::Located(Located {
+                message: e.message(&specs),
+                ..place.clone()
+            }))
+        }
+        // Names and cycles were checked with the file.
+        _ => Ok(()),
+    }
 }
 
 /// `[[stage]]` tables are checked (names, cycles) but the dispatcher does not run pipelines

@@ -879,3 +879,15 @@ fn a_checked_pipeline_is_refused_before_anything_runs() {
         "{message}"
     );
 }
+
+#[test]
+fn each_after_a_stage_of_another_size_points_at_each_after() {
+    let (_dir, overrides) = job_file(
+        "[[stage]]\nname = \"prep\"\narray = \"1-3\"\n\n\
+         [[stage]]\nname = \"work\"\nitems = [\"a\", \"b\"]\neach_after = \"prep\"\n",
+    );
+    assert_eq!(
+        error(&overrides),
+        "job.toml:8:14: each_after needs the same number of tasks: stage `work` has 2, `prep` has 3"
+    );
+}
