@@ -114,6 +114,16 @@ pub enum TaskState {
     Skipped,
 }
 
+/// One stage's tasks by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StageCounts {
+    pub pending: usize,
+    pub running: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
 /// A checked pipeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Graph {
@@ -309,6 +319,26 @@ impl Graph {
         skipped.into_iter().collect()
     }
 
+    /// How many tasks of each stage are in each state, stage by stage in written order (what
+    /// `dts status` shows per stage).
+    pub fn counts(&self, states: &[TaskState]) -> Vec<StageCounts> {
+        (0..self.after.len())
+            .map(|stage| {
+                let mut counts = StageCounts::default();
+                for task in self.tasks_of(stage) {
+                    match states[task] {
+                        TaskState::Pending => counts.pending += 1,
+                        TaskState::Running => counts.running += 1,
+                        TaskState::Succeeded => counts.succeeded += 1,
+                        TaskState::Failed => counts.failed += 1,
+                        TaskState::Skipped => counts.skipped += 1,
+                    }
+                }
+                counts
+            })
+            .collect()
+    }
+
     /// What a retry runs: the failed and skipped tasks, stage by stage in dependency order.
     pub fn retry_order(&self, states: &[TaskState]) -> Vec<usize> {
         self.order
@@ -374,6 +404,36 @@ mod tests {
         ];
         // prep task 2 fails: work task 2 and the whole reduce stage are skipped.
         assert_eq!(graph.skipped_by(2, &states), vec![0, 5]);
+    }
+
+    #[test]
+    fn counts_are_per_stage_in_written_order() {
+        let graph = Graph::new(&pipeline()).unwrap();
+        use TaskState::*;
+        let states = [
+            Skipped, Succeeded, Failed, Succeeded, Running, Skipped, Pending,
+        ];
+        let counts = graph.counts(&states);
+        assert_eq!(
+            counts[0],
+            StageCounts {
+                skipped: 1,
+                ..StageCounts::default()
+            }
+        );
+        let prep = StageCounts {
+            succeeded: 2,
+            failed: 1,
+            ..StageCounts::default()
+        };
+        assert_eq!(counts[1], prep);
+        let work = StageCounts {
+            running: 1,
+            skipped: 1,
+            pending: 1,
+            ..StageCounts::default()
+        };
+        assert_eq!(counts[2], work);
     }
 
     #[test]
