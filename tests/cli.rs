@@ -686,3 +686,33 @@ fn progress_counts_a_task_running_once_started_not_when_dispatched() {
         "{rest:?}"
     );
 }
+
+/// `dts submit JOB --dry-run` on a pipeline whose stages are `tables`: exit 2, stderr checked.
+fn submit_pipeline_fails(tables: &str, expected: &str) {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("pipeline.toml"), tables).unwrap();
+    dts(home.path())
+        .args(["submit", "pipeline.toml", "--dry-run", "--no-probe"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(contains(expected));
+}
+
+#[test]
+fn a_stage_cycle_is_exit_2_at_file_line_col() {
+    submit_pipeline_fails(
+        "[[stage]]\nname = \"prep\"\ncommand = \"true\"\nafter = [\"reduce\"]\n\n\
+         [[stage]]\nname = \"reduce\"\ncommand = \"true\"\nafter = [\"prep\"]\n",
+        "pipeline.toml:9:10: stages depend on each other in a cycle: prep → reduce → prep",
+    );
+}
+
+#[test]
+fn an_unknown_stage_is_exit_2_at_file_line_col() {
+    submit_pipeline_fails(
+        "[[stage]]\nname = \"prep\"\ncommand = \"true\"\n\n\
+         [[stage]]\nname = \"work\"\ncommand = \"true\"\neach_after = \"perp\"\n",
+        "pipeline.toml:8:14: unknown stage `perp` (stages: prep, work)",
+    );
+}

@@ -13,6 +13,7 @@ use toml::Spanned;
 
 use super::array::{self, ArraySpec, SpecError};
 use super::matrix::{self, Axis, Matrix};
+use super::stages::{Dep, Graph, StageSpec};
 use super::template::Template;
 use crate::error::Located;
 use crate::placement::Algorithm;
@@ -44,6 +45,40 @@ struct Raw {
     mem: Option<Spanned<toml::Value>>,
     gpus: Option<u32>,
     order: Option<Spanned<String>>,
+    stage: Option<Vec<RawStage>>,
+}
+
+/// One `[[stage]]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStage {
+    name: Spanned<String>,
+    command: Option<Spanned<CommandSpec>>,
+    items_file: Option<Spanned<String>>,
+    array: Option<Spanned<String>>,
+    items: Option<Spanned<Vec<Spanned<String>>>>,
+    matrix: Option<Spanned<MatrixTable>>,
+    after: Option<Vec<Spanned<String>>>,
+    each_after: Option<Spanned<String>>,
+}
+
+/// A `[[stage]]`, checked; its dependencies name stages that exist and form no cycle.
+#[derive(Debug, Clone)]
+#[allow(
+    dead_code,
+    reason = "read once the dispatcher runs stages; checked today"
+)]
+pub(super) struct FileStage {
+    pub name: String,
+    pub command: Option<Template>,
+    pub source: Option<FileSource>,
+    pub matrix: Option<Matrix>,
+    pub after: Vec<String>,
+    pub each_after: Option<String>,
+    /// Locates the table (its name) for errors found later, such as `each_after` counts.
+    pub at: Located,
+    /// Locates the `each_after` value, for a task-count mismatch found once items are read.
+    pub each_after_at: Option<Located>,
 }
 
 /// `[matrix]` as written: axis name → values.
@@ -122,6 +157,8 @@ pub(super) struct JobFile {
     pub gpus: Option<u32>,
     /// `order = "longest-first"`.
     pub order: Option<Order>,
+    /// `[[stage]]` tables, in written order.
+    pub stages: Vec<FileStage>,
 }
 
 /// Parses the job file `path` whose contents are `text`.
@@ -155,6 +192,11 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<JobFile, Located> {
         mem: raw.mem.map(|m| at.mem(m)).transpose()?,
         gpus: raw.gpus,
         order: raw.order.map(|o| at.order(o)).transpose()?,
+        stages: raw
+            .stage
+            .map(|s| at.stages(s))
+            .transpose()?
+            .unwrap_or_default(),
     })
 }
 
@@ -165,6 +207,60 @@ struct At<'a> {
 }
 
 impl At<'_> {
+    /// Checks each `[[stage]]` and the graph their `after` / `each_after` form; an unknown
+    /// name or a cycle points at the dependency that names it.
+    fn stages(&self, raw: Vec<RawStage>) -> Result<Vec<FileStage>, Located> {
+        let specs: Vec<StageSpec> = raw
+            .iter()
+            .map(|r| StageSpec {
+                name: r.name.get_ref().clone(),
+                after: r
+                    .after
+                    .iter()
+                    .flatten()
+                    .map(|a| a.get_ref().clone())
+                    .collect(),
+                each_after: r.each_after.as_ref().map(|e| e.get_ref().clone()),
+                // Counts are known only once items are read; `build` checks them.
+                tasks: 0,
+            })
+            .collect();
+        if let Err(e) = Graph::new(&specs) {
+            let (stage, dep) = e.location();
+            let table = &raw[stage];
+            let offset = match dep {
+                None => table.name.span().start,
+                Some(Dep::After(i)) => table.after.as_ref().map_or(0, |a| a[i].span().start),
+                Some(Dep::EachAfter) => table.each_after.as_ref().map_or(0, |e| e.span().start),
+            };
+            return Err(self.error(offset, e.message(&specs)));
+        }
+        raw.into_iter().map(|r| self.stage(r)).collect()
+    }
+
+    fn stage(&self, raw: RawStage) -> Result<FileStage, Located> {
+        let at = self.error(raw.name.span().start, "");
+        let each_after_at = raw
+            .each_after
+            .as_ref()
+            .map(|e| self.error(e.span().start, ""));
+        Ok(FileStage {
+            name: self.non_empty(raw.name, "stage name")?,
+            command: raw.command.map(|c| self.command(c)).transpose()?,
+            source: self.source(raw.items_file, raw.array, raw.items)?,
+            matrix: raw.matrix.map(|m| self.matrix(m)).transpose()?,
+            after: raw
+                .after
+                .into_iter()
+                .flatten()
+                .map(Spanned::into_inner)
+                .collect(),
+            each_after: raw.each_after.map(Spanned::into_inner),
+            at,
+            each_after_at,
+        })
+    }
+
     fn error(&self, offset: usize, message: impl Into<String>) -> Located {
         Located::at_offset(self.path, self.text, offset, message)
     }

@@ -24,6 +24,7 @@ pub mod array;
 mod file;
 pub mod matrix;
 pub mod quote;
+pub mod stages;
 pub mod template;
 
 use std::io::Read;
@@ -159,6 +160,8 @@ pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Err
         Some(path) => load_job_file(path)?,
         None => JobFile::default(),
     };
+    check_stage_counts(&file, stdin)?;
+    refuse_stages(&file)?;
     let matrix = resolve_matrix(&overrides.matrix, file.matrix)?;
     let names = matrix.names();
     let command = resolve_command(&overrides.command, file.command)?.with_params(&names);
@@ -252,6 +255,46 @@ fn matrix_tasks(tasks: Vec<Task>, matrix: &Matrix) -> Result<Vec<Task>, Error> {
         }
     }
     Ok(out)
+}
+
+/// `each_after` needs stages of equal task counts, known only once each stage's items are
+/// read: a mismatch points at the `each_after` value.
+fn check_stage_counts(file: &JobFile, stdin: &mut dyn Read) -> Result<(), Error> {
+    let mut specs = Vec::with_capacity(file.stages.len());
+    for stage in &file.stages {
+        let (tasks, _) = resolve_tasks(&Overrides::default(), stage.source.clone(), stdin)?;
+        let matrix = stage.matrix.clone().unwrap_or_default();
+        specs.push(stages::StageSpec {
+            name: stage.name.clone(),
+            after: stage.after.clone(),
+            each_after: stage.each_after.clone(),
+            tasks: matrix_tasks(tasks, &matrix)?.len(),
+        });
+    }
+    match stages::Graph::new(&specs) {
+        Err(e @ stages::GraphError::CountMismatch { stage, .. }) => {
+            let at = &file.stages[stage];
+            let place = at.each_after_at.as_ref().unwrap_or(&at.at);
+            Err(Error::Located(Located {
+                message: e.message(&specs),
+                ..place.clone()
+            }))
+        }
+        // Names and cycles were checked with the file.
+        _ => Ok(()),
+    }
+}
+
+/// `[[stage]]` tables are checked (names, cycles) but the dispatcher does not run pipelines
+/// yet: refuse them before anything runs rather than run something else.
+fn refuse_stages(file: &JobFile) -> Result<(), Error> {
+    match file.stages.first() {
+        None => Ok(()),
+        Some(stage) => Err(Error::Located(Located {
+            message: "[[stage]] pipelines are checked but not run yet by this build".into(),
+            ..stage.at.clone()
+        })),
+    }
 }
 
 fn load_job_file(path: &Path) -> Result<JobFile, Error> {

@@ -895,3 +895,60 @@ fn order_and_name_from_flags_override_the_file() {
         error(&overrides)
     );
 }
+
+const PIPELINE_HEAD: &str = "[[stage]]\nname = \"prep\"\ncommand = \"true\"\n\n";
+
+#[test]
+fn an_unknown_stage_name_points_at_the_dependency() {
+    let (_dir, overrides) = job_file(&format!(
+        "{PIPELINE_HEAD}[[stage]]\nname = \"work\"\nafter = [\"prep\", \"perp\"]\n"
+    ));
+    assert_eq!(
+        error(&overrides),
+        "job.toml:7:18: unknown stage `perp` (stages: prep, work)"
+    );
+}
+
+#[test]
+fn a_stage_cycle_points_at_the_dependency_that_closes_it() {
+    let (_dir, overrides) = job_file(
+        "[[stage]]\nname = \"a\"\nafter = [\"b\"]\n\n[[stage]]\nname = \"b\"\neach_after = \"a\"\n",
+    );
+    assert_eq!(
+        error(&overrides),
+        "job.toml:7:14: stages depend on each other in a cycle: a → b → a"
+    );
+}
+
+#[test]
+fn a_stage_named_twice_is_refused() {
+    let (_dir, overrides) = job_file(&format!("{PIPELINE_HEAD}{PIPELINE_HEAD}"));
+    assert_eq!(
+        error(&overrides),
+        "job.toml:6:8: stage `prep` is defined twice"
+    );
+}
+
+#[test]
+fn a_checked_pipeline_is_refused_before_anything_runs() {
+    let (_dir, overrides) = job_file(&format!(
+        "{PIPELINE_HEAD}[[stage]]\nname = \"work\"\neach_after = \"prep\"\n"
+    ));
+    let message = error(&overrides);
+    assert!(
+        message.starts_with("job.toml:2:8: [[stage]] pipelines"),
+        "{message}"
+    );
+}
+
+#[test]
+fn each_after_a_stage_of_another_size_points_at_each_after() {
+    let (_dir, overrides) = job_file(
+        "[[stage]]\nname = \"prep\"\narray = \"1-3\"\n\n\
+         [[stage]]\nname = \"work\"\nitems = [\"a\", \"b\"]\neach_after = \"prep\"\n",
+    );
+    assert_eq!(
+        error(&overrides),
+        "job.toml:8:14: each_after needs the same number of tasks: stage `work` has 2, `prep` has 3"
+    );
+}
