@@ -36,6 +36,7 @@ fn spec() -> RunSpec {
         secret_env: vec![],
         matrix: Default::default(),
         gates: Default::default(),
+        slurm: None,
     }
 }
 

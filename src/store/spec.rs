@@ -50,6 +50,10 @@ pub struct RunSpec {
     /// `--load` / `--memfree` (runs from before gates have none).
     #[serde(default, skip_serializing_if = "Gates::is_off")]
     pub gates: Gates,
+    /// The `[slurm]` table the run's allocation was asked with: `dts retry` asks again,
+    /// `dts cancel` releases it (runs without Slurm have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<crate::transport::slurm::parse::PoolSpec>,
 }
 
 /// How a run reacts to failing tasks, silent hosts and stragglers.

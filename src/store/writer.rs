@@ -757,6 +757,7 @@ mod tests {
             secret_env: vec![],
             matrix: Default::default(),
             gates: Default::default(),
+            slurm: None,
         }
     }
 

@@ -157,6 +157,7 @@ fn spec() -> RunSpec {
         secret_env: Vec::new(),
         matrix: Default::default(),
         gates: Default::default(),
+        slurm: None,
     }
 }
 
