@@ -13,7 +13,7 @@ use super::parse::{self, PoolSpec};
 #[derive(Debug, thiserror::Error)]
 pub enum SlurmError {
     /// sbatch refused the request (unsatisfiable, bad account, ...): its own words.
-    #[error("sbatch refused the allocation: {0}")]
+    #[error("slurm refused the allocation: {0}")]
     Refused(String),
     /// The job ended before it ran (cancelled, failed, timed out while pending).
     #[error("slurm job {job} ended before it started: {state} ({reason})")]
@@ -55,13 +55,34 @@ impl Drop for Allocation {
     }
 }
 
-/// Cancels job `job` and its steps; quiet when it is already gone.
+/// How long [`release`] waits for Slurm to finish a cancelled job.
+const RELEASE_WAIT: Duration = Duration::from_secs(20);
+
+/// Cancels job `job` and its steps and waits (bounded) until squeue says it has ended, so
+/// that nothing of it runs once dts has exited; quiet when it is already gone.
 pub fn release(job: u64) {
-    let _ = Command::new("scancel")
+    let cancelled = Command::new("scancel")
         .arg(job.to_string())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status();
+    if !cancelled.is_ok_and(|s| s.success()) {
+        return;
+    }
+    let deadline = Instant::now() + RELEASE_WAIT;
+    let alive = |line: &parse::JobLine| {
+        [
+            "PENDING",
+            "CONFIGURING",
+            "RUNNING",
+            "SUSPENDED",
+            "COMPLETING",
+        ]
+        .contains(&line.state.as_str())
+    };
+    while Instant::now() < deadline && matches!(squeue(job), Ok(Some(line)) if alive(&line)) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Gets the pool's allocation: submits and waits for a requested one (telling `note`
@@ -157,6 +178,12 @@ fn wait_running(job: u64, note: &mut dyn FnMut(&str)) -> Result<(), SlurmError> 
         }
         match squeue(job)? {
             Some(line) if line.state == "RUNNING" => return Ok(()),
+            Some(line) if line.state == "PENDING" && parse::never_runs(&line.reason) => {
+                return Err(SlurmError::Refused(format!(
+                    "slurm job {job} can never start as asked (pending reason {}); it was cancelled",
+                    line.reason
+                )));
+            }
             Some(line) if line.state == "PENDING" || line.state == "CONFIGURING" => {
                 if line.reason != last_reason {
                     note(&format!(

@@ -45,19 +45,31 @@ impl ConnHandle for SlurmConn {
     }
 }
 
-/// Where steps go.
+/// Where steps go, and how a step that ended abnormally tells the connection that the
+/// node or the job is gone.
 #[derive(Debug, Clone)]
 struct Target {
     job: u64,
     node: String,
+    lost: tokio::sync::mpsc::UnboundedSender<HostError>,
+    /// Set once the connection reported itself down: later exits are not reported (their
+    /// launches are lost with the connection and requeued).
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Starts the node's connection on the current tokio runtime: up once Slurm says the node
 /// is usable and the job runs.
 pub fn spawn(conn: ConnId, job: u64, node: String, slots: u32, events: EventSender) -> SlurmConn {
     let (commands, inbox) = tokio::sync::mpsc::unbounded_channel();
-    let target = Target { job, node };
-    tokio::spawn(serve(conn, target, slots, events, inbox));
+    let (lost, lost_rx) = tokio::sync::mpsc::unbounded_channel();
+    let down = Arc::default();
+    let target = Target {
+        job,
+        node,
+        lost,
+        down,
+    };
+    tokio::spawn(serve(conn, target, slots, events, inbox, lost_rx));
     SlurmConn { commands }
 }
 
@@ -67,6 +79,7 @@ async fn serve(
     slots: u32,
     events: EventSender,
     mut inbox: tokio::sync::mpsc::UnboundedReceiver<Command>,
+    mut lost: tokio::sync::mpsc::UnboundedReceiver<HostError>,
 ) {
     let probe = match check(&target).await {
         Ok(probe) => probe,
@@ -101,6 +114,7 @@ async fn serve(
                 },
                 Some(Command::Shutdown) | None => break None,
             },
+            Some(error) = lost.recv() => break Some(error),
             _ = monitor.tick() => {
                 if let Err(error) = check(&target).await {
                     break Some(error);
@@ -108,6 +122,9 @@ async fn serve(
             }
         }
     };
+    if failed.is_some() {
+        target.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     let ids: Vec<LaunchId> = running
         .lock()
         .expect("not poisoned")
@@ -134,14 +151,20 @@ async fn check(target: &Target) -> Result<ProbeReport, HostError> {
         parse::SQUEUE_FORMAT,
     ])
     .await;
-    match job
-        .as_deref()
-        .ok()
-        .and_then(|text| parse::job_line(text).map(|l| l.state))
-    {
-        Some(state) if state == "RUNNING" => {}
+    let line = job.as_deref().ok().and_then(parse::job_line);
+    match line {
+        Some(line) if line.state == "RUNNING" => {
+            // A failed node (DOWN, even briefly) leaves a --no-kill job for good.
+            let nodes = crate::nodeset::expand(&line.nodes).unwrap_or_default();
+            if !nodes.contains(&target.node) {
+                return Err(HostError::permanent(format!(
+                    "slurm node {} left allocation {} (it went DOWN or failed)",
+                    target.node, target.job
+                )));
+            }
+        }
         other => {
-            let state = other.unwrap_or_else(|| "gone".into());
+            let state = other.map_or_else(|| "gone".into(), |l| l.state);
             return Err(HostError::permanent(format!(
                 "slurm allocation {} lost ({state}): dts retry runs what is left in a new one",
                 target.job
@@ -246,9 +269,22 @@ async fn launch(
     let _ = events.send(Event::Started { id, at }).await;
     let events = events.clone();
     let running = running.clone();
+    let target = target.clone();
     tokio::spawn(async move {
-        let status = supervise(id, &mut child, killed, &events).await;
+        let (status, node_failed) = supervise(id, &mut child, killed, &events).await;
         running.lock().expect("not poisoned").remove(&id);
+        // A step killed because its node went down or the job ended is lost with the
+        // host, not a failed task: ask Slurm before reporting anything but success.
+        // srun exits 0 for a step its node's failure ended: its own line says so.
+        if node_failed || !status.success() {
+            if let Err(error) = check(&target).await {
+                target.down.store(true, std::sync::atomic::Ordering::SeqCst);
+                let _ = target.lost.send(error);
+            }
+        }
+        if target.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         let at = Instant::now();
         let _ = events.send(Event::Exited { id, status, at }).await;
     });
@@ -261,7 +297,7 @@ async fn supervise(
     child: &mut Child,
     killed: oneshot::Receiver<()>,
     events: &EventSender,
-) -> ExitStatus {
+) -> (ExitStatus, bool) {
     let mut control = child.stdin.take();
     let pid = child.id();
     let out = forward(id, child.stdout.take(), events.clone());
@@ -281,16 +317,17 @@ async fn supervise(
             }
         }
     };
-    let (status, (), srun_said) = tokio::join!(wait, out, err);
+    let (status, (), (srun_said, node_failed)) = tokio::join!(wait, out, err);
     drop(control);
-    match (status, srun_said) {
+    let status = match (status, srun_said) {
         (_, Some(status)) => status,
         (Ok(status), None) => match status.code() {
             Some(code) => ExitStatus::Code(code),
             None => ExitStatus::Code(-1),
         },
         (Err(_), None) => ExitStatus::Code(-1),
-    }
+    };
+    (status, node_failed)
 }
 
 /// TERM to srun (its process group): srun then cancels the step.
@@ -325,15 +362,18 @@ async fn forward<R: tokio::io::AsyncRead + Unpin>(
 }
 
 /// Forwards stderr line by line, keeping srun's own `task 0:` status line back and
-/// returning what it says.
+/// returning what it says, and whether srun reported the node failing.
 async fn forward_stderr<R: tokio::io::AsyncRead + Unpin>(
     id: LaunchId,
     reader: Option<R>,
     events: EventSender,
-) -> Option<ExitStatus> {
-    let reader = reader?;
+) -> (Option<ExitStatus>, bool) {
+    let Some(reader) = reader else {
+        return (None, false);
+    };
     let mut reader = BufReader::new(reader);
     let mut said = None;
+    let mut node_failed = false;
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -342,6 +382,7 @@ async fn forward_stderr<R: tokio::io::AsyncRead + Unpin>(
             Ok(_) => {}
         }
         let text = String::from_utf8_lossy(&line);
+        node_failed |= text.starts_with("srun: error: Node failure on ");
         if let Some(status) = parse::srun_status_line(&text) {
             said = Some(status);
             continue;
@@ -359,5 +400,5 @@ async fn forward_stderr<R: tokio::io::AsyncRead + Unpin>(
             break;
         }
     }
-    said
+    (said, node_failed)
 }

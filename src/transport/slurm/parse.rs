@@ -57,6 +57,8 @@ pub fn sbatch_args(spec: &PoolSpec, name: &str) -> Vec<String> {
         format!("--job-name={name}"),
         "--output=/dev/null".into(),
         format!("--nodes={}", spec.nodes.unwrap_or(1)),
+        // A failing node is a host failure for dts, not the end of the allocation.
+        "--no-kill".into(),
     ];
     let optional = [
         ("--time", &spec.time),
@@ -101,6 +103,22 @@ pub fn job_line(text: &str) -> Option<JobLine> {
         reason: fields.next()?.to_string(),
         nodes: fields.next().unwrap_or("").to_string(),
     })
+}
+
+/// Whether a pending reason means the job can never start as asked (more nodes than the
+/// partition has, a time over its limit, an unknown account or constraint): waiting is
+/// pointless. Reasons such as `Resources` or `Priority` only mean "not yet".
+pub fn never_runs(reason: &str) -> bool {
+    const NEVER: [&str; 7] = [
+        "PartitionConfig",
+        "PartitionNodeLimit",
+        "PartitionTimeLimit",
+        "BadConstraints",
+        "InvalidAccount",
+        "InvalidQOS",
+        "JobLaunchFailure",
+    ];
+    NEVER.contains(&reason) || reason.starts_with("QOSMax") || reason.starts_with("AssocMax")
 }
 
 /// Each node of a running job with the CPUs it holds there, from `scontrol show job -d`
@@ -226,6 +244,7 @@ mod tests {
                 "--job-name=dts-x",
                 "--output=/dev/null",
                 "--nodes=3",
+                "--no-kill",
                 "--time=10",
                 "--ntasks-per-node=1",
                 "--cpus-per-task=2",
@@ -255,6 +274,15 @@ mod tests {
             job_cpus(text).unwrap(),
             [("n1".into(), 2), ("n2".into(), 2), ("n3".into(), 1)]
         );
+    }
+
+    #[test]
+    fn limits_never_run_but_busy_nodes_only_wait() {
+        assert!(never_runs("PartitionConfig"));
+        assert!(never_runs("QOSMaxNodePerJobLimit"));
+        assert!(!never_runs("Resources"));
+        assert!(!never_runs("Priority"));
+        assert!(!never_runs("None"));
     }
 
     #[test]
