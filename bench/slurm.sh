@@ -14,7 +14,16 @@ stop() { for f in "$dir"/*.pid "$dir"/munge/munged.pid; do [ -f "$f" ] && kill "
 trap stop EXIT
 work=$(mktemp -d); cd "$work"
 printf '[slurm]\nnodes = 3\ncpus_per_node = 2\n' > hosts.toml
-run() { /usr/bin/time -f "$1: %e s wall for $n tasks" "$@" ; }
-HOME=$work "$OLDPWD/$dts" submit -q --array 1-$n -- true 2>&1 | grep -E "tasks/s" || true
+root=$OLDPWD
+echo "slurm transport (srun step per task, 3 nodes x 2 slots):"
+HOME=$work "$root/$dts" submit --array 1-$n -- true 2>&1 | grep -E "tasks/s"
+echo "bare srun steps, one after another:"
+t0=$(date +%s.%N); job=$(sbatch --parsable -N1 -o /dev/null --wrap 'exec sleep infinity')
+while [ "$(squeue -h -j "$job" -o %T)" != RUNNING ]; do sleep 0.1; done
+t1=$(date +%s.%N)
+for i in $(seq 50); do srun --jobid "$job" -N1 -n1 --overlap --quiet true; done
+t2=$(date +%s.%N); scancel "$job"
+echo "  allocation granted in $(echo "$t1-$t0" | bc) s; 50 steps: $(echo "50/($t2-$t1)" | bc -l | cut -c1-5) steps/s"
 rm hosts.toml
-HOME=$work "$OLDPWD/$dts" submit -q --slots 6 --array 1-$n -- true 2>&1 | grep -E "tasks/s" || true
+echo "local transport, 6 slots, same machine:"
+HOME=$work "$root/$dts" submit --slots 6 --array 1-$n -- true 2>&1 | grep -E "tasks/s"
