@@ -230,3 +230,34 @@ fn an_unsatisfiable_request_is_a_clear_error_with_exit_3() {
         ));
     assert_released(&lab);
 }
+
+#[test]
+fn cancel_releases_the_allocation_of_a_crashed_coordinator() {
+    let Some(lab) = SlurmLab::start(3, 2) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    pool(home.path(), "nodes = 1\ncpus_per_node = 1\n");
+    let mut child = lab
+        .dts_process(home.path())
+        .args(["submit", "--array", "1-2", "--", "sleep 300"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "a step running", || {
+        lab.steps().lines().any(|l| !l.contains(".batch"))
+    });
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    assert!(
+        !lab.live_jobs().trim().is_empty(),
+        "the crash leaves the allocation"
+    );
+    lab.dts(home.path())
+        .args(["cancel", "last"])
+        .assert()
+        .success();
+    assert_released(&lab);
+}
