@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls this).
 # Installs what the end-to-end tests need when it is missing (OpenSSH server and client,
-# pgrep, ip for the network-namespace fault tests, and Chromium for the HTML report's browser
+# pgrep, ip for the network-namespace fault tests, Slurm and munge for tests/slurm.rs, and Chromium for the HTML report's browser
 # test), then checks formatting and lints
 # and runs every test. The tests start their own sshd servers on loopback addresses; nothing
 # in ~/.ssh is touched.
@@ -14,6 +14,10 @@ command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v pgrep >/dev/null || need+=(procps)
 command -v ip >/dev/null || need+=(iproute2)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# tests/slurm.rs starts a real Slurm (munged, slurmctld, slurmd) on localhost.
+for p in slurmctld slurmd slurm-client munge; do
+  dpkg -s $p >/dev/null 2>&1 || need+=($p)
+done
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo

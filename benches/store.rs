@@ -38,6 +38,7 @@ fn spec() -> RunSpec {
         gates: Default::default(),
         resources: Default::default(),
         order: Default::default(),
+        slurm: None,
     }
 }
 

@@ -55,6 +55,10 @@ pub const FILE_NAME: &str = "hosts.toml";
 pub enum Transport {
     Ssh,
     Local,
+    /// A node of Slurm job `job`: tasks run as srun steps in it ([`crate::transport::slurm`]).
+    Slurm {
+        job: u64,
+    },
 }
 
 /// What to do with a host key that known_hosts does not list. A changed key is always refused.

@@ -42,6 +42,9 @@ pub fn run(request: Request, query: &str) -> Result<i32, Error> {
         (_, "running" | "paused" | "queued") => {}
         (Request::Cancel, "interrupted") => {
             reader::cancel_dead(&state, &id, store::epoch_now())?;
+            // A crashed coordinator's Slurm allocation may still hold its nodes.
+            let spec = reader::detail(&state, &id)?.spec;
+            crate::transport::slurm::release_saved(&spec.hosts, spec.slurm.as_ref());
             eprintln!(
                 "dts: run {id} cancelled (its coordinator was already gone; nothing was running)"
             );

@@ -65,6 +65,7 @@ pub fn probe_each(hosts: &[Host]) -> Vec<Result<ProbeReport, HostError>> {
                         let Some(host) = hosts.get(i) else { break };
                         let result = match host.transport {
                             Transport::Local => Ok(probe::local()),
+                            Transport::Slurm { .. } => Ok(probe::local()),
                             Transport::Ssh => connect::connect(host, &handshakes, &auth)
                                 .and_then(|link| connect::probe(&link.session, timeout)),
                         };
@@ -105,6 +106,7 @@ fn route(host: &Host) -> String {
 fn row(host: &Host, result: Result<ProbeReport, HostError>) -> HostRow {
     let address = match host.transport {
         Transport::Local => "local".to_string(),
+        Transport::Slurm { job } => format!("slurm job {job}"),
         Transport::Ssh if host.port == 22 => host.address.clone(),
         Transport::Ssh => format!("{}:{}", host.address, host.port),
     } + &route(host);

@@ -5,6 +5,7 @@
 use super::{RetryArgs, output_paths, session};
 use crate::error::{Error, exit};
 use crate::store::{self, RunWriter, StateDir, StateEnv};
+use crate::transport::slurm;
 
 pub fn run(args: RetryArgs) -> Result<i32, Error> {
     let state = StateDir::locate(&StateEnv::from_process())?;
@@ -22,6 +23,8 @@ pub fn run(args: RetryArgs) -> Result<i32, Error> {
         eprintln!("dts: run {id} has no {what} task to retry");
         return Ok(exit::SUCCESS);
     }
+    // Held until the run ends: dropping it releases the new Slurm allocation.
+    let allocation = slurm_again(&mut writer, &args)?;
     if args.detach {
         drop(writer);
         session::detach(&state, &id)?;
@@ -30,5 +33,30 @@ pub fn run(args: RetryArgs) -> Result<i32, Error> {
         session::detached(&id, &note, &args.display.session());
         return Ok(exit::SUCCESS);
     }
-    session::run(writer, &args.display.session())
+    let outcome = session::run(writer, &args.display.session());
+    drop(allocation);
+    outcome
+}
+
+/// A run on a Slurm allocation dts made: release the old one (a crashed coordinator's may
+/// still run) and ask for a new one, whose nodes become the run's hosts.
+fn slurm_again(
+    writer: &mut RunWriter,
+    args: &RetryArgs,
+) -> Result<Option<slurm::Allocation>, Error> {
+    let mut spec = writer.spec()?;
+    let Some(pool) = spec.slurm.clone() else {
+        return Ok(None);
+    };
+    if args.detach {
+        return Err(Error::Usage(
+            "--detach does not work with a Slurm pool yet: the allocation lives with dts".into(),
+        ));
+    }
+    slurm::release_saved(&spec.hosts, Some(&pool));
+    let pool = slurm::Pool::Request(pool);
+    let allocation = slurm::allocate(&pool, &spec.name, args.display.quiet)?;
+    spec.hosts = slurm::hosts(&allocation, &crate::inventory::Env::from_process());
+    writer.set_spec(&spec)?;
+    Ok(Some(allocation))
 }

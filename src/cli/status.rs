@@ -98,10 +98,17 @@ fn one(state: &StateDir, id: &str, json: bool) -> Result<(String, bool), Error> 
         serde_json::to_string_pretty(&with_parameters).expect("documents serialise") + "\n"
     } else {
         status::run(&detail.run, &detail.hosts, &doc, now)
+            + &slurm_line(&detail.spec.hosts)
             + &params::render(&parameters)
             + &report_hint(id)
     };
     Ok((text, finished))
+}
+
+/// `slurm job J` for a run on a Slurm allocation.
+fn slurm_line(hosts: &[crate::inventory::Host]) -> String {
+    crate::transport::slurm::job_of(hosts)
+        .map_or_else(String::new, |job| format!("slurm job {job}\n"))
 }
 
 /// The run's document with each task's matrix parameters after it.

@@ -13,21 +13,28 @@ use crate::plan::{self, PlanHost};
 use crate::report;
 use crate::runner::joblog;
 use crate::store::{self, Faults, RunSpec, RunWriter, StateDir, StateEnv};
+use crate::transport::slurm;
 
 pub fn run(args: SubmitArgs) -> Result<i32, Error> {
     let env = inventory::Env::from_process();
     let request = args.reach.request(args.hosts.as_deref());
-    inventory::check_identity_files(&request, &env)?;
-    let built = inventory::build(&request, &env)?;
-    if !args.display.quiet {
-        built
-            .warnings
-            .iter()
-            .for_each(|w| eprintln!("dts: warning: {w}"));
-    }
-    let inventory = built.inventory;
+    let pool = slurm::find_pool(&request, &env)?;
+    let inventory = match pool {
+        Some(_) => None,
+        None => Some(inventory_hosts(&args, &request, &env)?),
+    };
     let job = job::build(&overrides(&args), &mut std::io::stdin().lock())?;
-    let hosts = eligible_hosts(inventory.hosts, args.constraint.as_deref())?;
+    // Held until the run ends: dropping it releases a Slurm allocation dts made.
+    let mut allocation = None;
+    let hosts = match (inventory, &pool) {
+        (Some(hosts), _) => eligible_hosts(hosts, args.constraint.as_deref())?,
+        (None, Some(pool)) => {
+            refuse_with_slurm(&args)?;
+            let held = allocation.insert(slurm::allocate(pool, &job.name, args.display.quiet)?);
+            slurm::hosts(held, &env)
+        }
+        (None, None) => unreachable!("no pool means an inventory"),
+    };
     if !(args.epsilon > 0.0 && args.epsilon.is_finite()) {
         return Err(Error::Usage(format!(
             "invalid --epsilon {}: must be a positive number",
@@ -40,7 +47,7 @@ pub fn run(args: SubmitArgs) -> Result<i32, Error> {
         return dry_run(&args, &job, &hosts, seed);
     }
     let state = StateDir::locate(&StateEnv::from_process())?;
-    let spec = run_spec(&args, &job, hosts, seed)?;
+    let spec = run_spec(&args, &job, hosts, seed, pool.as_ref())?;
     output_paths::check(&spec)?;
     // Fail before anything is created when a secret is missing.
     session::secret_values(&spec.secret_env)?;
@@ -53,7 +60,38 @@ pub fn run(args: SubmitArgs) -> Result<i32, Error> {
         session::detached(&id, &note, &args.display.session());
         return Ok(exit::SUCCESS);
     }
-    session::run(writer, &args.display.session())
+    let outcome = session::run(writer, &args.display.session());
+    drop(allocation);
+    outcome
+}
+
+/// The inventory's hosts, its warnings told unless quiet.
+fn inventory_hosts(
+    args: &SubmitArgs,
+    request: &inventory::Request,
+    env: &inventory::Env,
+) -> Result<Vec<Host>, Error> {
+    inventory::check_identity_files(request, env)?;
+    let built = inventory::build(request, env)?;
+    if !args.display.quiet {
+        built
+            .warnings
+            .iter()
+            .for_each(|w| eprintln!("dts: warning: {w}"));
+    }
+    Ok(built.inventory.hosts)
+}
+
+/// What a Slurm pool cannot do yet: plan without nodes, or outlive this process.
+fn refuse_with_slurm(args: &SubmitArgs) -> Result<(), Error> {
+    let what = match (args.dry_run, args.detach) {
+        (true, _) => "--dry-run",
+        (_, true) => "--detach",
+        _ => return Ok(()),
+    };
+    Err(Error::Usage(format!(
+        "{what} does not work with a Slurm pool yet: the nodes come from the allocation"
+    )))
 }
 
 /// `--cpus` / `--mem` / `--gpus` that no host can ever give are exit 2 before anything runs.
@@ -103,6 +141,7 @@ fn run_spec(
     job: &JobSpec,
     hosts: Vec<Host>,
     seed: u64,
+    pool: Option<&slurm::Pool>,
 ) -> Result<RunSpec, Error> {
     let joblog = joblog_path(args)?;
     Ok(RunSpec {
@@ -130,6 +169,10 @@ fn run_spec(
         gates: job.gates,
         resources: job.resources,
         order: job.order,
+        slurm: pool.and_then(|pool| match pool {
+            slurm::Pool::Request(spec) => Some(spec.clone()),
+            slurm::Pool::Inside(_) => None,
+        }),
     })
 }
 

@@ -536,7 +536,7 @@ impl Dispatcher {
         env.extend(gpu_env.iter().map(|(k, v)| (*k, v.as_str())));
         let shell = match rt.spec.transport {
             Transport::Ssh => rt.shell,
-            Transport::Local => LoginShell::Sh,
+            Transport::Local | Transport::Slurm { .. } => LoginShell::Sh,
         };
         let launch = TaskScript {
             env: &env,
@@ -658,6 +658,17 @@ impl Dispatcher {
             Transport::Local => {
                 let slots = *rt.slots.get_or_insert_with(local_cores);
                 Box::new(local::spawn(conn, slots, self.events_tx.clone()))
+            }
+            Transport::Slurm { job } => {
+                let slots = *rt.slots.get_or_insert(1);
+                let node = rt.spec.address.clone();
+                Box::new(crate::transport::slurm::conn::spawn(
+                    conn,
+                    job,
+                    node,
+                    slots,
+                    self.events_tx.clone(),
+                ))
             }
             Transport::Ssh => match ssh::spawn(
                 conn,
@@ -1697,7 +1708,7 @@ fn describe(outcome: &Outcome) -> String {
 fn conn_cost(rt: &HostRt, tasks: usize, fit: bool) -> Option<u64> {
     let per_conn = match rt.spec.transport {
         Transport::Ssh => ssh::CHANNELS_PER_CONNECTION,
-        Transport::Local => u32::MAX,
+        Transport::Local | Transport::Slurm { .. } => u32::MAX,
     };
     let wants = match rt.state {
         HostState::Gone(_) | HostState::Connecting => false,
@@ -1709,6 +1720,7 @@ fn conn_cost(rt: &HostRt, tasks: usize, fit: bool) -> Option<u64> {
     let slots = match rt.spec.transport {
         Transport::Ssh => rt.slots.unwrap_or(per_conn),
         Transport::Local => rt.slots.unwrap_or_else(local_cores),
+        Transport::Slurm { .. } => rt.slots.unwrap_or(1),
     };
     let tasks = u32::try_from(tasks).unwrap_or(u32::MAX).max(1);
     wants.then(|| connector::conn_fds(per_conn.min(slots).min(tasks)))

@@ -58,6 +58,10 @@ pub struct RunSpec {
     /// `--order` (runs from before it start as listed).
     #[serde(default, skip_serializing_if = "Order::is_as_listed")]
     pub order: Order,
+    /// The `[slurm]` table the run's allocation was asked with: `dts retry` asks again,
+    /// `dts cancel` releases it (runs without Slurm have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<crate::transport::slurm::parse::PoolSpec>,
 }
 
 /// How a run reacts to failing tasks, silent hosts and stragglers.

@@ -312,6 +312,15 @@ impl RunWriter {
             .map_err(|e| Error::Store(format!("run {}: bad saved spec: {e}", self.id)))
     }
 
+    /// Replaces the saved spec (a retry on Slurm saves the hosts of its new allocation).
+    pub fn set_spec(&mut self, spec: &RunSpec) -> Result<(), Error> {
+        let json = serde_json::to_string(spec).expect("specs serialise");
+        self.conn
+            .execute("UPDATE run SET spec = ?1", [json])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// Total tasks of the run.
     pub fn total(&self) -> Result<usize, Error> {
         let n: i64 = self
@@ -759,6 +768,7 @@ mod tests {
             gates: Default::default(),
             resources: Default::default(),
             order: Default::default(),
+            slurm: None,
         }
     }
 

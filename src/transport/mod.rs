@@ -7,6 +7,7 @@
 
 pub mod known_hosts;
 pub mod local;
+pub mod slurm;
 pub mod ssh;
 pub mod worker;
 pub mod wrapper;

@@ -1,0 +1,263 @@
+//! The Slurm transport against a real Slurm (tests/common/slurm.rs): allocation, steps on
+//! the nodes placement chose, exit codes and signals through srun, release at the end and
+//! on Ctrl-C, a node going down mid-run, dts inside sbatch, and an unsatisfiable request.
+
+mod common;
+#[path = "common/slurm.rs"]
+mod slurm_lab;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::*;
+use predicates::str::contains;
+use slurm_lab::SlurmLab;
+
+fn pool(home: &std::path::Path, table: &str) {
+    std::fs::write(home.join("hosts.toml"), format!("[slurm]\n{table}")).unwrap();
+}
+
+fn assert_released(lab: &SlurmLab) {
+    wait_until(Duration::from_secs(20), "no job and no step", || {
+        lab.live_jobs().trim().is_empty() && lab.steps().trim().is_empty()
+    });
+}
+
+#[test]
+fn thirty_tasks_round_robin_over_three_nodes_then_the_allocation_is_released() {
+    let Some(lab) = SlurmLab::start(3, 2) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    pool(home.path(), "nodes = 3\ntime = \"5\"\ncpus_per_node = 2\n");
+    let out = lab
+        .dts(home.path())
+        .args(["submit", "--algo", "round-robin", "--array", "0-29", "--"])
+        .arg("echo $SLURMD_NODENAME")
+        .assert()
+        .success()
+        .stderr(contains("running on n[1-3]"))
+        .get_output()
+        .clone();
+    let mut per_node: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for (host, index, line) in tagged_lines(&out.stdout) {
+        assert_eq!(host, line, "task {index} ran on the node dts chose");
+        per_node.entry(line).or_default().push(index);
+    }
+    assert_eq!(per_node.keys().collect::<Vec<_>>(), ["n1", "n2", "n3"]);
+    let total: usize = per_node.values().map(Vec::len).sum();
+    assert_eq!(total, 30);
+    // Round-robin deals the tasks in turn; a node up a moment later may miss one turn.
+    assert!(
+        per_node
+            .values()
+            .all(|tasks| (9..=11).contains(&tasks.len())),
+        "{per_node:?}"
+    );
+    assert_released(&lab);
+}
+
+#[test]
+fn exit_codes_and_signals_pass_through_srun() {
+    let Some(lab) = SlurmLab::start(3, 2) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    pool(home.path(), "nodes = 2\ncpus_per_node = 1\n");
+    let joblog = home.path().join("joblog");
+    lab.dts(home.path())
+        .args(["submit", "--array", "0-3", "--joblog"])
+        .arg(&joblog)
+        .args([
+            "--",
+            "case {} in 0) exit 0;; 1) exit 7;; 2) kill -TERM $$;; 3) exit 143;; esac",
+        ])
+        .assert()
+        .code(1);
+    let log = std::fs::read_to_string(&joblog).unwrap();
+    // Joblog columns as in GNU parallel: ... Exitval Signal Command.
+    let rows: BTreeMap<String, (String, String)> = log
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].to_string(), (f[6].to_string(), f[7].to_string()))
+        })
+        .collect();
+    let status = |seq: &str| rows[seq].clone();
+    assert_eq!(status("0"), ("0".into(), "0".into()), "{log}");
+    assert_eq!(status("1"), ("7".into(), "0".into()), "{log}");
+    assert_eq!(status("2").1, "15", "a task killed by TERM: {log}");
+    assert_eq!(
+        status("3"),
+        ("143".into(), "0".into()),
+        "exit 143 is not a signal: {log}"
+    );
+    assert_released(&lab);
+}
+
+#[test]
+fn ctrl_c_mid_run_leaves_no_process_no_step_and_no_job() {
+    let Some(lab) = SlurmLab::start(3, 2) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    pool(home.path(), "nodes = 3\ncpus_per_node = 1\n");
+    let mark = marker("slurm-ctrl-c");
+    let mut child = lab
+        .dts_process(home.path())
+        .args(["submit", "--array", "1-6", "--"])
+        .arg(format!("sleep 300; echo {mark}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "three steps running", || {
+        lab.steps()
+            .lines()
+            .filter(|l| !l.contains(".batch"))
+            .count()
+            >= 3
+            && processes_matching(&mark).len() >= 3
+    });
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_released(&lab);
+    no_process_left(&mark, Duration::from_secs(10));
+}
+
+#[test]
+fn a_node_set_down_mid_run_is_a_host_failure_and_its_tasks_are_requeued() {
+    let Some(lab) = SlurmLab::start(3, 1) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    pool(home.path(), "nodes = 3\ncpus_per_node = 1\n");
+    let flag = home.path().join("go");
+    let child = lab
+        .dts_process(home.path())
+        .args(["submit", "--algo", "round-robin", "--array", "1-6", "--"])
+        .arg(format!(
+            "while [ ! -e {} ]; do sleep 0.1; done; echo $SLURMD_NODENAME",
+            flag.display()
+        ))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "a step on n3", || {
+        lab.steps()
+            .lines()
+            .any(|l| l.ends_with("|n3") && !l.contains(".batch"))
+    });
+    lab.output(
+        "scontrol",
+        &["update", "nodename=n3", "state=down", "reason=test"],
+    );
+    std::fs::write(&flag, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("slurm node n3 left allocation"), "{stderr}");
+    let lines = tagged_lines(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(lines.len(), 6, "every task finished once: {stdout}{stderr}");
+    assert!(
+        lines
+            .iter()
+            .all(|(host, _, line)| host == line && host != "n3")
+    );
+    assert_released(&lab);
+}
+
+#[test]
+fn inside_an_sbatch_job_the_allocation_is_the_inventory() {
+    let Some(lab) = SlurmLab::start(3, 2) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("out");
+    let dts = assert_cmd::cargo::cargo_bin("dts");
+    let wrap = format!(
+        "cd {home} && HOME={home} {dts} submit --algo round-robin --array 1-6 -- 'echo $SLURMD_NODENAME'",
+        home = home.path().display(),
+        dts = dts.display()
+    );
+    let job = lab.output(
+        "sbatch",
+        &[
+            "--parsable",
+            "-N3",
+            "-o",
+            out.to_str().unwrap(),
+            "--wrap",
+            &wrap,
+        ],
+    );
+    let job = job.trim().to_string();
+    wait_until(Duration::from_secs(60), "the batch job to end", || {
+        !lab.live_jobs().contains(&format!("{job}|"))
+    });
+    let text = std::fs::read_to_string(&out).unwrap();
+    let nodes: std::collections::BTreeSet<String> = text
+        .lines()
+        .filter(|l| l.starts_with('['))
+        .map(|l| l.rsplit(' ').next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        nodes.into_iter().collect::<Vec<_>>(),
+        ["n1", "n2", "n3"],
+        "{text}"
+    );
+    assert!(text.contains("6 succeeded"), "{text}");
+}
+
+#[test]
+fn an_unsatisfiable_request_is_a_clear_error_with_exit_3() {
+    let Some(lab) = SlurmLab::start(3, 2) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    pool(home.path(), "nodes = 9\n");
+    lab.dts(home.path())
+        .args(["submit", "--array", "1-2", "--", "true"])
+        .assert()
+        .code(3)
+        .stderr(contains(
+            "can never start as asked (pending reason PartitionConfig)",
+        ));
+    assert_released(&lab);
+}
+
+#[test]
+fn cancel_releases_the_allocation_of_a_crashed_coordinator() {
+    let Some(lab) = SlurmLab::start(3, 2) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    pool(home.path(), "nodes = 1\ncpus_per_node = 1\n");
+    let mut child = lab
+        .dts_process(home.path())
+        .args(["submit", "--array", "1-2", "--", "sleep 300"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "a step running", || {
+        lab.steps().lines().any(|l| !l.contains(".batch"))
+    });
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    assert!(
+        !lab.live_jobs().trim().is_empty(),
+        "the crash leaves the allocation"
+    );
+    lab.dts(home.path())
+        .args(["cancel", "last"])
+        .assert()
+        .success();
+    assert_released(&lab);
+}
