@@ -129,6 +129,28 @@ impl Drop for SlurmLab {
             };
             stop(pid);
         }
+        kill_lab_leftovers(dir);
+    }
+}
+
+/// KILLs what the lab's slurmd left behind: a node set DOWN leaves its `slurmstepd`, which
+/// ignores TERM and is in no pid file. It clears its own environment, but its working
+/// directory stays inside the lab's directory.
+fn kill_lab_leftovers(dir: &Path) {
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let in_lab =
+            std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(dir));
+        if in_lab && pid != std::process::id() as i32 {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
     }
 }
 
