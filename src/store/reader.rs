@@ -195,6 +195,15 @@ fn run_row(conn: &Connection, dir: &Path) -> Result<RunRow, Error> {
         *slot += n;
     }
     if matches!(row.state.as_str(), "queued" | "running" | "paused") && !coordinator_alive(dir) {
+        // The coordinator commits its last state before it lets go of the lock, so it may
+        // have ended between the read above and the lock check: read the state again. A
+        // state read once the lock was free is final, so this recurses at most once more.
+        let now: String = conn
+            .query_row("SELECT state FROM run", [], |r| r.get(0))
+            .map_err(err)?;
+        if now != row.state {
+            return run_row(conn, dir);
+        }
         row.state = "interrupted".into();
     }
     Ok(row)

@@ -838,6 +838,36 @@ mod tests {
         )
     }
 
+    /// Regression: `dts cancel` said "its coordinator died before confirming" for a run its
+    /// coordinator had just cancelled, because the reader read `running`, the coordinator
+    /// committed `cancelled` and exited, and only then did the reader find the lock free.
+    #[test]
+    fn a_run_that_ends_while_it_is_read_is_never_called_interrupted() {
+        for _ in 0..40 {
+            let (_tmp, state, mut writer) = new_run(1);
+            writer.begin_session(1.0).unwrap();
+            writer.run_state("running", None).unwrap();
+            writer.commit().unwrap();
+            let id = writer.id().to_string();
+            let ender = std::thread::spawn(move || {
+                writer.run_state("cancelled", Some(2.0)).unwrap();
+                writer.commit().unwrap();
+                drop(writer);
+            });
+            loop {
+                let seen = reader::summary(&state, &id).unwrap().state;
+                assert_ne!(
+                    seen, "interrupted",
+                    "a run that ended was called interrupted"
+                );
+                if seen == "cancelled" {
+                    break;
+                }
+            }
+            ender.join().unwrap();
+        }
+    }
+
     fn states(state: &StateDir, id: &str) -> Vec<String> {
         let detail = reader::detail(state, id).unwrap();
         detail.tasks.into_iter().map(|t| t.state).collect()
