@@ -19,6 +19,7 @@ pub mod probe;
 pub mod report;
 pub mod runner;
 pub mod simulate;
+pub mod staging;
 pub mod stats;
 pub mod store;
 pub mod transport;
