@@ -261,3 +261,16 @@ fn cancel_releases_the_allocation_of_a_crashed_coordinator() {
         .success();
     assert_released(&lab);
 }
+
+/// Regression: `dts hosts` called a `[slurm]` table an unknown inventory key.
+#[test]
+fn dts_hosts_on_a_slurm_pool_says_its_hosts_come_from_the_allocation() {
+    let home = tempfile::tempdir().unwrap();
+    pool(home.path(), "nodes = 3\n");
+    dts(home.path())
+        .args(["hosts"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(contains("the inventory is a [slurm] pool"));
+}

@@ -14,6 +14,18 @@ use crate::transport::ssh::{self, connect};
 pub fn run(args: HostsArgs) -> Result<i32, Error> {
     let request = args.reach.request(args.hosts.as_deref());
     let env = inventory::Env::from_process();
+    if let Some(crate::transport::slurm::Pool::Request(_)) =
+        crate::transport::slurm::find_pool(&request, &env)?
+    {
+        // Its nodes exist only once an allocation is granted, and probing is no reason to
+        // ask Slurm for one.
+        return Err(Error::Usage(
+            "the inventory is a [slurm] pool: its hosts are the nodes of the allocation \
+             `dts submit` asks for, so there is nothing to probe before that (sinfo shows \
+             the cluster's nodes)"
+                .into(),
+        ));
+    }
     inventory::check_identity_files(&request, &env)?;
     let built = inventory::build(&request, &env)?;
     built
