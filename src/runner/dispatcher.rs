@@ -1214,12 +1214,34 @@ impl Dispatcher {
                 .attempt_ended(seq, launch.attempt, label, None, self.epoch(Instant::now()));
         self.record(recorded);
         match outcome {
+            // The timeout was the task's own doing, even if its channel then closed without
+            // a status: it uses a retry like a timeout that reported one.
+            Some(Outcome::TimedOut) if self.stopped.is_none() => {
+                self.timed_out_without_status(launch.task, launch.host)
+            }
             Some(outcome) => self.finish_task(launch.task, outcome),
             None => {
                 self.requeues += 1;
                 self.requeue(launch.task, launch.host);
             }
         }
+    }
+
+    /// A timed-out attempt whose launch ended without an exit status: retried while
+    /// `--retries` allows, as [`Self::exited`] does for one that reported it.
+    fn timed_out_without_status(&mut self, task: usize, host: usize) {
+        self.tasks[task].failures += 1;
+        if self.tasks[task].failures > self.cfg.job.retries {
+            return self.finish_task(task, Outcome::TimedOut);
+        }
+        let index = self.cfg.job.tasks[task].index;
+        let name = self.hosts[host].spec.name.clone();
+        let next = self.tasks[task].failures + 1;
+        let total = self.cfg.job.retries + 1;
+        self.note(&format!(
+            "task {index} timed out on {name}; retrying (attempt {next} of {total})"
+        ));
+        self.retry(task, host);
     }
 
     /// Puts a task back in the queue; it goes to another host than `avoid` if it can.
