@@ -491,10 +491,6 @@ impl Dispatcher {
                 grant,
             },
         );
-        if let Some(timeout) = self.cfg.job.timeout {
-            self.timers
-                .push(Reverse((Instant::now() + timeout, Timer::Timeout(id))));
-        }
     }
 
     /// The rendered command and what is sent to the host to start one attempt.
@@ -994,6 +990,12 @@ impl Dispatcher {
             return;
         };
         launch.started = Some(at);
+        // `--timeout` limits the task's run time, so it counts from the task's start on
+        // its host, not from dispatch: opening a channel on a loaded host is not the task's.
+        if let Some(timeout) = self.cfg.job.timeout {
+            self.timers
+                .push(Reverse((at + timeout, Timer::Timeout(id))));
+        }
         let (task, attempt) = (launch.task, launch.attempt);
         self.tasks[task].first_started.get_or_insert(at);
         let seq = self.cfg.job.tasks[task].seq;
