@@ -30,6 +30,11 @@ pub fn run(args: SubmitArgs) -> Result<i32, Error> {
         (Some(hosts), _) => eligible_hosts(hosts, args.constraint.as_deref())?,
         (None, Some(pool)) => {
             refuse_with_slurm(&args)?;
+            if !job.staging.is_off() {
+                return Err(Error::Usage(
+                    "file staging (--tf, --return, --cleanup, --bf) does not work with a Slurm pool yet".into(),
+                ));
+            }
             let held = allocation.insert(slurm::allocate(pool, &job.name, args.display.quiet)?);
             slurm::hosts(held, &env)
         }
@@ -173,6 +178,7 @@ fn run_spec(
             slurm::Pool::Request(spec) => Some(spec.clone()),
             slurm::Pool::Inside(_) => None,
         }),
+        staging: job.staging.clone(),
     })
 }
 
@@ -303,6 +309,13 @@ fn overrides(args: &SubmitArgs) -> Overrides {
         gpus: args.gpus,
         order: args.order.clone(),
         name: args.name.clone(),
+        staging: job::StagingFlags {
+            transfer: args.transfer.clone(),
+            returns: args.returns.clone(),
+            cleanup: args.cleanup,
+            trc: args.trc.clone(),
+            basefiles: args.basefiles.clone(),
+        },
     }
 }
 

@@ -62,6 +62,9 @@ pub struct RunSpec {
     /// `dts cancel` releases it (runs without Slurm have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slurm: Option<crate::transport::slurm::parse::PoolSpec>,
+    /// File staging (`--tf`, `--return`, `--cleanup`, `--bf`; runs from before it stage none).
+    #[serde(default, skip_serializing_if = "crate::staging::Staging::is_off")]
+    pub staging: crate::staging::Staging,
 }
 
 /// How a run reacts to failing tasks, silent hosts and stragglers.
@@ -132,6 +135,7 @@ impl RunSpec {
             gates: self.gates,
             resources: self.resources,
             order: self.order,
+            staging: self.staging.clone(),
         })
     }
 }

@@ -769,6 +769,7 @@ mod tests {
             resources: Default::default(),
             order: Default::default(),
             slurm: None,
+            staging: Default::default(),
         }
     }
 

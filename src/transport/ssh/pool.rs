@@ -14,7 +14,8 @@ use ssh2::{BlockDirections, Channel, ErrorCode, Session};
 use super::{CHANNELS_PER_CONNECTION, EAGAIN, poll_events};
 use crate::probe;
 use crate::transport::{
-    Command, ConnId, Event, EventSender, ExitStatus, HostError, LaunchId, Stream, wrapper,
+    Command, ConnId, Event, EventSender, ExitStatus, HelperOutput, HelperReply, HostError,
+    LaunchId, Stream, wrapper,
 };
 
 /// Reads of up to 32 KiB one channel gets per turn: a task flooding its output must not
@@ -38,6 +39,12 @@ enum Job {
     Ping,
     /// The connection's guard (see [`wrapper::guard`]).
     Guard,
+    /// A staging helper ([`Command::Helper`]): counts as a task channel.
+    Helper {
+        script: String,
+        input: Vec<u8>,
+        reply: HelperReply,
+    },
 }
 
 /// What an open channel is running.
@@ -51,6 +58,12 @@ enum Work {
     /// The guard; what it printed since its last complete line.
     Guard {
         line: Vec<u8>,
+    },
+    /// A staging helper: what it printed, answered once it closes.
+    Helper {
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+        reply: HelperReply,
     },
 }
 
@@ -205,6 +218,15 @@ impl Pool {
                 Command::Kill(id) => self.kill(id),
                 Command::Probe => self.request_probe(),
                 Command::Shutdown => self.shut_down(),
+                Command::Helper {
+                    script,
+                    input,
+                    reply,
+                } => self.queue.push_back(Job::Helper {
+                    script,
+                    input,
+                    reply,
+                }),
             }
         }
         // A dispatcher gone without a word is a shutdown, taken once: the channels still
@@ -271,7 +293,7 @@ impl Pool {
     fn task_channels(&self) -> u32 {
         self.chans
             .iter()
-            .filter(|c| matches!(c.work, Work::Task(_)))
+            .filter(|c| matches!(c.work, Work::Task(_) | Work::Helper { .. }))
             .count() as u32
     }
 
@@ -284,7 +306,9 @@ impl Pool {
                 Some(Job::Probe | Job::Ping | Job::Guard) => {
                     self.queue.pop_front().expect("front exists")
                 }
-                Some(Job::Task { .. }) if self.task_channels() < CHANNELS_PER_CONNECTION => {
+                Some(Job::Task { .. } | Job::Helper { .. })
+                    if self.task_channels() < CHANNELS_PER_CONNECTION =>
+                {
                     self.queue.pop_front().expect("front exists")
                 }
                 _ => return Ok(false),
@@ -330,6 +354,19 @@ impl Pool {
                 Work::Guard { line: Vec::new() },
                 self.guard_script.take(),
                 Vec::new(),
+            ),
+            Job::Helper {
+                script,
+                input,
+                reply,
+            } => (
+                Work::Helper {
+                    stdout: Vec::new(),
+                    stderr: Vec::new(),
+                    reply,
+                },
+                Some(wrapper::remote_command(wrapper::LoginShell::Other, &script)),
+                input,
             ),
         };
         // A task killed while its channel was opening has an empty script: close it unused.
@@ -396,6 +433,8 @@ impl Pool {
         progress |= self.drain(i, Stream::Stdout)?;
         progress |= self.drain(i, Stream::Stderr)?;
         let chan = &mut self.chans[i];
+        // A helper's stdin ends once its input is written.
+        chan.kill |= matches!(chan.work, Work::Helper { .. }) && chan.input.is_empty();
         if chan.kill && !chan.eof_sent {
             match chan.channel.send_eof() {
                 Ok(()) => {
@@ -464,6 +503,10 @@ impl Pool {
                             line.extend_from_slice(&self.buf[..n]);
                             self.guard_expired |= guard_said_expired(line);
                         }
+                        Work::Helper { stdout, stderr, .. } => match stream {
+                            Stream::Stdout => stdout.extend_from_slice(&self.buf[..n]),
+                            Stream::Stderr => stderr.extend_from_slice(&self.buf[..n]),
+                        },
                         Work::Probe { .. } | Work::Ping | Work::Guard { .. } => {}
                     }
                 }
@@ -518,6 +561,18 @@ impl Pool {
                 });
             }
             Work::Ping => {}
+            Work::Helper {
+                stdout,
+                stderr,
+                reply,
+            } => {
+                let status = exit_status(&chan.channel);
+                let _ = reply.send(HelperOutput {
+                    status,
+                    stdout,
+                    stderr,
+                });
+            }
             Work::Guard { .. } => {
                 if !self.shutting_down {
                     tracing::debug!("the guard ended: liveness by pings");
