@@ -621,3 +621,63 @@ async fn close(ctx: Ctx) {
     }
     ctx.send(Command::Shutdown);
 }
+
+/// The end report's staging lines: per host, what went each way and how fast.
+pub fn render_stats(hosts: &[HostStats]) -> String {
+    let mut out = String::new();
+    for h in hosts.iter().filter(|h| h.seconds > 0.0) {
+        let plural = |n: u64| if n == 1 { "" } else { "s" };
+        out.push_str(&format!(
+            "staged {}: sent {} ({} file{}, {} cache hit{}), returned {}, {:.2} s at {}/s\n",
+            h.host,
+            human_bytes(h.sent_bytes),
+            h.files_sent,
+            plural(h.files_sent),
+            h.cache_hits,
+            plural(h.cache_hits),
+            human_bytes(h.returned_bytes),
+            h.seconds,
+            human_bytes(h.rate() as u64),
+        ));
+    }
+    out
+}
+
+fn human_bytes(n: u64) -> String {
+    match n {
+        0..1024 => format!("{n} B"),
+        1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
+        1_048_576..1_073_741_824 => format!("{:.1} MiB", n as f64 / 1_048_576.0),
+        _ => format!("{:.2} GiB", n as f64 / 1_073_741_824.0),
+    }
+}
+
+/// The figures a finished run left in its directory, if it staged anything.
+pub fn read_stats(run_dir: &std::path::Path) -> Option<Vec<HostStats>> {
+    let text = std::fs::read(run_dir.join(STATS_FILE)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_lines_of_the_end_report() {
+        let hosts = [
+            HostStats {
+                host: "h1".into(),
+                sent_bytes: 3 * 1_048_576 + 200,
+                returned_bytes: 5000,
+                files_sent: 1,
+                cache_hits: 11,
+                seconds: 0.5,
+            },
+            HostStats {
+                host: "idle".into(),
+                ..HostStats::default()
+            },
+        ];
+        insta::assert_snapshot!(render_stats(&hosts));
+    }
+}
