@@ -400,6 +400,7 @@ impl Dispatcher {
             self.paused,
         );
         let elapsed = self.started.elapsed();
+        let staged = self.staging.as_ref().map_or(0, |s| s.moved());
         self.progress.update(|| {
             // Running means started on its host, not dispatched: a launch waiting for its
             // channel (a host still connecting) is not running yet.
@@ -414,6 +415,7 @@ impl Dispatcher {
                 running: running.iter().sum(),
                 elapsed,
                 paused,
+                staged,
                 hosts: hosts
                     .iter()
                     .zip(&running)

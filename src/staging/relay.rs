@@ -162,6 +162,17 @@ impl Stager {
             .collect()
     }
 
+    /// Bytes moved so far on every host, both ways (for the progress line).
+    pub fn moved(&self) -> u64 {
+        self.hosts
+            .iter()
+            .map(|h| {
+                let stats = h.stats.lock().expect("not poisoned");
+                stats.sent_bytes + stats.returned_bytes
+            })
+            .sum()
+    }
+
     fn stats_of(&self, host: usize, change: impl FnOnce(&mut HostStats)) {
         change(&mut self.hosts[host].stats.lock().expect("not poisoned"));
     }
