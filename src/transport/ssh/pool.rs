@@ -86,8 +86,9 @@ struct Chan {
     /// A kill was requested: close the control line once the command runs.
     kill: bool,
     eof_sent: bool,
-    /// What is still to be written on the control line (secrets), once the command runs.
-    input: Vec<u8>,
+    /// What is still to be written on the control line (secrets, a helper's stdin), once
+    /// the command runs; a deque, so writing a large input in pieces stays linear.
+    input: VecDeque<u8>,
 }
 
 pub(super) struct Pool {
@@ -378,7 +379,7 @@ impl Pool {
             script,
             kill: killed,
             eof_sent: false,
-            input,
+            input: input.into(),
         });
     }
 
@@ -458,14 +459,24 @@ impl Pool {
         if chan.input.is_empty() || chan.kill {
             return Ok(false);
         }
-        match std::io::Write::write(&mut chan.channel, &chan.input) {
-            Ok(n) => {
-                chan.input.drain(..n);
-                Ok(n > 0)
+        // As many pieces as the window takes, within the turn's budget (a staging helper's
+        // input can be large).
+        let mut progress = false;
+        for _ in 0..DRAIN_PER_TURN {
+            if chan.input.is_empty() {
+                break;
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(false),
-            Err(e) => Err(HostError::transient(format!("connection lost: {e}"))),
+            match std::io::Write::write(&mut chan.channel, chan.input.as_slices().0) {
+                Ok(0) => break,
+                Ok(n) => {
+                    chan.input.drain(..n);
+                    progress = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => return Err(HostError::transient(format!("connection lost: {e}"))),
+            }
         }
+        Ok(progress)
     }
 
     fn drain(&mut self, i: usize, stream: Stream) -> Step {
@@ -616,7 +627,7 @@ impl Pool {
             .find(|c| matches!(c.work, Work::Guard { .. }) && c.phase == Phase::Running)
         {
             if chan.input.len() < 64 && !chan.kill {
-                chan.input.extend_from_slice(b"h\n");
+                chan.input.extend(b"h\n");
             }
         }
     }
