@@ -370,3 +370,49 @@ fn job_file_keys_stage_like_the_flags_and_bad_ones_point_at_their_value() {
     assert!(stderr.contains("bad.toml:2:17"), "{stderr}");
     assert!(stderr.contains("leaves the task directory"), "{stderr}");
 }
+
+#[test]
+fn a_result_the_task_did_not_make_fails_it_naming_the_file() {
+    let lab = lab_with_own_homes(1);
+    let out = lab
+        .submit()
+        .args(["--array", "1-2", "--return", "out{}.txt", "--retries", "1"])
+        .args(["--", "[ {} = 1 ] && echo one > out1.txt; true"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(lab.path("out1.txt")).unwrap(),
+        "one\n"
+    );
+    assert!(
+        stderr.contains("[h1 2] dts: staging: out2.txt: no such file or directory"),
+        "{stderr}"
+    );
+    // A staging failure is a task failure: it used its retry.
+    assert!(stderr.contains("retrying (attempt 2 of 2)"), "{stderr}");
+}
+
+#[test]
+fn the_local_transport_stages_into_a_directory_of_its_own_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    std::fs::write(path("in.txt"), "local\n").unwrap();
+    let out = common::dts(dir.path())
+        .args(["submit", "--items", "-", "--trc", "{}.out"])
+        .args(["--", "tr a-z A-Z < {} > {}.out; pwd"])
+        .write_stdin("in.txt\n")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let home = dir.path().join(".cache/dts/runs/");
+    assert!(stdout.contains(home.to_str().unwrap()), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(path("in.txt.out")).unwrap(),
+        "LOCAL\n"
+    );
+    assert!(!path(".cache").exists(), "cleaned up");
+}
