@@ -416,3 +416,63 @@ fn the_local_transport_stages_into_a_directory_of_its_own_too() {
     );
     assert!(!path(".cache").exists(), "cleaned up");
 }
+
+/// Runs the host-side unpacker of run `r1`, task `t/1.1`, with `HOME` at `home`.
+fn unpack(home: &Path, stream: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(dts::staging::script::stage_in("r1", "t/1.1"))
+        .env("HOME", home)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stream).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn the_host_side_unpacker_refuses_what_dts_would_never_send() {
+    let home = tempfile::tempdir().unwrap();
+    let hash = "0123456789abcdef0123456789abcdef";
+    let cases: [(Vec<u8>, &str); 6] = [
+        (
+            format!("E\n{hash} 644 ../x\n").into_bytes(),
+            "refusing to stage '../x'",
+        ),
+        (
+            format!("E\n{hash} 644 /tmp/x\n").into_bytes(),
+            "refusing to stage '/tmp/x'",
+        ),
+        (
+            b"F 644 1 ../x\nyE\n".to_vec(),
+            "unexpected cache entry ../x",
+        ),
+        (
+            b"F 644 1 c/../../x\nyE\n".to_vec(),
+            "unexpected cache entry c/../../x",
+        ),
+        (b"L 777 0 x\nE\n".to_vec(), "unexpected entry 'L'"),
+        (format!("F 644 9 c/{hash}\nxy").into_bytes(), "ended inside"),
+    ];
+    for (stream, said) in cases {
+        let out = unpack(home.path(), &stream);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{said}: {stderr}");
+        assert!(stderr.contains(said), "{said}: {stderr}");
+    }
+    assert!(!home.path().join(".cache/dts/runs/x").exists());
+    assert!(!home.path().join("x").exists());
+    // What dts sends is placed, byte-exact, as a link to the run's cache.
+    let stream = format!("F 640 3 c/{hash}\nabcE\n- 755 d\n{hash} 640 d/f g\n");
+    let out = unpack(home.path(), stream.as_bytes());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let task = home.path().join(".cache/dts/runs/r1/t/1.1");
+    assert_eq!(std::fs::read(task.join("d/f g")).unwrap(), b"abc");
+}
