@@ -2,7 +2,8 @@
 # File staging throughput: SIZE_MB (default 1024) in 16 equal files over the 4 loopback
 # sshd hosts of /work/shared/lab/sshlab.sh (user dtsbench, /bin/sh), measured in one run,
 # alternating, ROUNDS times each (best kept):
-#   scp     one scp per host, the four in parallel, each copying its 4 files
+#   scp     one scp per host (-O: the lab's sshd has no sftp subsystem), the four in
+#           parallel, each copying its 4 files
 #   rsync   the same with rsync -e ssh (whole files, nothing there before)
 #   dts     dts submit --tf {} -- true: 16 tasks, round-robin over the 4 hosts (4 files each)
 # Rates are payload bytes over wall time, connection set-up included for every tool.
@@ -37,7 +38,7 @@ clear_hosts() { ssh -F "$LAB/ssh_config" h1 'rm -rf stage-bench .cache/dts; mkdi
 
 run_scp() {
   for h in $(seq 1 "$HOSTS"); do
-    (cd "$WORK/files" && scp -q -F "$LAB/ssh_config" $(files_of "$h") "h$h:stage-bench/") &
+    (cd "$WORK/files" && scp -O -q -F "$LAB/ssh_config" $(files_of "$h") "h$h:stage-bench/") &
   done
   wait
 }

@@ -495,9 +495,19 @@ async fn stage_in(ctx: &Ctx, plan: &TaskPlan) -> Result<(), StageError> {
 /// The stream for the stage-in helper: the contents in `send` (each once), the end marker,
 /// then the manifest placing every input.
 fn stream(base: &std::path::Path, inputs: Vec<Input>, send: &[String]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    let mut manifest = String::new();
     let mut pending: HashSet<&str> = send.iter().map(String::as_str).collect();
+    // One allocation for the whole stream: growing it by doubling would copy large inputs
+    // several times over.
+    let mut sized = pending.clone();
+    let capacity: u64 = inputs
+        .iter()
+        .map(|i| match i {
+            Input::File { hash, len, .. } if sized.remove(hash.as_str()) => len + 80,
+            _ => 0,
+        })
+        .sum();
+    let mut out = Vec::with_capacity(capacity as usize + 2);
+    let mut manifest = String::new();
     for input in inputs {
         match input {
             Input::Dir { path, mode } => manifest.push_str(&format!("- {mode:o} {path}\n")),
@@ -506,35 +516,43 @@ fn stream(base: &std::path::Path, inputs: Vec<Input>, send: &[String]) -> Result
                 mode,
                 hash,
                 bytes,
-                ..
+                len,
             } => {
                 manifest.push_str(&format!("{hash} {mode:o} {path}\n"));
                 if !pending.remove(hash.as_str()) {
                     continue;
                 }
-                let bytes = match bytes {
-                    Some(bytes) => bytes,
-                    None => {
-                        let bytes = std::fs::read(base.join(&path))
-                            .map_err(|e| format!("cannot read input file '{path}': {e}"))?;
-                        if super::local::hash(&bytes) != hash {
-                            return Err(format!("input file '{path}' changed while it was staged"));
-                        }
-                        bytes
-                    }
-                };
-                let entry = frame::Entry::File {
-                    path: format!("c/{hash}"),
-                    mode,
-                    bytes,
-                };
-                frame::encode(&entry, &mut out);
+                frame::file_header(&format!("c/{hash}"), mode, len, &mut out);
+                match bytes {
+                    Some(bytes) => out.extend_from_slice(&bytes),
+                    None => append_file(&base.join(&path), &path, &hash, len, &mut out)?,
+                }
             }
         }
     }
     frame::finish(&mut out);
     out.extend_from_slice(manifest.as_bytes());
     Ok(out)
+}
+
+/// Reads an input hashed earlier straight into the stream, checking it is unchanged.
+fn append_file(
+    full: &std::path::Path,
+    path: &str,
+    hash: &str,
+    len: u64,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    use std::io::Read;
+    let start = out.len();
+    std::fs::File::open(full)
+        .and_then(|mut file| file.read_to_end(out))
+        .map_err(|e| format!("cannot read input file '{path}': {e}"))?;
+    let read = &out[start..];
+    if read.len() as u64 != len || super::local::hash(read) != hash {
+        return Err(format!("input file '{path}' changed while it was staged"));
+    }
+    Ok(())
 }
 
 async fn finish_launch(ctx: Ctx, id: LaunchId, status: ExitStatus, at: Instant, plan: TaskPlan) {
