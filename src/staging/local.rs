@@ -21,8 +21,6 @@ pub enum Input {
         mode: u32,
         hash: String,
         len: u64,
-        /// The bytes, when hashing had to read them (not when the hash was remembered).
-        bytes: Option<Vec<u8>>,
     },
     Dir {
         path: String,
@@ -40,6 +38,21 @@ pub struct Hashes {
 /// The content hash naming a file in a host's cache.
 pub fn hash(bytes: &[u8]) -> String {
     format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+}
+
+/// The same hash of a file, read in pieces (a large input is never held whole just to be
+/// hashed).
+fn hash_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = fs::File::open(path)?;
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match file.read(&mut buf)? {
+            0 => return Ok(format!("{:032x}", hasher.digest128())),
+            n => hasher.update(&buf[..n]),
+        }
+    }
 }
 
 impl Hashes {
@@ -100,16 +113,15 @@ impl Hashes {
             .get(full)
             .filter(|k| (k.0, k.1, k.2) == stamp)
             .map(|k| k.3.clone());
-        let (hash, bytes) = match remembered {
-            Some(hash) => (hash, None),
+        let hash = match remembered {
+            Some(hash) => hash,
             None => {
-                let bytes = fs::read(full).map_err(|e| describe_missing(rel, &e))?;
-                let hash = hash(&bytes);
+                let hash = hash_file(full).map_err(|e| describe_missing(rel, &e))?;
                 self.known.lock().expect("not poisoned").insert(
                     full.to_path_buf(),
                     (stamp.0, stamp.1, stamp.2, hash.clone()),
                 );
-                (hash, Some(bytes))
+                hash
             }
         };
         out.push(Input::File {
@@ -117,7 +129,6 @@ impl Hashes {
             mode,
             hash,
             len: stamp.0,
-            bytes,
         });
         Ok(())
     }
@@ -305,18 +316,17 @@ mod tests {
     }
 
     #[test]
-    fn a_file_read_once_is_hashed_from_memory_the_next_time() {
+    fn a_file_is_hashed_in_pieces_as_a_whole_and_remembered() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("a"), b"abc").unwrap();
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(dir.path().join("a"), &big).unwrap();
         let hashes = Hashes::default();
-        let (mut first, mut second) = (Vec::new(), Vec::new());
-        hashes.inputs(dir.path(), "a", &mut first).unwrap();
-        hashes.inputs(dir.path(), "a", &mut second).unwrap();
-        let bytes = |i: &Input| match i {
-            Input::File { bytes, hash, .. } => (bytes.is_some(), hash.clone()),
-            Input::Dir { .. } => unreachable!(),
+        let mut found = Vec::new();
+        hashes.inputs(dir.path(), "a", &mut found).unwrap();
+        let Input::File { hash: first, .. } = &found[0] else {
+            unreachable!()
         };
-        assert_eq!(bytes(&first[0]), (true, hash(b"abc")));
-        assert_eq!(bytes(&second[0]), (false, hash(b"abc")));
+        assert_eq!(*first, hash(&big));
+        assert_eq!(hashes.known.lock().unwrap().len(), 1);
     }
 }

@@ -515,7 +515,6 @@ fn stream(base: &std::path::Path, inputs: Vec<Input>, send: &[String]) -> Result
                 path,
                 mode,
                 hash,
-                bytes,
                 len,
             } => {
                 manifest.push_str(&format!("{hash} {mode:o} {path}\n"));
@@ -523,10 +522,7 @@ fn stream(base: &std::path::Path, inputs: Vec<Input>, send: &[String]) -> Result
                     continue;
                 }
                 frame::file_header(&format!("c/{hash}"), mode, len, &mut out);
-                match bytes {
-                    Some(bytes) => out.extend_from_slice(&bytes),
-                    None => append_file(&base.join(&path), &path, &hash, len, &mut out)?,
-                }
+                append_file(&base.join(&path), &path, &hash, len, &mut out)?;
             }
         }
     }
@@ -535,7 +531,8 @@ fn stream(base: &std::path::Path, inputs: Vec<Input>, send: &[String]) -> Result
     Ok(out)
 }
 
-/// Reads an input hashed earlier straight into the stream, checking it is unchanged.
+/// Reads an input (hashed before it was claimed) straight into the stream, checking it is
+/// unchanged.
 fn append_file(
     full: &std::path::Path,
     path: &str,
