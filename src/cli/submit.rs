@@ -28,8 +28,10 @@ pub fn run(args: SubmitArgs) -> Result<i32, Error> {
     let mut allocation = None;
     let hosts = match (inventory, &pool) {
         (Some(hosts), _) => eligible_hosts(hosts, args.constraint.as_deref())?,
+        (None, Some(pool)) if args.dry_run => {
+            slurm::predicted_hosts(pool, &job.name, &env, args.display.quiet)?
+        }
         (None, Some(pool)) => {
-            refuse_with_slurm(&args)?;
             let held = allocation.insert(slurm::allocate(pool, &job.name, args.display.quiet)?);
             slurm::hosts(held, &env)
         }
@@ -56,6 +58,10 @@ pub fn run(args: SubmitArgs) -> Result<i32, Error> {
     if args.detach {
         drop(writer);
         session::detach(&state, &id)?;
+        // The coordinator releases the allocation when the run ends.
+        if let Some(allocation) = allocation {
+            allocation.hand_over();
+        }
         let note = format!("run {id} started in the background; dts status {id}");
         session::detached(&id, &note, &args.display.session());
         return Ok(exit::SUCCESS);
@@ -80,18 +86,6 @@ fn inventory_hosts(
             .for_each(|w| eprintln!("dts: warning: {w}"));
     }
     Ok(built.inventory.hosts)
-}
-
-/// What a Slurm pool cannot do yet: plan without nodes, or outlive this process.
-fn refuse_with_slurm(args: &SubmitArgs) -> Result<(), Error> {
-    let what = match (args.dry_run, args.detach) {
-        (true, _) => "--dry-run",
-        (_, true) => "--detach",
-        _ => return Ok(()),
-    };
-    Err(Error::Usage(format!(
-        "{what} does not work with a Slurm pool yet: the nodes come from the allocation"
-    )))
 }
 
 /// `--cpus` / `--mem` / `--gpus` that no host can ever give are exit 2 before anything runs.
