@@ -274,3 +274,130 @@ fn dts_hosts_on_a_slurm_pool_says_its_hosts_come_from_the_allocation() {
         .stdout("")
         .stderr(contains("the inventory is a [slurm] pool"));
 }
+
+/// `dts status RUN` of the run in `home`'s state directory.
+fn status_text(lab: &SlurmLab, home: &std::path::Path, run: &str) -> String {
+    let out = lab.dts(home).args(["status", run]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_detached_run_on_slurm_keeps_its_allocation_until_cancel_releases_it() {
+    let Some(lab) = SlurmLab::start(3, 2) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    pool(home.path(), "nodes = 2\ncpus_per_node = 1\n");
+    let mark = marker("slurm-detach");
+    let out = lab
+        .dts(home.path())
+        .args(["submit", "--detach", "--array", "1-4", "--"])
+        .arg(format!("sleep 300; echo {mark}"))
+        .assert()
+        .success()
+        .stderr(contains("started in the background"))
+        .get_output()
+        .clone();
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    // The submitting process has exited: the steps run under the detached coordinator.
+    wait_until(Duration::from_secs(30), "two steps running", || {
+        processes_matching(&mark).len() >= 2
+    });
+    assert!(status_text(&lab, home.path(), &id).contains("slurm job"));
+    lab.dts(home.path())
+        .args(["cancel", &id])
+        .assert()
+        .success();
+    assert_released(&lab);
+    no_process_left(&mark, Duration::from_secs(10));
+}
+
+#[test]
+fn a_dry_run_on_slurm_plans_on_the_predicted_nodes_and_submits_nothing() {
+    let Some(lab) = SlurmLab::start(3, 2) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    pool(home.path(), "nodes = 3\ncpus_per_node = 2\n");
+    let out = lab
+        .dts(home.path())
+        .args([
+            "submit",
+            "--dry-run",
+            "--algo",
+            "round-robin",
+            "--array",
+            "1-6",
+            "--",
+            "true",
+        ])
+        .assert()
+        .success()
+        .stderr(contains("sbatch --test-only; nothing submitted"))
+        .get_output()
+        .clone();
+    let plan = String::from_utf8_lossy(&out.stdout);
+    for line in ["n1  tasks 1,4", "n2  tasks 2,5", "n3  tasks 3,6"] {
+        assert!(plan.contains(line), "{plan}");
+    }
+    assert!(
+        lab.live_jobs().trim().is_empty(),
+        "a dry run submits no job"
+    );
+    // More nodes than the cluster has: the same exit 3 a real submission gives.
+    pool(home.path(), "nodes = 9\n");
+    lab.dts(home.path())
+        .args(["submit", "--dry-run", "--array", "1-6", "--", "true"])
+        .assert()
+        .code(3)
+        .stderr(contains("slurm"));
+}
+
+#[test]
+fn retry_on_slurm_runs_the_failed_task_in_a_new_allocation() {
+    let Some(lab) = SlurmLab::start(3, 2) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    pool(home.path(), "nodes = 2\ncpus_per_node = 1\n");
+    let fixed = home.path().join("fixed");
+    let command = format!(
+        "if [ {{}} = 3 ] && [ ! -e {} ]; then exit 5; fi; echo ok {{}}",
+        fixed.display()
+    );
+    lab.dts(home.path())
+        .args(["submit", "--array", "1-4", "--", &command])
+        .assert()
+        .code(1);
+    assert_released(&lab);
+    let first = status_text(&lab, home.path(), "last");
+    assert!(first.contains("3 succeeded, 1 failed"), "{first}");
+    std::fs::write(&fixed, "").unwrap();
+    let out = lab
+        .dts(home.path())
+        .args(["retry", "last"])
+        .assert()
+        .success()
+        .stderr(contains("running on"))
+        .get_output()
+        .clone();
+    let lines = tagged_lines(&out.stdout);
+    assert_eq!(
+        lines.iter().map(|(_, index, _)| *index).collect::<Vec<_>>(),
+        [3],
+        "only the failed task ran again: {lines:?}"
+    );
+    let second = status_text(&lab, home.path(), "last");
+    assert!(second.contains("4 succeeded, 0 failed"), "{second}");
+    let job = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("slurm job "))
+            .map(str::to_string)
+    };
+    assert_ne!(
+        job(&first),
+        job(&second),
+        "the retry asked for a new allocation"
+    );
+    assert_released(&lab);
+}

@@ -77,7 +77,10 @@ pub fn probe_each(hosts: &[Host]) -> Vec<Result<ProbeReport, HostError>> {
                         let Some(host) = hosts.get(i) else { break };
                         let result = match host.transport {
                             Transport::Local => Ok(probe::local()),
-                            Transport::Slurm { .. } => Ok(probe::local()),
+                            Transport::Slurm { .. } => {
+                                crate::transport::slurm::alloc::node_probe(&host.address)
+                                    .map_err(HostError::transient)
+                            }
                             Transport::Ssh => connect::connect(host, &handshakes, &auth)
                                 .and_then(|link| connect::probe(&link.session, timeout)),
                         };

@@ -556,7 +556,11 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Commands::Coordinate(arg) => {
             let state = crate::store::StateDir::locate(&crate::store::StateEnv::from_process())?;
             let writer = crate::store::RunWriter::open(&state, &arg.run)?;
-            session::run(writer, &session::Display::detached())
+            let spec = writer.spec()?;
+            let outcome = session::run(writer, &session::Display::detached());
+            // A detached run's Slurm allocation was handed to this coordinator.
+            crate::transport::slurm::release_saved(&spec.hosts, spec.slurm.as_ref());
+            outcome
         }
         Commands::Hosts(args) => hosts::run(args),
         Commands::Wrapper { shell, command } => wrapper::run(&shell, &command),

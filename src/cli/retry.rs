@@ -28,6 +28,10 @@ pub fn run(args: RetryArgs) -> Result<i32, Error> {
     if args.detach {
         drop(writer);
         session::detach(&state, &id)?;
+        // The coordinator releases the allocation when the run ends.
+        if let Some(allocation) = allocation {
+            allocation.hand_over();
+        }
         let note =
             format!("retrying {queued} task(s) of run {id} in the background; dts status {id}");
         session::detached(&id, &note, &args.display.session());
@@ -48,11 +52,6 @@ fn slurm_again(
     let Some(pool) = spec.slurm.clone() else {
         return Ok(None);
     };
-    if args.detach {
-        return Err(Error::Usage(
-            "--detach does not work with a Slurm pool yet: the allocation lives with dts".into(),
-        ));
-    }
     slurm::release_saved(&spec.hosts, Some(&pool));
     let pool = slurm::Pool::Request(pool);
     let allocation = slurm::allocate(&pool, &spec.name, args.display.quiet)?;

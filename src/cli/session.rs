@@ -267,8 +267,10 @@ pub fn detach(state: &StateDir, id: &str) -> Result<(), Error> {
     let deadline = Instant::now() + DETACH_TIMEOUT;
     while !store::coordinator_alive(&dir) {
         if let Ok(Some(status)) = child.try_wait() {
+            let said = std::fs::read_to_string(&log_path).unwrap_or_default();
             return Err(Error::Runtime(format!(
-                "the background coordinator exited ({status}) before starting; see {}",
+                "the background coordinator exited ({status}) before starting: {} (log: {})",
+                said.trim(),
                 log_path.display()
             )));
         }

@@ -24,17 +24,20 @@ pub fn run(args: SubmitArgs) -> Result<i32, Error> {
         None => Some(inventory_hosts(&args, &request, &env)?),
     };
     let job = job::build(&overrides(&args), &mut std::io::stdin().lock())?;
+    if pool.is_some() && !job.staging.is_off() {
+        return Err(Error::Usage(
+            "file staging (--tf, --return, --cleanup, --bf) does not work with a Slurm pool yet"
+                .into(),
+        ));
+    }
     // Held until the run ends: dropping it releases a Slurm allocation dts made.
     let mut allocation = None;
     let hosts = match (inventory, &pool) {
         (Some(hosts), _) => eligible_hosts(hosts, args.constraint.as_deref())?,
+        (None, Some(pool)) if args.dry_run => {
+            slurm::predicted_hosts(pool, &job.name, &env, args.display.quiet)?
+        }
         (None, Some(pool)) => {
-            refuse_with_slurm(&args)?;
-            if !job.staging.is_off() {
-                return Err(Error::Usage(
-                    "file staging (--tf, --return, --cleanup, --bf) does not work with a Slurm pool yet".into(),
-                ));
-            }
             let held = allocation.insert(slurm::allocate(pool, &job.name, args.display.quiet)?);
             slurm::hosts(held, &env)
         }
@@ -61,6 +64,10 @@ pub fn run(args: SubmitArgs) -> Result<i32, Error> {
     if args.detach {
         drop(writer);
         session::detach(&state, &id)?;
+        // The coordinator releases the allocation when the run ends.
+        if let Some(allocation) = allocation {
+            allocation.hand_over();
+        }
         let note = format!("run {id} started in the background; dts status {id}");
         session::detached(&id, &note, &args.display.session());
         return Ok(exit::SUCCESS);
@@ -85,18 +92,6 @@ fn inventory_hosts(
             .for_each(|w| eprintln!("dts: warning: {w}"));
     }
     Ok(built.inventory.hosts)
-}
-
-/// What a Slurm pool cannot do yet: plan without nodes, or outlive this process.
-fn refuse_with_slurm(args: &SubmitArgs) -> Result<(), Error> {
-    let what = match (args.dry_run, args.detach) {
-        (true, _) => "--dry-run",
-        (_, true) => "--detach",
-        _ => return Ok(()),
-    };
-    Err(Error::Usage(format!(
-        "{what} does not work with a Slurm pool yet: the nodes come from the allocation"
-    )))
 }
 
 /// `--cpus` / `--mem` / `--gpus` that no host can ever give are exit 2 before anything runs.

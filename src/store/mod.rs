@@ -2,7 +2,8 @@
 //! `$XDG_STATE_HOME/dts/runs`, i.e. `~/.local/state/dts/runs`), mode 0700, holding
 //! `run.db` (SQLite, WAL), the task output files `out/INDEX.ATTEMPT.{stdout,stderr}`,
 //! `coordinator.log` for detached runs, and `lock`, which the live coordinator holds with
-//! `flock` so anyone can tell a running run from one whose coordinator died.
+//! an open-file-description lock so anyone can tell a running run from one whose
+//! coordinator died.
 //!
 //! The coordinator writes through [`RunWriter`]; `status`, `logs`, `retry` and the control
 //! commands read through [`reader`]. SQLite's WAL lets readers look while a run writes;
@@ -174,25 +175,47 @@ fn open_mode_warning(root: &Path, mode: u32) -> Option<String> {
 }
 
 /// Whether a coordinator holds the run's lock (is alive, on this machine).
+///
+/// Asks with `F_OFD_GETLK`, which tests the lock without taking it: a probe that took the
+/// lock, even for a moment, made a coordinator starting at that moment find its run
+/// "still running" and exit 2 (a detached submit under load failed that way).
 pub fn coordinator_alive(run_dir: &Path) -> bool {
     let Ok(file) = File::open(run_dir.join(schema::LOCK_FILE)) else {
         return false;
     };
-    // SAFETY: flock on a valid descriptor we own.
-    let got = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
-    !got
+    let mut probe = whole_file_lock(libc::F_RDLCK);
+    // SAFETY: fcntl on a valid descriptor we own, with a valid `struct flock`.
+    let asked = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut probe) } == 0;
+    asked && i32::from(probe.l_type) != libc::F_UNLCK
 }
 
-/// Takes the run's lock for the life of the returned file.
+/// Takes the run's lock for the life of the returned file: an open-file-description lock,
+/// which belongs to this open file (not the process) and ends when it is closed.
 fn lock(run_dir: &Path) -> std::io::Result<Option<File>> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .open(run_dir.join(schema::LOCK_FILE))?;
-    // SAFETY: flock on a valid descriptor we own.
-    let got = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
-    Ok(got.then_some(file))
+    let request = whole_file_lock(libc::F_WRLCK);
+    // SAFETY: fcntl on a valid descriptor we own, with a valid `struct flock`.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &request) } == 0 {
+        return Ok(Some(file));
+    }
+    match std::io::Error::last_os_error() {
+        e if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) => Ok(None),
+        e => Err(e),
+    }
+}
+
+/// A lock request of `kind` over the whole file; `l_pid` must be 0 for OFD locks.
+fn whole_file_lock(kind: i32) -> libc::flock {
+    // SAFETY: `struct flock` is plain data; all-zero is a valid value.
+    let mut request: libc::flock = unsafe { std::mem::zeroed() };
+    request.l_type = kind as libc::c_short;
+    request.l_whence = libc::SEEK_SET as libc::c_short;
+    request
 }
 
 /// A new run id for now (see [`run_id_at`]).
@@ -350,6 +373,28 @@ mod tests {
         assert!(lock(tmp.path()).unwrap().is_none());
         drop(held);
         assert!(!coordinator_alive(tmp.path()));
+    }
+
+    #[test]
+    fn probing_a_run_s_lock_never_makes_its_coordinator_fail_to_take_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        drop(lock(tmp.path()).unwrap());
+        let dir = tmp.path().to_path_buf();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let prober = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::hint::black_box(coordinator_alive(&dir));
+                }
+            })
+        };
+        let refused = (0..20_000)
+            .filter(|_| lock(tmp.path()).unwrap().is_none())
+            .count();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        prober.join().unwrap();
+        assert_eq!(refused, 0, "a probe took the lock from the coordinator");
     }
 
     #[test]

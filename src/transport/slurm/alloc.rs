@@ -55,6 +55,14 @@ impl Drop for Allocation {
     }
 }
 
+impl Allocation {
+    /// Gives the job to a detached coordinator, which releases it when its run ends
+    /// (`dts cancel` and `dts retry` release it if that coordinator dies).
+    pub fn hand_over(mut self) {
+        self.owned = false;
+    }
+}
+
 /// How long [`release`] waits for Slurm to finish a cancelled job.
 const RELEASE_WAIT: Duration = Duration::from_secs(20);
 
@@ -116,6 +124,50 @@ pub fn acquire(
             Ok(allocation)
         }
     }
+}
+
+/// Where and when Slurm would run the request (`sbatch --test-only`, nothing submitted),
+/// with each node's slots as an allocation would give them: the processors spread evenly,
+/// divided by `cpus_per_task`.
+pub fn predict(
+    spec: &PoolSpec,
+    name: &str,
+) -> Result<(parse::Prediction, Vec<(String, u32)>), SlurmError> {
+    let mut args = parse::sbatch_args(spec, name);
+    args.retain(|a| a != "--parsable");
+    let output = Command::new("sbatch")
+        .arg("--test-only")
+        .args(args)
+        .output()
+        .map_err(|e| SlurmError::Command(format!("cannot run sbatch: {e}")))?;
+    let text = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        return Err(SlurmError::Refused(text.trim().to_string()));
+    }
+    let prediction = parse::test_only_line(&text).ok_or_else(|| {
+        SlurmError::Command(format!("sbatch --test-only printed {:?}", text.trim()))
+    })?;
+    let per_node = prediction.processors / (prediction.nodes.len() as u32).max(1);
+    let slots = (per_node / spec.cpus_per_task.unwrap_or(1)).max(1);
+    let nodes = prediction
+        .nodes
+        .iter()
+        .map(|n| (n.clone(), slots))
+        .collect();
+    Ok((prediction, nodes))
+}
+
+/// A node's load and memory from `scontrol show node`, as a probe of it.
+pub fn node_probe(node: &str) -> Result<crate::probe::ProbeReport, String> {
+    let started = Instant::now();
+    let output = Command::new("scontrol")
+        .args(["show", "node", node])
+        .output()
+        .map_err(|e| format!("cannot run scontrol: {e}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let info =
+        parse::node_info(&text).ok_or_else(|| format!("scontrol show node {node}: no State"))?;
+    Ok(info.probe(started.elapsed()))
 }
 
 fn submit(spec: &PoolSpec, name: &str) -> Result<u64, SlurmError> {

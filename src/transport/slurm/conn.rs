@@ -191,16 +191,7 @@ async fn check(target: &Target) -> Result<ProbeReport, HostError> {
             target.node, info.state
         )));
     }
-    let load = info.cpu_load.unwrap_or(0.0);
-    Ok(ProbeReport {
-        shell: "/bin/sh".into(),
-        os: "Linux".into(),
-        cores: info.cpus,
-        load: Some([load; 3]),
-        mem_total_kib: info.real_mem_mib.map(|m| m * 1024),
-        mem_available_kib: info.free_mem_mib.map(|m| m * 1024),
-        latency: started.elapsed(),
-    })
+    Ok(info.probe(started.elapsed()))
 }
 
 async fn slurm_output(argv: &[&str]) -> Result<String, String> {

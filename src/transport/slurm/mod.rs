@@ -71,20 +71,51 @@ pub fn allocate(pool: &Pool, run_name: &str, quiet: bool) -> Result<Allocation, 
 
 /// The allocation's nodes as dts hosts: one slot per CPU dts may use there.
 pub fn hosts(allocation: &Allocation, env: &inventory::Env) -> Vec<Host> {
+    node_hosts(allocation.job, &allocation.nodes, env)
+}
+
+fn node_hosts(job: u64, nodes: &[(String, u32)], env: &inventory::Env) -> Vec<Host> {
     let template = inventory::local_default(env).hosts.remove(0);
-    allocation
-        .nodes
+    nodes
         .iter()
         .map(|(node, slots)| Host {
             name: node.clone(),
             address: node.clone(),
             slots: Some(*slots),
-            transport: Transport::Slurm {
-                job: allocation.job,
-            },
+            transport: Transport::Slurm { job },
             ..template.clone()
         })
         .collect()
+}
+
+/// The hosts a `--dry-run` plans on: the nodes of the job dts runs inside, or those
+/// `sbatch --test-only` predicts for a `[slurm]` table (nothing is submitted), told on
+/// stderr unless `quiet`.
+pub fn predicted_hosts(
+    pool: &Pool,
+    name: &str,
+    env: &inventory::Env,
+    quiet: bool,
+) -> Result<Vec<Host>, Error> {
+    let spec = match pool {
+        Pool::Inside(_) => {
+            let allocation = allocate(pool, name, quiet)?;
+            return Ok(hosts(&allocation, env));
+        }
+        Pool::Request(spec) => spec,
+    };
+    let (prediction, nodes) = alloc::predict(spec, &format!("dts-{name}"))
+        .map_err(|e| Error::NoHostReachable(vec![("slurm".into(), e.to_string())]))?;
+    if !quiet {
+        let names: Vec<&str> = prediction.nodes.iter().map(String::as_str).collect();
+        eprintln!(
+            "dts: slurm would start the allocation at {} on {} in partition {} (sbatch --test-only; nothing submitted)",
+            prediction.start,
+            crate::nodeset::fold(&names),
+            prediction.partition
+        );
+    }
+    Ok(node_hosts(0, &nodes, env))
 }
 
 /// Releases the allocations a run's saved hosts name (a crashed coordinator's), when

@@ -179,6 +179,20 @@ impl NodeInfo {
                 .iter()
                 .any(|bad| state.contains(bad))
     }
+
+    /// The node as a probe report: its CPULoad as every load average.
+    pub fn probe(&self, latency: std::time::Duration) -> crate::probe::ProbeReport {
+        let load = self.cpu_load.unwrap_or(0.0);
+        crate::probe::ProbeReport {
+            shell: "/bin/sh".into(),
+            os: "Linux".into(),
+            cores: self.cpus,
+            load: Some([load; 3]),
+            mem_total_kib: self.real_mem_mib.map(|m| m * 1024),
+            mem_available_kib: self.free_mem_mib.map(|m| m * 1024),
+            latency,
+        }
+    }
 }
 
 pub fn node_info(text: &str) -> Option<NodeInfo> {
@@ -203,6 +217,32 @@ pub fn node_info(text: &str) -> Option<NodeInfo> {
         }
     }
     (!info.state.is_empty()).then_some(info)
+}
+
+/// What `sbatch --test-only` predicts for a request, from its line
+/// `sbatch: Job 1 to start at 2026-12-02T00:41:49 using 3 processors on nodes n[1-3] in
+/// partition debug`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prediction {
+    pub start: String,
+    pub processors: u32,
+    pub nodes: Vec<String>,
+    pub partition: String,
+}
+
+pub fn test_only_line(text: &str) -> Option<Prediction> {
+    text.lines().find_map(|line| {
+        let rest = line.split_once(" to start at ")?.1;
+        let (start, rest) = rest.split_once(" using ")?;
+        let (processors, rest) = rest.split_once(" processors on nodes ")?;
+        let (nodes, partition) = rest.split_once(" in partition ")?;
+        Some(Prediction {
+            start: start.to_string(),
+            processors: processors.trim().parse().ok()?,
+            nodes: nodeset::expand(nodes.trim()).ok()?,
+            partition: partition.trim().to_string(),
+        })
+    })
 }
 
 /// srun's own line for how task 0 ended: `srun: error: NODE: task 0: Killed` or
@@ -230,6 +270,24 @@ fn signal_by_description(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sbatch_test_only_names_the_start_the_processors_and_the_nodes() {
+        let text = "sbatch: Job 1 to start at 2026-12-02T00:41:49 using 6 processors on nodes n[1-3] in partition debug\n";
+        assert_eq!(
+            test_only_line(text),
+            Some(Prediction {
+                start: "2026-12-02T00:41:49".into(),
+                processors: 6,
+                nodes: vec!["n1".into(), "n2".into(), "n3".into()],
+                partition: "debug".into(),
+            })
+        );
+        assert_eq!(
+            test_only_line("allocation failure: Requested node configuration is not available"),
+            None
+        );
+    }
 
     #[test]
     fn a_three_line_table_becomes_sbatch_arguments() {
