@@ -34,6 +34,10 @@ use crate::transport::{
 const CLOSE_WAIT: Duration = Duration::from_secs(30);
 /// The file in a run's directory holding its staging figures ([`HostStats`] per host).
 pub const STATS_FILE: &str = "staging.json";
+/// Contents being read and sent to one host at once, in MiB: a host's tasks that all need
+/// large inputs send them a few at a time, so sending starts as soon as the first is read
+/// and memory holds a few inputs rather than all of them. Small inputs pass freely.
+const IN_FLIGHT_MIB: u32 = 128;
 /// Events a relay buffers between its connection and the dispatcher.
 const RELAY_QUEUE: usize = 1024;
 
@@ -69,13 +73,14 @@ enum Slot {
     Sent,
 }
 
-#[derive(Default)]
 struct HostStage {
     cache: Mutex<HashMap<String, Slot>>,
     stats: Mutex<HostStats>,
     /// A task was staged there: the run has a directory to remove.
     used: AtomicBool,
     cleaned: AtomicBool,
+    /// MiB of contents being read and sent to the host at once ([`IN_FLIGHT_MIB`]).
+    in_flight: tokio::sync::Semaphore,
 }
 
 /// What the connections of a staged run share.
@@ -110,11 +115,14 @@ impl Stager {
             hosts: hosts
                 .iter()
                 .map(|name| HostStage {
+                    cache: Mutex::default(),
                     stats: Mutex::new(HostStats {
                         host: name.clone(),
                         ..HostStats::default()
                     }),
-                    ..HostStage::default()
+                    used: AtomicBool::new(false),
+                    cleaned: AtomicBool::new(false),
+                    in_flight: tokio::sync::Semaphore::new(IN_FLIGHT_MIB as usize),
                 })
                 .collect(),
             closing: Mutex::default(),
@@ -458,6 +466,16 @@ async fn stage_in(ctx: &Ctx, plan: &TaskPlan) -> Result<(), StageError> {
         }
     }
     let hashes: Vec<String> = claims.send.iter().map(|(h, _)| h.clone()).collect();
+    let sending: u64 = inputs
+        .iter()
+        .filter_map(|i| match i {
+            Input::File { hash, len, .. } if hashes.contains(hash) => Some(*len),
+            _ => None,
+        })
+        .sum();
+    let weight = ((sending >> 20) as u32).min(IN_FLIGHT_MIB);
+    // Held until the host has it all; a closed semaphore never happens (never closed).
+    let _turn = ctx.stage().in_flight.acquire_many(weight).await;
     let stager = ctx.stager.clone();
     let built = blocking(move || stream(&stager.prepared.local_dir, inputs, &hashes)).await;
     let stream = match built {
