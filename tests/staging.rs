@@ -437,7 +437,11 @@ fn unpack(home: &Path, stream: &[u8]) -> std::process::Output {
 fn the_host_side_unpacker_refuses_what_dts_would_never_send() {
     let home = tempfile::tempdir().unwrap();
     let hash = "0123456789abcdef0123456789abcdef";
-    let cases: [(Vec<u8>, &str); 6] = [
+    let cases: [(Vec<u8>, &str); 7] = [
+        (
+            format!("F 640 3 c/{hash}\nabc").into_bytes(),
+            "ended before its end marker",
+        ),
         (
             format!("E\n{hash} 644 ../x\n").into_bytes(),
             "refusing to stage '../x'",

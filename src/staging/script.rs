@@ -27,8 +27,8 @@ pub fn stage_in(run_id: &str, task_dir: &str) -> String {
     format!(
         "r={run}; t=\"$r\"/{task}; {DIE}\
          mkdir -p \"$r/c\" \"$t\" || d \"cannot create the task directory $t\"; \
-         while IFS=' ' read -r k m n p; do \
-         case $k in E) break;; F) ;; *) d \"unexpected entry '$k' in the staged stream\";; esac; \
+         e=; while IFS=' ' read -r k m n p; do \
+         case $k in E) e=1; break;; F) ;; *) d \"unexpected entry '$k' in the staged stream\";; esac; \
          h=${{p#c/}}; \
          case $h in ''|*[!0-9a-f]*) d \"unexpected cache entry $p\";; esac; \
          [ \"$p\" = \"c/$h\" ] || d \"unexpected cache entry $p\"; \
@@ -37,7 +37,7 @@ pub fn stage_in(run_id: &str, task_dir: &str) -> String {
          f=\"$r/c/.$h.$$\"; head -c \"$n\" > \"$f\" || d \"cannot write $f\"; \
          [ \"$(($(wc -c < \"$f\")))\" -eq \"$n\" ] || d \"the staged stream ended inside $p\"; \
          chmod \"$m\" \"$f\"; mv -f \"$f\" \"$r/c/$h\" || d \"cannot write $r/c/$h\"; \
-         done; \
+         done; [ -n \"$e\" ] || d \"the staged stream ended before its end marker\"; \
          while IFS= read -r l; do \
          h=${{l%% *}}; l=${{l#* }}; m=${{l%% *}}; p=${{l#* }}; \
          case /$p/ in //*|*/../*|*/./*) d \"refusing to stage '$p': not a path inside the task directory\";; esac; \
