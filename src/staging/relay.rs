@@ -53,7 +53,8 @@ pub struct HostStats {
     pub files_sent: u64,
     /// Inputs the host already had from an earlier task of the run.
     pub cache_hits: u64,
-    /// Time spent in staging helpers (the rate is bytes over this).
+    /// Wall time during which any staging helper ran on the host (the rate is bytes over
+    /// this; helpers running at once count once).
     pub seconds: f64,
 }
 
@@ -81,6 +82,33 @@ struct HostStage {
     cleaned: AtomicBool,
     /// MiB of contents being read and sent to the host at once ([`IN_FLIGHT_MIB`]).
     in_flight: tokio::sync::Semaphore,
+    /// Helpers running there now, and since when one has been.
+    busy: Mutex<(usize, Instant)>,
+}
+
+/// Counts a helper's run in its host's busy time ([`HostStats::seconds`]) while held.
+struct Busy<'a>(&'a HostStage);
+
+impl<'a> Busy<'a> {
+    fn start(stage: &'a HostStage) -> Busy<'a> {
+        let mut busy = stage.busy.lock().expect("not poisoned");
+        if busy.0 == 0 {
+            busy.1 = Instant::now();
+        }
+        busy.0 += 1;
+        Busy(stage)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        let mut busy = self.0.busy.lock().expect("not poisoned");
+        busy.0 -= 1;
+        if busy.0 == 0 {
+            let seconds = busy.1.elapsed().as_secs_f64();
+            self.0.stats.lock().expect("not poisoned").seconds += seconds;
+        }
+    }
 }
 
 /// What the connections of a staged run share.
@@ -123,6 +151,7 @@ impl Stager {
                     used: AtomicBool::new(false),
                     cleaned: AtomicBool::new(false),
                     in_flight: tokio::sync::Semaphore::new(IN_FLIGHT_MIB as usize),
+                    busy: Mutex::new((0, Instant::now())),
                 })
                 .collect(),
             closing: Mutex::default(),
@@ -486,15 +515,14 @@ async fn stage_in(ctx: &Ctx, plan: &TaskPlan) -> Result<(), StageError> {
         }
     };
     let (files, sent_bytes) = (claims.send.len() as u64, stream.len() as u64);
-    let started = Instant::now();
     let script = script::stage_in(&ctx.stager.run_id, &plan.task_dir);
+    let busy = Busy::start(ctx.stage());
     let output = ctx.helper(script, stream).await;
+    drop(busy);
     let ok = matches!(&output, Some(o) if o.status.success());
     settle(ctx.stage(), claims.send, ok);
-    let seconds = started.elapsed().as_secs_f64();
     ctx.stager.stats_of(ctx.host, |s| {
         s.sent_bytes += sent_bytes;
-        s.seconds += seconds;
         if ok {
             s.files_sent += files;
             s.cache_hits += claims.hits + waited;
@@ -590,18 +618,14 @@ async fn finish_launch(ctx: Ctx, id: LaunchId, status: ExitStatus, at: Instant, 
 }
 
 async fn bring_back(ctx: &Ctx, plan: &TaskPlan) -> Result<(), StageError> {
-    let started = Instant::now();
     let script = script::pack(&ctx.stager.run_id, &plan.task_dir, &plan.returns);
-    let output = ctx
-        .helper(script, Vec::new())
-        .await
-        .ok_or(StageError::Lost)?;
-    let seconds = started.elapsed().as_secs_f64();
+    let busy = Busy::start(ctx.stage());
+    let output = ctx.helper(script, Vec::new()).await;
+    drop(busy);
+    let output = output.ok_or(StageError::Lost)?;
     let returned = output.stdout.len() as u64;
-    ctx.stager.stats_of(ctx.host, |s| {
-        s.returned_bytes += returned;
-        s.seconds += seconds;
-    });
+    ctx.stager
+        .stats_of(ctx.host, |s| s.returned_bytes += returned);
     if !output.status.success() {
         return Err(StageError::Failed(helper_failure(
             "returning the results failed",
@@ -705,6 +729,19 @@ pub fn read_stats(run_dir: &std::path::Path) -> Option<Vec<HostStats>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn helpers_running_at_once_count_once_in_a_host_s_busy_time() {
+        let stager = Stager::new("r", &Staging::default(), &[], &["h".into()]).unwrap();
+        let stage = &stager.hosts[0];
+        let first = Busy::start(stage);
+        let second = Busy::start(stage);
+        drop(first);
+        assert_eq!(stager.stats()[0].seconds, 0.0, "one still runs");
+        drop(second);
+        let once = stager.stats()[0].seconds;
+        assert!(once > 0.0 && once < 1.0, "{once}");
+    }
 
     #[test]
     fn staging_lines_of_the_end_report() {
