@@ -480,3 +480,55 @@ fn the_host_side_unpacker_refuses_what_dts_would_never_send() {
     let task = home.path().join(".cache/dts/runs/r1/t/1.1");
     assert_eq!(std::fs::read(task.join("d/f g")).unwrap(), b"abc");
 }
+
+/// A `.HASH.PID` file: a content arriving in a host's cache for the run.
+fn arriving(home: &Path) -> bool {
+    let Ok(runs) = std::fs::read_dir(home.join(".cache/dts/runs")) else {
+        return false;
+    };
+    runs.flatten().any(|run| {
+        std::fs::read_dir(run.path().join("c"))
+            .map(|c| {
+                c.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with('.'))
+            })
+            .unwrap_or(false)
+    })
+}
+
+#[test]
+fn a_host_lost_while_its_inputs_are_sent_requeues_the_task_elsewhere() {
+    let mut lab = lab_with_own_homes(2);
+    std::fs::write(lab.path("big.bin"), noise(64 * 1024 * 1024, 3)).unwrap();
+    let mut child = common::dts_process(lab.dir.path())
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args(["--items", "-", "--tf", "{}", "--return", "sum"])
+        .args(["--", "sha256sum < {} > sum"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"big.bin\n").unwrap();
+    }
+    let mut receiving = None;
+    common::wait_until(
+        std::time::Duration::from_secs(60),
+        "the input to start arriving on a host",
+        || {
+            receiving = (0..2).find(|&i| arriving(&home_of(&lab, &format!("h{}", i + 1))));
+            receiving.is_some()
+        },
+    );
+    lab.kill_host(receiving.unwrap());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let expected = sha256_hex(&std::fs::read(lab.path("big.bin")).unwrap());
+    let sum = std::fs::read_to_string(lab.path("sum")).unwrap();
+    assert_eq!(sum.split_whitespace().next(), Some(expected.as_str()));
+}
