@@ -121,7 +121,7 @@ fn route(host: &Host) -> String {
 fn row(host: &Host, result: Result<ProbeReport, HostError>) -> HostRow {
     let address = match host.transport {
         Transport::Local => "local".to_string(),
-        Transport::Slurm { job } => format!("slurm job {job}"),
+        Transport::Slurm { job, .. } => format!("slurm job {job}"),
         Transport::Ssh if host.port == 22 => host.address.clone(),
         Transport::Ssh => format!("{}:{}", host.address, host.port),
     } + &route(host);

@@ -33,7 +33,7 @@ pub fn run(args: SubmitArgs) -> Result<i32, Error> {
         }
         (None, Some(pool)) => {
             let held = allocation.insert(slurm::allocate(pool, &job.name, args.display.quiet)?);
-            slurm::hosts(held, &env)
+            slurm::hosts(held, pool, &env)
         }
         (None, None) => unreachable!("no pool means an inventory"),
     };

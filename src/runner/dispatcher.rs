@@ -655,7 +655,7 @@ impl Dispatcher {
                 let slots = *rt.slots.get_or_insert_with(local_cores);
                 Box::new(local::spawn(conn, slots, self.events_tx.clone()))
             }
-            Transport::Slurm { job } => {
+            Transport::Slurm { job, per_task } => {
                 let slots = *rt.slots.get_or_insert(1);
                 let node = rt.spec.address.clone();
                 Box::new(crate::transport::slurm::conn::spawn(
@@ -663,6 +663,7 @@ impl Dispatcher {
                     job,
                     node,
                     slots,
+                    !per_task,
                     self.events_tx.clone(),
                 ))
             }

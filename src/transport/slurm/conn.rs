@@ -21,6 +21,7 @@ use tokio::process::Child;
 use tokio::sync::oneshot;
 
 use super::parse;
+use super::worker::{Ended, Worker};
 use crate::probe::ProbeReport;
 use crate::transport::{
     Command, ConnHandle, ConnId, Event, EventSender, ExitStatus, HostError, LaunchId, Stream,
@@ -29,10 +30,12 @@ use crate::transport::{
 /// How often the monitor asks Slurm about the node and the job.
 const MONITOR_EVERY: Duration = Duration::from_secs(1);
 /// After its control line is closed, how long a step may take before srun gets TERM.
-const KILL_BACKSTOP: Duration = Duration::from_secs(30);
+pub(super) const KILL_BACKSTOP: Duration = Duration::from_secs(30);
 
 /// Kill switches of running steps.
 type Running = Arc<Mutex<HashMap<LaunchId, oneshot::Sender<()>>>>;
+/// Warm workers waiting for a task.
+type Idle = Arc<Mutex<Vec<Worker>>>;
 
 /// The dispatcher's handle on one node.
 pub struct SlurmConn {
@@ -55,11 +58,20 @@ struct Target {
     /// Set once the connection reported itself down: later exits are not reported (their
     /// launches are lost with the connection and requeued).
     down: Arc<std::sync::atomic::AtomicBool>,
+    /// Tasks go to long-lived worker steps ([`super::worker`]) rather than a step each.
+    warm: bool,
 }
 
 /// Starts the node's connection on the current tokio runtime: up once Slurm says the node
 /// is usable and the job runs.
-pub fn spawn(conn: ConnId, job: u64, node: String, slots: u32, events: EventSender) -> SlurmConn {
+pub fn spawn(
+    conn: ConnId,
+    job: u64,
+    node: String,
+    slots: u32,
+    warm: bool,
+    events: EventSender,
+) -> SlurmConn {
     let (commands, inbox) = tokio::sync::mpsc::unbounded_channel();
     let (lost, lost_rx) = tokio::sync::mpsc::unbounded_channel();
     let down = Arc::default();
@@ -68,6 +80,7 @@ pub fn spawn(conn: ConnId, job: u64, node: String, slots: u32, events: EventSend
         node,
         lost,
         down,
+        warm,
     };
     tokio::spawn(serve(conn, target, slots, events, inbox, lost_rx));
     SlurmConn { commands }
@@ -97,11 +110,15 @@ async fn serve(
         return;
     }
     let running: Running = Arc::default();
+    let idle: Idle = Arc::default();
     let mut monitor = tokio::time::interval(MONITOR_EVERY);
     monitor.tick().await;
     let failed = loop {
         tokio::select! {
             command = inbox.recv() => match command {
+                Some(Command::Launch { id, script, input }) if target.warm => {
+                    launch_warm(&target, id, script, input, &events, &running, &idle).await
+                }
                 Some(Command::Launch { id, script, input }) => {
                     launch(&target, id, script, input, &events, &running).await
                 }
@@ -133,6 +150,10 @@ async fn serve(
         .collect();
     for id in ids {
         kill(&running, id);
+    }
+    let workers: Vec<Worker> = std::mem::take(&mut *idle.lock().expect("not poisoned"));
+    for worker in workers {
+        worker.stop().await;
     }
     if let Some(error) = failed {
         let _ = events.send(Event::Down { conn, error }).await;
@@ -209,6 +230,13 @@ fn kill(running: &Running, id: LaunchId) {
 
 /// The step's command: srun with the job's and the node's names, then the wrapper.
 fn srun_command(target: &Target, script: String) -> tokio::process::Command {
+    let mut command = srun_step(target);
+    command.args(["/bin/sh", "-c"]).arg(script);
+    command
+}
+
+/// srun for one step on the node, without the step's program.
+fn srun_step(target: &Target) -> tokio::process::Command {
     let mut command = tokio::process::Command::new("srun");
     // The job's own SLURM_* variables (dts inside sbatch) would size the step like the job.
     for (name, _) in std::env::vars_os() {
@@ -221,8 +249,6 @@ fn srun_command(target: &Target, script: String) -> tokio::process::Command {
         .arg(format!("--jobid={}", target.job))
         .args(["--nodes=1", "--ntasks=1", "--overlap", "--quiet"])
         .arg(format!("--nodelist={}", target.node))
-        .args(["/bin/sh", "-c"])
-        .arg(script)
         .process_group(0)
         .kill_on_drop(false)
         .stdin(Stdio::piped())
@@ -278,6 +304,61 @@ async fn launch(
         }
         let at = Instant::now();
         let _ = events.send(Event::Exited { id, status, at }).await;
+    });
+}
+
+/// Runs the task on an idle worker of the node, or on a new one.
+async fn launch_warm(
+    target: &Target,
+    id: LaunchId,
+    script: String,
+    input: Vec<u8>,
+    events: &EventSender,
+    running: &Running,
+    idle: &Idle,
+) {
+    let ready = idle.lock().expect("not poisoned").pop();
+    let mut worker = match ready.map_or_else(|| Worker::start(srun_step(target)), Ok) {
+        Ok(worker) => worker,
+        Err(e) => {
+            let reason = format!("cannot start srun: {e}");
+            let _ = events.send(Event::Refused { id, reason }).await;
+            return;
+        }
+    };
+    let (switch, killed) = oneshot::channel();
+    running.lock().expect("not poisoned").insert(id, switch);
+    let events = events.clone();
+    let running = running.clone();
+    let idle = idle.clone();
+    let target = target.clone();
+    tokio::spawn(async move {
+        let ended = worker.run(id, &script, &input, &events, killed).await;
+        running.lock().expect("not poisoned").remove(&id);
+        let status = match ended {
+            Ended::Status(status) => {
+                idle.lock().expect("not poisoned").push(worker);
+                status
+            }
+            Ended::Lost => {
+                worker.abandon().await;
+                if let Err(error) = check(&target).await {
+                    target.down.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = target.lost.send(error);
+                }
+                ExitStatus::Code(-1)
+            }
+        };
+        if target.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let _ = events
+            .send(Event::Exited {
+                id,
+                status,
+                at: Instant::now(),
+            })
+            .await;
     });
 }
 
