@@ -58,8 +58,9 @@ struct Target {
     /// Set once the connection reported itself down: later exits are not reported (their
     /// launches are lost with the connection and requeued).
     down: Arc<std::sync::atomic::AtomicBool>,
-    /// Tasks go to long-lived worker steps ([`super::worker`]) rather than a step each.
-    warm: bool,
+    /// Tasks go to long-lived worker steps ([`super::worker`]) rather than a step each;
+    /// cleared when a worker cannot run on the node.
+    warm: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Starts the node's connection on the current tokio runtime: up once Slurm says the node
@@ -80,7 +81,7 @@ pub fn spawn(
         node,
         lost,
         down,
-        warm,
+        warm: Arc::new(std::sync::atomic::AtomicBool::new(warm)),
     };
     tokio::spawn(serve(conn, target, slots, events, inbox, lost_rx));
     SlurmConn { commands }
@@ -116,7 +117,9 @@ async fn serve(
     let failed = loop {
         tokio::select! {
             command = inbox.recv() => match command {
-                Some(Command::Launch { id, script, input }) if target.warm => {
+                Some(Command::Launch { id, script, input })
+                    if target.warm.load(std::sync::atomic::Ordering::SeqCst) =>
+                {
                     launch_warm(&target, id, script, input, &events, &running, &idle).await
                 }
                 Some(Command::Launch { id, script, input }) => {
@@ -307,7 +310,8 @@ async fn launch(
     });
 }
 
-/// Runs the task on an idle worker of the node, or on a new one.
+/// Runs the task on an idle worker of the node, or on a new one (started in the task's
+/// own tokio task, so the node's other launches do not wait for it).
 async fn launch_warm(
     target: &Target,
     id: LaunchId,
@@ -318,14 +322,6 @@ async fn launch_warm(
     idle: &Idle,
 ) {
     let ready = idle.lock().expect("not poisoned").pop();
-    let mut worker = match ready.map_or_else(|| Worker::start(srun_step(target)), Ok) {
-        Ok(worker) => worker,
-        Err(e) => {
-            let reason = format!("cannot start srun: {e}");
-            let _ = events.send(Event::Refused { id, reason }).await;
-            return;
-        }
-    };
     let (switch, killed) = oneshot::channel();
     running.lock().expect("not poisoned").insert(id, switch);
     let events = events.clone();
@@ -333,6 +329,21 @@ async fn launch_warm(
     let idle = idle.clone();
     let target = target.clone();
     tokio::spawn(async move {
+        let mut worker = match ready {
+            Some(worker) => worker,
+            None => match Worker::start(srun_step(&target)).await {
+                Ok(worker) => worker,
+                Err(why) => {
+                    // The node cannot run a worker: one step per task from now on.
+                    tracing::warn!("{}: {why}; one srun step per task instead", target.node);
+                    target
+                        .warm
+                        .store(false, std::sync::atomic::Ordering::SeqCst);
+                    running.lock().expect("not poisoned").remove(&id);
+                    return launch(&target, id, script, input, &events, &running).await;
+                }
+            },
+        };
         let ended = worker.run(id, &script, &input, &events, killed).await;
         running.lock().expect("not poisoned").remove(&id);
         let status = match ended {

@@ -295,7 +295,12 @@ mod tests {
     fn execution_is_warm_or_per_task() {
         let spec = |text: &str| pool_spec(&format!("[slurm]\n{text}"));
         assert!(!spec("").unwrap().unwrap().per_task());
-        assert!(spec("execution = \"per-task\"").unwrap().unwrap().per_task());
+        assert!(
+            spec("execution = \"per-task\"")
+                .unwrap()
+                .unwrap()
+                .per_task()
+        );
         let err = spec("execution = \"hot\"").unwrap_err();
         assert!(err.contains("expected \"warm\" or \"per-task\""), "{err}");
     }

@@ -38,8 +38,10 @@ __dts_f=$__dts_d/control
 mkfifo -m 600 "$__dts_f" || exit 1
 trap 'rm -rf "$__dts_d"' EXIT
 trap 'exec 4>&-' USR1
+env --default-signal=INT,QUIT setsid true </dev/null 2>/dev/null || { echo "the node's env lacks --default-signal (coreutils 8.31+) or setsid" >&2; exit 97; }
 __dts_live() { if [ -n "$__dts_pg" ]; then pgrep -g "$__dts_k" -r R,S,D,T,t >/dev/null; return; fi; for __dts_p in /proc/[0-9]*/stat; do { read -r __dts_x <"$__dts_p"; } 2>/dev/null || continue; __dts_x=${__dts_x##*) }; __dts_y=${__dts_x#* * }; [ "${__dts_y%% *}" = "$__dts_k" ] && [ "${__dts_x%% *}" != Z ] && return 0; done; return 1; }
 __dts_pg=; pgrep -g 1 -r S >/dev/null 2>&1; [ $? -le 1 ] && __dts_pg=1
+echo dts-worker-ready
 while IFS=' ' read -r __dts_t __dts_n __dts_i <&3; do
 [ -n "$__dts_i" ] || continue
 __dts_s=$(head -c "$__dts_n" <&3)
@@ -61,6 +63,9 @@ while IFS= read -r __dts_l; do printf '%s\n' "$__dts_l"; done <"$__dts_d/jobs"
 printf '%s\n' "$__dts_t"
 done
 "#;
+
+/// What the worker prints once it can take tasks.
+const READY: &[u8] = b"dts-worker-ready\n";
 
 /// One task's frame for [`SCRIPT`].
 pub fn frame(token: &str, script: &str, input: &[u8]) -> Vec<u8> {
@@ -106,18 +111,40 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the worker with `srun`, the step command without its program.
-    pub fn start(mut srun: tokio::process::Command) -> std::io::Result<Worker> {
-        let mut child = srun.args(["/bin/sh", "-c", SCRIPT]).spawn()?;
+    /// Starts the worker with `srun`, the step command without its program, and waits
+    /// for it to say it is ready. Err: why it cannot run here (the node needs per-task
+    /// steps).
+    pub async fn start(mut srun: tokio::process::Command) -> Result<Worker, String> {
+        let mut child = srun
+            .args(["/bin/sh", "-c", SCRIPT])
+            .spawn()
+            .map_err(|e| format!("cannot start srun: {e}"))?;
         let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = pump(child.stdout.take());
-        let stderr = pump(child.stderr.take());
-        Ok(Worker {
+        let mut worker = Worker {
+            stdout: pump(child.stdout.take()),
+            stderr: pump(child.stderr.take()),
             child,
             stdin,
-            stdout,
-            stderr,
-        })
+        };
+        let mut said = Vec::new();
+        while said.len() < READY.len() {
+            match worker.stdout.recv().await {
+                Some(chunk) => said.extend_from_slice(&chunk),
+                None => break,
+            }
+        }
+        if said == READY {
+            return Ok(worker);
+        }
+        let mut why = Vec::new();
+        while let Some(chunk) = worker.stderr.recv().await {
+            why.extend_from_slice(&chunk);
+        }
+        let _ = worker.child.wait().await;
+        Err(format!(
+            "no warm worker step: {}",
+            String::from_utf8_lossy(&why).trim()
+        ))
     }
 
     /// srun's pid, to stop the whole step.
