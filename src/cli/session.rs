@@ -73,6 +73,10 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
         progress: progress::Mode::resolve(display.progress, display.quiet, stderr_is_terminal),
         quiet: display.quiet,
         queue_order: learned::queue_order(&job, &dir, display.quiet),
+        unrunnable: match job.pipeline {
+            Some(_) => writer.unsucceeded_left_out()?,
+            None => Vec::new(),
+        },
         job,
     };
     let keys = learned::keys(&config.job);

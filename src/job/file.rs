@@ -64,10 +64,6 @@ struct RawStage {
 
 /// A `[[stage]]`, checked; its dependencies name stages that exist and form no cycle.
 #[derive(Debug, Clone)]
-#[allow(
-    dead_code,
-    reason = "read once the dispatcher runs stages; checked today"
-)]
 pub(super) struct FileStage {
     pub name: String,
     pub command: Option<Template>,
@@ -165,6 +161,7 @@ pub(super) struct JobFile {
 pub(super) fn parse(path: &Path, text: &str) -> Result<JobFile, Located> {
     let raw: Raw = toml::from_str(text).map_err(|e| Located::from_toml(path, text, &e))?;
     let at = At { path, text };
+    at.pipeline_items(&raw)?;
     Ok(JobFile {
         name: raw.name.map(|n| at.non_empty(n, "name")).transpose()?,
         command: raw.command.map(|c| at.command(c)).transpose()?,
@@ -207,6 +204,32 @@ struct At<'a> {
 }
 
 impl At<'_> {
+    /// In a pipeline each `[[stage]]` gives its own items and matrix: the file's own would
+    /// belong to no stage.
+    fn pipeline_items(&self, raw: &Raw) -> Result<(), Located> {
+        if raw.stage.is_none() {
+            return Ok(());
+        }
+        let given = [
+            (
+                "items_file",
+                raw.items_file.as_ref().map(|v| v.span().start),
+            ),
+            ("array", raw.array.as_ref().map(|v| v.span().start)),
+            ("items", raw.items.as_ref().map(|v| v.span().start)),
+            ("matrix", raw.matrix.as_ref().map(|v| v.span().start)),
+        ];
+        match given.into_iter().find_map(|(key, at)| Some((key, at?))) {
+            None => Ok(()),
+            Some((key, offset)) => Err(self.error(
+                offset,
+                format!(
+                    "`{key}` belongs in each [[stage]] of a pipeline, not at the top of the file"
+                ),
+            )),
+        }
+    }
+
     /// Checks each `[[stage]]` and the graph their `after` / `each_after` form; an unknown
     /// name or a cycle points at the dependency that names it.
     fn stages(&self, raw: Vec<RawStage>) -> Result<Vec<FileStage>, Located> {

@@ -21,6 +21,7 @@ use super::connector::{self, Connector, Next};
 use super::gating::GateWatch;
 use super::hosts::{BACKOFF, Closed, Conn, ConnState, HostRt, HostState, Quarantine};
 use super::output::{LineBuf, OutputMode, copy_block, write_piece};
+use super::stages::{self, Readiness, Ready};
 use super::{AttemptRecord, HostRecord, Outcome, RunConfig, RunOutcome, Stop, TaskRecord, joblog};
 use crate::error::Error;
 use crate::fold;
@@ -177,6 +178,8 @@ pub struct Dispatcher {
     said_fd_limit: bool,
     /// Names a wait with every host shut by `--load` / `--memfree`.
     gate_watch: GateWatch,
+    /// A pipeline's readiness ([`stages`]): only ready tasks reach placement.
+    readiness: Option<Readiness>,
 }
 
 impl Dispatcher {
@@ -217,7 +220,9 @@ impl Dispatcher {
             0 => &listed,
             _ => &cfg.queue_order,
         };
-        for &id in order {
+        let mut readiness = stages::for_session(&cfg.job, &cfg.unrunnable);
+        let (ready, unrunnable) = stages::start(readiness.as_mut(), tasks.len());
+        for &id in order.iter().filter(|&&id| ready[id]) {
             placement.push(TaskRef {
                 id: id as u32,
                 key: tasks[id].key,
@@ -255,7 +260,7 @@ impl Dispatcher {
             }
             None => None,
         };
-        Ok(Dispatcher {
+        let mut dispatcher = Dispatcher {
             unfinished: tasks.len(),
             started: Instant::now(),
             started_epoch: SystemTime::now(),
@@ -307,8 +312,13 @@ impl Dispatcher {
             } else {
                 wrapper::secrets_input(&cfg.secrets)
             },
+            readiness,
             cfg,
-        })
+        };
+        for task in unrunnable {
+            dispatcher.finish_task(task, Outcome::Skipped);
+        }
+        Ok(dispatcher)
     }
 
     /// Runs until every task has an outcome, no host is left, or a stop is handled.
@@ -503,7 +513,7 @@ impl Dispatcher {
         let job = &self.cfg.job;
         let t = &job.tasks[task];
         let rt = &self.hosts[host];
-        let params = job.matrix.values_of(t.seq);
+        let params = job.values_of(t.seq);
         let ctx = Context {
             item: &t.item,
             seq: t.seq,
@@ -511,7 +521,7 @@ impl Dispatcher {
             host: &rt.spec.name,
             params: &params,
         };
-        let command = job.command.render(&ctx);
+        let command = job.command_of(t.seq).render(&ctx);
         let (count, index, attempt) = (
             self.cfg.total_tasks.to_string(),
             t.index.to_string(),
@@ -526,8 +536,9 @@ impl Dispatcher {
             ("DTS_HOST", &rt.spec.name),
             ("DTS_ATTEMPT", &attempt),
         ];
+        env.extend(job.stage_of(t.seq).map(|stage| ("DTS_STAGE", stage)));
         env.extend(job.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let matrix_env = job.matrix.env_of(t.seq);
+        let matrix_env = job.matrix_env_of(t.seq);
         env.extend(matrix_env.iter().map(|(k, v)| (k.as_str(), *v)));
         env.extend(gpu_env.iter().map(|(k, v)| (*k, v.as_str())));
         let shell = match rt.spec.transport {
@@ -1362,6 +1373,7 @@ impl Dispatcher {
             Outcome::Failed(status) => (Some(status.clone()), None),
             Outcome::NotRun(why) => (None, Some(why.as_str())),
             Outcome::Cancelled => (None, Some("cancelled")),
+            Outcome::Skipped => (None, Some(stages::SKIP_REASON)),
             _ => (None, None),
         };
         let seq = self.cfg.job.tasks[task].seq;
@@ -1376,7 +1388,68 @@ impl Dispatcher {
         };
         let recorded = self.store.task_finished(seq, &end);
         self.record(recorded);
-        self.tasks[task].state = TaskState::Done(outcome);
+        if outcome == Outcome::Skipped {
+            self.write_skipped(task);
+        }
+        self.tasks[task].state = TaskState::Done(outcome.clone());
+        self.release_dependents(task, &outcome);
+    }
+
+    /// A pipeline task ended: start the tasks it released, or end those that now can never
+    /// run (skipped after a failure; interrupted or cancelled with it otherwise).
+    fn release_dependents(&mut self, task: usize, outcome: &Outcome) {
+        let Some(readiness) = self.readiness.as_mut() else {
+            return;
+        };
+        if *outcome == Outcome::Succeeded {
+            let host = self.tasks[task].last_run.map(|(h, _, _)| h);
+            for ready in readiness.succeeded(task, host) {
+                self.start_ready(ready);
+            }
+            return;
+        }
+        let follows = stages::dependent_outcome(outcome);
+        for dependent in readiness.failed(task) {
+            self.finish_task(dependent, follows.clone());
+        }
+    }
+
+    /// A released task starts at once where its `each_after` predecessor ran (its files are
+    /// there) while that host can take it now, else it is queued like any other.
+    fn start_ready(&mut self, ready: Ready) {
+        if let Some(why) = self.stopped {
+            return self.finish_task(ready.task, why.outcome());
+        }
+        let throttle = self.cfg.job.throttle.unwrap_or(u32::MAX);
+        let may_start = !self.paused && self.dispatching && self.running < throttle;
+        match placement::affinity::host_for(&self.views, ready.prefer) {
+            Some(host) if may_start => self.launch(ready.task, host),
+            _ => self.placement.push(TaskRef {
+                id: ready.task as u32,
+                key: self.tasks[ready.task].key,
+            }),
+        }
+    }
+
+    /// The joblog line of a task skipped because a task it depends on failed.
+    fn write_skipped(&mut self, task: usize) {
+        let Some(log) = self.joblog.as_mut() else {
+            return;
+        };
+        let entry = joblog::Entry {
+            seq: self.cfg.job.tasks[task].index,
+            host: "-",
+            start: (self.started_epoch + self.started.elapsed())
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64(),
+            runtime: 0.0,
+            received: 0,
+            status: None,
+            timed_out: false,
+            command: stages::SKIPPED,
+        };
+        log.write(&entry, &mut self.out);
     }
 
     // ----- timers, signals and control ---------------------------------------------------
@@ -1703,6 +1776,7 @@ fn task_label(outcome: &Outcome) -> &'static str {
         Outcome::TimedOut => task_state::TIMED_OUT,
         Outcome::Cancelled => task_state::CANCELLED,
         Outcome::NotRun(_) => task_state::NOT_RUN,
+        Outcome::Skipped => task_state::SKIPPED,
     }
 }
 
@@ -1711,7 +1785,7 @@ fn attempt_label(outcome: &Outcome) -> &'static str {
         Outcome::Succeeded => attempt_outcome::SUCCEEDED,
         Outcome::Failed(_) => attempt_outcome::FAILED,
         Outcome::TimedOut => attempt_outcome::TIMED_OUT,
-        Outcome::Cancelled | Outcome::NotRun(_) => attempt_outcome::CANCELLED,
+        Outcome::Cancelled | Outcome::NotRun(_) | Outcome::Skipped => attempt_outcome::CANCELLED,
     }
 }
 
@@ -1722,6 +1796,7 @@ fn describe(outcome: &Outcome) -> String {
         Outcome::Succeeded => "succeeded".into(),
         Outcome::Cancelled => "cancelled".into(),
         Outcome::NotRun(why) => why.clone(),
+        Outcome::Skipped => stages::SKIPPED.into(),
     }
 }
 
