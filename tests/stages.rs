@@ -91,8 +91,8 @@ fn a_three_stage_pipeline_starts_each_stage_after_the_one_before_ended() {
     let log = lab.path("joblog");
     let job = "[[stage]]\nname = \"prepare\"\ncommand = \"sleep 0.3; echo prepared {}\"\n\
                array = \"1-4\"\n\n\
-               [[stage]]\nname = \"work\"\ncommand = \"echo $DTS_STAGE {a} {b}\"\n\
-               after = [\"prepare\"]\n[stage.matrix]\na = [\"x\", \"y\"]\nb = [\"1\", \"2\"]\n\n\
+               [[stage]]\nname = \"work\"\ncommand = \"echo $DTS_STAGE {a} {b}$MARK\"\n\
+               after = [\"prepare\"]\nenv = { MARK = \"!\" }\n[stage.matrix]\na = [\"x\", \"y\"]\nb = [\"1\", \"2\"]\n\n\
                [[stage]]\nname = \"reduce\"\ncommand = \"echo $DTS_STAGE\"\nafter = [\"work\"]\n";
     std::fs::write(lab.path("pipeline.toml"), job).unwrap();
     let out = lab
@@ -114,10 +114,10 @@ fn a_three_stage_pipeline_starts_each_stage_after_the_one_before_ended() {
             (2, "prepared 2"),
             (3, "prepared 3"),
             (4, "prepared 4"),
-            (5, "work x 1"),
-            (6, "work x 2"),
-            (7, "work y 1"),
-            (8, "work y 2"),
+            (5, "work x 1!"),
+            (6, "work x 2!"),
+            (7, "work y 1!"),
+            (8, "work y 2!"),
             (9, "reduce"),
         ]
     );
@@ -161,8 +161,8 @@ fn a_three_stage_pipeline_starts_each_stage_after_the_one_before_ended() {
 fn a_failed_task_skips_its_dependents_and_the_run_exits_1() {
     let home = tempfile::tempdir().unwrap();
     let log = home.path().join("joblog");
-    let job = "[[stage]]\nname = \"prep\"\ncommand = \"touch ran.$DTS_TASK_ID; test {} != 2\"\n\
-               array = \"1-3\"\n\n\
+    let job = "[[stage]]\nname = \"prep\"\ncommand = \"touch ran.$DTS_TASK_ID; echo {} >> attempts; test {} != 2\"\n\
+               array = \"1-3\"\nretries = 1\n\n\
                [[stage]]\nname = \"work\"\ncommand = \"touch ran.$DTS_TASK_ID\"\n\
                array = \"1-3\"\neach_after = \"prep\"\n\n\
                [[stage]]\nname = \"reduce\"\ncommand = \"touch ran.$DTS_TASK_ID\"\n\

@@ -60,6 +60,9 @@ struct RawStage {
     matrix: Option<Spanned<MatrixTable>>,
     after: Option<Vec<Spanned<String>>>,
     each_after: Option<Spanned<String>>,
+    env: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
+    retries: Option<u32>,
+    timeout: Option<Spanned<String>>,
 }
 
 /// A `[[stage]]`, checked; its dependencies name stages that exist and form no cycle.
@@ -75,6 +78,11 @@ pub(super) struct FileStage {
     pub at: Located,
     /// Locates the `each_after` value, for a task-count mismatch found once items are read.
     pub each_after_at: Option<Located>,
+    /// The stage's own `env` (added to the file's, winning on a name both give), `retries`
+    /// and `timeout` (replacing the file's).
+    pub env: Vec<(String, String)>,
+    pub retries: Option<u32>,
+    pub timeout: Option<Duration>,
 }
 
 /// `[matrix]` as written: axis name → values.
@@ -281,6 +289,13 @@ impl At<'_> {
             each_after: raw.each_after.map(Spanned::into_inner),
             at,
             each_after_at,
+            env: raw
+                .env
+                .map(|e| self.env(e))
+                .transpose()?
+                .unwrap_or_default(),
+            retries: raw.retries,
+            timeout: raw.timeout.map(|t| self.timeout(t)).transpose()?,
         })
     }
 

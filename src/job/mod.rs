@@ -126,6 +126,26 @@ impl JobSpec {
         matrix.env_of(position)
     }
 
+    /// The variables every run of task `seq` gets: its stage's in a pipeline.
+    pub fn env_of(&self, seq: u32) -> &[(String, String)] {
+        match &self.pipeline {
+            Some(p) => &p.locate(seq).0.env,
+            None => &self.env,
+        }
+    }
+
+    /// `--retries` for task `seq`: its stage's own, else the job's.
+    pub fn retries_of(&self, seq: u32) -> u32 {
+        let stage = self.pipeline.as_ref().map(|p| p.locate(seq).0);
+        stage.and_then(|s| s.retries).unwrap_or(self.retries)
+    }
+
+    /// `--timeout` for task `seq`: its stage's own, else the job's.
+    pub fn timeout_of(&self, seq: u32) -> Option<Duration> {
+        let stage = self.pipeline.as_ref().map(|p| p.locate(seq).0);
+        stage.and_then(|s| s.timeout).or(self.timeout)
+    }
+
     /// The stage task `seq` belongs to, in a pipeline (`DTS_STAGE`).
     pub fn stage_of(&self, seq: u32) -> Option<&str> {
         let pipeline = self.pipeline.as_ref()?;
@@ -216,7 +236,7 @@ pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Err
     let shape = if file.stages.is_empty() {
         plain_shape(overrides, &mut file, stdin)?
     } else {
-        pipeline_shape(overrides, &mut file)?
+        pipeline_shape(overrides, &mut file, &secret_env)?
     };
     let Shape {
         command,
@@ -311,7 +331,11 @@ fn plain_shape(
 
 /// A pipeline: each `[[stage]]` gives its own items and matrix, and its command or the
 /// file's; the run's tasks are the stages' tasks in written order, numbered 1.. across them.
-fn pipeline_shape(overrides: &Overrides, file: &mut JobFile) -> Result<Shape, Error> {
+fn pipeline_shape(
+    overrides: &Overrides,
+    file: &mut JobFile,
+    secret_env: &[String],
+) -> Result<Shape, Error> {
     let flags = [
         ("--array", overrides.array.is_some()),
         ("--items", overrides.items.is_some()),
@@ -368,6 +392,15 @@ fn pipeline_shape(overrides: &Overrides, file: &mut JobFile) -> Result<Shape, Er
                 item: task.item.clone(),
             });
         }
+        if let Some((name, _)) = stage.env.iter().find(|(k, _)| secret_env.contains(k)) {
+            return Err(Error::Located(Located {
+                message: format!(
+                    "stage `{}`: {name} is both in env and secret_env; a secret is never written down",
+                    stage.name
+                ),
+                ..stage.at.clone()
+            }));
+        }
         stages.push(pipeline::Stage {
             name: stage.name.clone(),
             command,
@@ -375,6 +408,13 @@ fn pipeline_shape(overrides: &Overrides, file: &mut JobFile) -> Result<Shape, Er
             after: stage.after.clone(),
             each_after: stage.each_after.clone(),
             tasks: own.len(),
+            env: stage_env(&file.env, &stage.env),
+            // A flag wins over the file, the stage's value included.
+            retries: overrides.retries.or(stage.retries),
+            timeout: match overrides.timeout {
+                Some(_) => None,
+                None => stage.timeout,
+            },
         });
     }
     if u32::try_from(tasks.len()).is_err() {
@@ -411,6 +451,16 @@ fn pipeline_shape(overrides: &Overrides, file: &mut JobFile) -> Result<Shape, Er
         matrix: Matrix::default(),
         pipeline: Some(pipeline),
     })
+}
+
+/// The job's variables with a stage's own over them, sorted by name.
+fn stage_env(job: &[(String, String)], own: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env: std::collections::BTreeMap<&str, &str> =
+        job.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.extend(own.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    env.into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// The `--matrix` axes, which replace the job file's `[matrix]` table when given.

@@ -7,6 +7,8 @@
 //! (`{}`) keeps the stage's item or array index. A stage's matrix parameters follow from the
 //! task's position within its stage, as a plain job's follow from its position in the job.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use super::matrix::Matrix;
@@ -24,6 +26,11 @@ pub struct Stage {
     pub each_after: Option<String>,
     /// How many tasks it has.
     pub tasks: usize,
+    /// Every variable its tasks get: the job's `env` with the stage's own over it, by name.
+    pub env: Vec<(String, String)>,
+    /// `retries` and `timeout` of its own (else the job's).
+    pub retries: Option<u32>,
+    pub timeout: Option<Duration>,
 }
 
 /// A stage as a run's spec saves it, to build the pipeline again in `dts retry`.
@@ -38,6 +45,12 @@ pub struct SavedStage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub each_after: Option<String>,
     pub tasks: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
 }
 
 /// The stages and their graph.
@@ -71,6 +84,9 @@ impl Pipeline {
                     after: s.after.clone(),
                     each_after: s.each_after.clone(),
                     tasks: s.tasks,
+                    env: s.env.clone(),
+                    retries: s.retries,
+                    timeout: s.timeout,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -89,6 +105,9 @@ impl Pipeline {
                 after: s.after.clone(),
                 each_after: s.each_after.clone(),
                 tasks: s.tasks,
+                env: s.env.clone(),
+                retries: s.retries,
+                timeout: s.timeout,
             })
             .collect()
     }
@@ -102,6 +121,16 @@ impl Pipeline {
         let first = self.graph.tasks_of(stage).start;
         (&self.stages[stage], (position - first) as u32 + 1)
     }
+}
+
+/// The name of the stage task `seq` belongs to, from a run's saved stages (`None` for a
+/// plain job).
+pub fn stage_name(saved: &[SavedStage], seq: u32) -> Option<&str> {
+    let mut last = 0usize;
+    saved.iter().find_map(|stage| {
+        last += stage.tasks;
+        ((seq as usize) <= last).then_some(stage.name.as_str())
+    })
 }
 
 /// The graph's view of the stages.
@@ -132,6 +161,9 @@ mod tests {
             after: vec![],
             each_after: None,
             tasks,
+            env: vec![],
+            retries: None,
+            timeout: None,
         }
     }
 
@@ -166,5 +198,16 @@ mod tests {
         let again = Pipeline::from_saved(&back).unwrap();
         assert_eq!(again.saved(), saved);
         assert_eq!(again.graph, pipeline.graph);
+        let names: Vec<_> = (1..=5).map(|seq| stage_name(&saved, seq)).collect();
+        assert_eq!(
+            names,
+            [
+                Some("prep"),
+                Some("prep"),
+                Some("prep"),
+                Some("reduce"),
+                None
+            ]
+        );
     }
 }

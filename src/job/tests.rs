@@ -985,6 +985,29 @@ fn a_pipeline_numbers_its_tasks_across_stages_each_with_its_own_command_and_matr
 }
 
 #[test]
+fn a_stage_adds_its_env_and_replaces_retries_and_timeout_unless_a_flag_gives_them() {
+    let text = "retries = 1\ntimeout = \"1m\"\nenv = { A = \"job\", B = \"job\" }\n\
+                [[stage]]\nname = \"prep\"\ncommand = \"true\"\nretries = 3\ntimeout = \"5s\"\n\
+                env = { B = \"prep\", C = \"prep\" }\n\n\
+                [[stage]]\nname = \"work\"\ncommand = \"true\"\nafter = [\"prep\"]\n";
+    let (_dir, mut overrides) = job_file(text);
+    let job = run(&overrides).unwrap();
+    let pairs = |env: &[(String, String)]| -> Vec<String> {
+        env.iter().map(|(k, v)| format!("{k}={v}")).collect()
+    };
+    assert_eq!(pairs(job.env_of(1)), ["A=job", "B=prep", "C=prep"]);
+    assert_eq!(pairs(job.env_of(2)), ["A=job", "B=job"]);
+    assert_eq!((job.retries_of(1), job.retries_of(2)), (3, 1));
+    assert_eq!(job.timeout_of(1), Some(Duration::from_secs(5)));
+    assert_eq!(job.timeout_of(2), Some(Duration::from_secs(60)));
+    overrides.retries = Some(0);
+    overrides.timeout = Some("2s".into());
+    let job = run(&overrides).unwrap();
+    assert_eq!((job.retries_of(1), job.retries_of(2)), (0, 0));
+    assert_eq!(job.timeout_of(1), Some(Duration::from_secs(2)));
+}
+
+#[test]
 fn a_pipeline_refuses_items_outside_its_stages_and_flags_that_replace_them() {
     let (_dir, overrides) = job_file(&format!("array = \"1-3\"\n{PIPELINE_HEAD}"));
     assert_eq!(

@@ -537,7 +537,11 @@ impl Dispatcher {
             ("DTS_ATTEMPT", &attempt),
         ];
         env.extend(job.stage_of(t.seq).map(|stage| ("DTS_STAGE", stage)));
-        env.extend(job.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        env.extend(
+            job.env_of(t.seq)
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         let matrix_env = job.matrix_env_of(t.seq);
         env.extend(matrix_env.iter().map(|(k, v)| (k.as_str(), *v)));
         env.extend(gpu_env.iter().map(|(k, v)| (*k, v.as_str())));
@@ -1003,7 +1007,7 @@ impl Dispatcher {
         launch.started = Some(at);
         // `--timeout` limits the task's run time, so it counts from the task's start on
         // its host, not from dispatch: opening a channel on a loaded host is not the task's.
-        if let Some(timeout) = self.cfg.job.timeout {
+        if let Some(timeout) = self.cfg.job.timeout_of(self.cfg.job.tasks[launch.task].seq) {
             self.timers
                 .push(Reverse((at + timeout, Timer::Timeout(id))));
         }
@@ -1147,15 +1151,13 @@ impl Dispatcher {
         if retryable {
             self.tasks[launch.task].failures += 1;
         }
-        if retryable
-            && self.tasks[launch.task].failures <= self.cfg.job.retries
-            && self.stopped.is_none()
-        {
+        let retries = self.cfg.job.retries_of(seq);
+        if retryable && self.tasks[launch.task].failures <= retries && self.stopped.is_none() {
             let what = describe(&outcome);
             let index = self.cfg.job.tasks[launch.task].index;
             let host = self.hosts[launch.host].spec.name.clone();
             let next = self.tasks[launch.task].failures + 1;
-            let total = self.cfg.job.retries + 1;
+            let total = retries + 1;
             self.note(&format!(
                 "task {index} {what} on {host}; retrying (attempt {next} of {total})"
             ));
@@ -1244,13 +1246,14 @@ impl Dispatcher {
     /// `--retries` allows, as [`Self::exited`] does for one that reported it.
     fn timed_out_without_status(&mut self, task: usize, host: usize) {
         self.tasks[task].failures += 1;
-        if self.tasks[task].failures > self.cfg.job.retries {
+        let retries = self.cfg.job.retries_of(self.cfg.job.tasks[task].seq);
+        if self.tasks[task].failures > retries {
             return self.finish_task(task, Outcome::TimedOut);
         }
         let index = self.cfg.job.tasks[task].index;
         let name = self.hosts[host].spec.name.clone();
         let next = self.tasks[task].failures + 1;
-        let total = self.cfg.job.retries + 1;
+        let total = retries + 1;
         self.note(&format!(
             "task {index} timed out on {name}; retrying (attempt {next} of {total})"
         ));
@@ -1543,7 +1546,11 @@ impl Dispatcher {
         launch.kill = Some(Kill::Timeout);
         let (task, host, conn) = (launch.task, launch.host, launch.conn);
         self.outbox.push((host, conn, Command::Kill(id)));
-        let timeout = self.cfg.job.timeout.unwrap_or_default();
+        let timeout = self
+            .cfg
+            .job
+            .timeout_of(self.cfg.job.tasks[task].seq)
+            .unwrap_or_default();
         self.note(&format!(
             "task {} timed out after {} on {}; killing it",
             self.cfg.job.tasks[task].index,

@@ -272,6 +272,7 @@ fn big_page(attempts: usize) -> Page {
                 speculative: false,
                 status: Some(format!("exit {}", u8::from(i % 50 == 0))),
                 wait: start,
+                stage: None,
             }
         })
         .collect();
