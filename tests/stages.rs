@@ -319,3 +319,23 @@ fn a_pipeline_refuses_flags_that_replace_its_items_and_runs_nothing() {
         .stderr(contains("--array cannot be used with a [[stage]] pipeline"));
     assert!(!home.path().join("ran").exists());
 }
+
+/// The example in `jobs/` runs as it is and computes what it says.
+#[test]
+fn the_example_pipeline_prepares_sweeps_and_reduces() {
+    let home = tempfile::tempdir().unwrap();
+    let job = Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/pipeline.toml");
+    dts(home.path())
+        .arg("submit")
+        .arg(&job)
+        .assert()
+        .success()
+        .stdout(contains("sum of x^1 for x in 1..3000: 4501500\n"))
+        .stdout(contains("sum of x^2 for x in 1..3000: 9004500500\n"))
+        .stderr(contains("stage work: 6 tasks: 6 succeeded"));
+    let status = status_text(home.path());
+    assert!(
+        status.contains("task 9  succeeded  shard=3 power=2"),
+        "{status}"
+    );
+}

@@ -126,10 +126,18 @@ impl Pipeline {
 /// The name of the stage task `seq` belongs to, from a run's saved stages (`None` for a
 /// plain job).
 pub fn stage_name(saved: &[SavedStage], seq: u32) -> Option<&str> {
-    let mut last = 0usize;
+    locate_saved(saved, seq).map(|(stage, _)| stage.name.as_str())
+}
+
+/// The saved stage task `seq` belongs to, and the task's 1-based position within it.
+pub fn locate_saved(saved: &[SavedStage], seq: u32) -> Option<(&SavedStage, u32)> {
+    let mut first = 1usize;
     saved.iter().find_map(|stage| {
-        last += stage.tasks;
-        ((seq as usize) <= last).then_some(stage.name.as_str())
+        let end = first + stage.tasks;
+        let found = (first..end).contains(&(seq as usize));
+        let position = (seq as usize + 1).saturating_sub(first) as u32;
+        first = end;
+        found.then_some((stage, position))
     })
 }
 
