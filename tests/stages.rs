@@ -339,3 +339,60 @@ fn the_example_pipeline_prepares_sweeps_and_reduces() {
         "{status}"
     );
 }
+
+/// In a retry, an each_after task still goes where its predecessor ran in the earlier
+/// session (its files are still there): work tasks 2-6 fail until a file exists, then
+/// `dts retry` runs each on its prep task's host. The run's seed replays its random choices
+/// in the retry, so without locality work k would land where prep k-1 went (work 1 does
+/// not run again): the test passes by chance only if prep 1-6 all shared a host.
+#[test]
+fn a_retried_each_after_task_runs_where_its_predecessor_ran_before() {
+    let lab = Lab::start(3);
+    let log = lab.path("joblog");
+    let fixed = lab.path("fixed");
+    let job = format!(
+        "algorithm = \"random\"\n\
+         [[stage]]\nname = \"prep\"\ncommand = \"sleep 0.$(( {{}} % 3 ))\"\narray = \"1-6\"\n\n\
+         [[stage]]\nname = \"work\"\ncommand = \"test {{}} = 1 || test -e {}\"\narray = \"1-6\"\n\
+         each_after = \"prep\"\n",
+        fixed.display()
+    );
+    std::fs::write(lab.path("pipeline.toml"), job).unwrap();
+    lab.submit()
+        .arg(lab.path("pipeline.toml"))
+        .arg("--joblog")
+        .arg(&log)
+        .assert()
+        .code(1);
+    let first = joblog(&log);
+    assert_eq!(
+        first.iter().filter(|r| r.exitval == 1).count(),
+        5,
+        "{first:?}"
+    );
+    std::fs::write(&fixed, "").unwrap();
+    dts(lab.dir.path())
+        .args(["retry", "last"])
+        .assert()
+        .success();
+    let rows = joblog(&log);
+    let prep_host: BTreeMap<u64, &str> = rows_of(&first, 1..=6)
+        .iter()
+        .map(|r| (r.index, r.host.as_str()))
+        .collect();
+    let retried = &rows[first.len()..];
+    assert_eq!(retried.len(), 5, "{retried:?}");
+    for row in retried {
+        assert_eq!(
+            row.host,
+            prep_host[&(row.index - 6)],
+            "work task {} went elsewhere than its prep task: {prep_host:?} {retried:?}",
+            row.index
+        );
+    }
+    let distinct: std::collections::BTreeSet<&str> = prep_host.values().copied().collect();
+    assert!(
+        distinct.len() > 1,
+        "random placement used one host: {prep_host:?}"
+    );
+}

@@ -220,7 +220,7 @@ impl Dispatcher {
             0 => &listed,
             _ => &cfg.queue_order,
         };
-        let mut readiness = stages::for_session(&cfg.job, &cfg.unrunnable);
+        let mut readiness = stages::for_session(&cfg.job, &cfg.earlier);
         let (ready, unrunnable) = stages::start(readiness.as_mut(), tasks.len());
         for &id in order.iter().filter(|&&id| ready[id]) {
             placement.push(TaskRef {
@@ -432,6 +432,9 @@ impl Dispatcher {
     fn dispatch(&mut self) {
         if self.stopped.is_some() || self.paused || !self.dispatching {
             return;
+        }
+        for ready in self.take_held() {
+            self.start_ready(ready);
         }
         let throttle = self.cfg.job.throttle.unwrap_or(u32::MAX);
         while self.running < throttle {
@@ -959,7 +962,8 @@ impl Dispatcher {
         } else {
             "no host left: every host is quarantined or refused"
         };
-        for id in self.placement.drain() {
+        let held = self.take_held().into_iter().map(|r| r.task as u32);
+        for id in self.placement.drain().into_iter().chain(held) {
             self.finish_task(id as usize, Outcome::NotRun(reason.into()));
         }
         true
@@ -1417,6 +1421,14 @@ impl Dispatcher {
         }
     }
 
+    /// The tasks a pipeline holds for their predecessor's host until dispatch begins.
+    fn take_held(&mut self) -> Vec<Ready> {
+        self.readiness
+            .as_mut()
+            .map(Readiness::take_held)
+            .unwrap_or_default()
+    }
+
     /// A released task starts at once where its `each_after` predecessor ran (its files are
     /// there) while that host can take it now, else it is queued like any other.
     fn start_ready(&mut self, ready: Ready) {
@@ -1617,7 +1629,8 @@ impl Dispatcher {
         let outcome = why.outcome();
         let waiting = self.placement.drain().into_iter().map(|id| id as usize);
         let delayed = std::mem::take(&mut self.delayed);
-        for task in waiting.chain(delayed).collect::<Vec<_>>() {
+        let held = self.take_held().into_iter().map(|r| r.task);
+        for task in waiting.chain(delayed).chain(held).collect::<Vec<_>>() {
             self.finish_task(task, outcome.clone());
         }
         let running: Vec<(LaunchId, usize, usize)> = self

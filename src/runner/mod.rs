@@ -50,10 +50,12 @@ pub struct RunConfig {
     pub quiet: bool,
     /// Positions in `job.tasks` in the order they start (`--order`); empty: as listed.
     pub queue_order: Vec<usize>,
-    /// A pipeline's tasks that did not succeed and that this session does not run, by
-    /// `seq`: what depends on them is skipped. Every other task left out succeeded.
-    pub unrunnable: Vec<u32>,
+    /// What earlier sessions of a pipeline left: tasks that cannot run now, and where the
+    /// tasks that succeeded ran (empty for a fresh run or a plain job).
+    pub earlier: Earlier,
 }
+
+pub use stages::Earlier;
 
 /// How a task ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,11 +17,28 @@ use crate::job::stages::{Graph, TaskState};
 pub const SKIPPED: &str = "skipped (dependency failed)";
 pub const SKIP_REASON: &str = "dependency failed";
 
+/// What earlier sessions of a pipeline's run left behind, by task `seq`.
+#[derive(Debug, Clone, Default)]
+pub struct Earlier {
+    /// Tasks that did not succeed and that this session does not run: what depends on them
+    /// is skipped. Every other task this session does not run succeeded.
+    pub unrunnable: Vec<u32>,
+    /// Tasks that succeeded, with the host (index in the run's hosts) they ran on: an
+    /// `each_after` task of this session prefers it.
+    pub ran_on: Vec<(u32, usize)>,
+}
+
 /// The readiness of a pipeline's tasks in this session; `None` for a plain job.
-pub fn for_session(job: &JobSpec, unrunnable: &[u32]) -> Option<Readiness> {
+pub fn for_session(job: &JobSpec, earlier: &Earlier) -> Option<Readiness> {
     let pipeline = job.pipeline.as_ref()?;
     let seqs: Vec<u32> = job.tasks.iter().map(|t| t.seq).collect();
-    Some(Readiness::new(pipeline.graph.clone(), &seqs, unrunnable))
+    let mut readiness = Readiness::new(pipeline.graph.clone(), &seqs, &earlier.unrunnable);
+    for &(seq, host) in &earlier.ran_on {
+        if let Some(slot) = readiness.ran_on.get_mut((seq.max(1) - 1) as usize) {
+            *slot = Some(host);
+        }
+    }
+    Some(readiness)
 }
 
 /// Per session task whether it may be queued at once, and the tasks that can never run;
@@ -75,8 +92,11 @@ pub struct Readiness {
     session: Vec<Option<usize>>,
     /// Per session task: its position.
     position: Vec<usize>,
-    /// Per position: the host it succeeded on in this session.
+    /// Per position: the host it succeeded on (in this session, or an earlier one).
     ran_on: Vec<Option<usize>>,
+    /// Tasks ready at the start whose `each_after` predecessor ran on a known host: they
+    /// wait for the first dispatch, when that host has connected or failed.
+    held: Vec<Ready>,
 }
 
 impl Readiness {
@@ -139,12 +159,14 @@ impl Readiness {
             session,
             position,
             ran_on: vec![None; n],
+            held: Vec::new(),
         }
     }
 
     /// The session tasks that can start at once, and those that never can (they depend on
     /// a task that did not succeed before and is not run now), each in run order. The ready
-    /// ones count as handed out.
+    /// ones count as handed out; those whose predecessor's host is known are held instead
+    /// ([`Self::take_held`]).
     pub fn start(&mut self) -> (Vec<usize>, Vec<usize>) {
         let unrunnable: Vec<usize> = (0..self.states.len())
             .filter(|&t| self.states[t] == TaskState::Failed)
@@ -159,11 +181,22 @@ impl Readiness {
             if self.states[t] == TaskState::Pending && self.unmet[t] == 0 {
                 if let Some(task) = self.session[t] {
                     self.states[t] = TaskState::Running;
-                    ready.push(task);
+                    match self.graph.each_predecessor(t).and_then(|q| self.ran_on[q]) {
+                        Some(host) => self.held.push(Ready {
+                            task,
+                            prefer: Some(host),
+                        }),
+                        None => ready.push(task),
+                    }
                 }
             }
         }
         (ready, skipped)
+    }
+
+    /// The ready tasks held for their predecessor's host, to start once dispatch begins.
+    pub fn take_held(&mut self) -> Vec<Ready> {
+        std::mem::take(&mut self.held)
     }
 
     /// Session task `task` succeeded on `host`: the tasks that may start now, in run order.
@@ -340,6 +373,31 @@ mod tests {
             r.succeeded(1, Some(2)),
             vec![Ready {
                 task: 2,
+                prefer: None
+            }]
+        );
+    }
+
+    #[test]
+    fn a_retried_task_is_held_for_the_host_its_predecessor_ran_on_before() {
+        let graph = pipeline();
+        // prep succeeded before (prep 2 on host 5); work 2 (seq 5) and reduce run again.
+        let mut r = Readiness::new(graph, &[5, 7], &[]);
+        r.ran_on[1] = Some(5);
+        assert_eq!(r.start(), (vec![], vec![]));
+        assert_eq!(
+            r.take_held(),
+            vec![Ready {
+                task: 0,
+                prefer: Some(5)
+            }]
+        );
+        assert!(r.take_held().is_empty());
+        // work 1 and 3 succeeded before: reduce waited for work 2 only.
+        assert_eq!(
+            r.succeeded(0, Some(5)),
+            vec![Ready {
+                task: 1,
                 prefer: None
             }]
         );

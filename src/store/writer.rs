@@ -432,6 +432,18 @@ impl RunWriter {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
+    /// The tasks that succeeded, with the host of their final attempt, by `seq`.
+    pub fn succeeded_hosts(&self) -> Result<Vec<(u32, String)>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, host FROM task WHERE state = 'succeeded' AND host IS NOT NULL ORDER BY seq")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
     /// Records that a coordinator (this process) now runs the run.
     pub fn begin_session(&mut self, at: f64) -> Result<(), Error> {
         self.usable()?;
