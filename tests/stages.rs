@@ -396,3 +396,55 @@ fn a_retried_each_after_task_runs_where_its_predecessor_ran_before() {
         "random placement used one host: {prep_host:?}"
     );
 }
+
+/// Ctrl-C while the first stage runs: the run stops (exit 130) instead of waiting for
+/// tasks that can no longer be released, the waiting stage is recorded as not run with the
+/// interrupted tasks (not skipped), and `dts retry` runs both stages.
+#[test]
+fn an_interrupted_pipeline_records_its_waiting_tasks_as_not_run_and_retry_finishes_it() {
+    let home = tempfile::tempdir().unwrap();
+    let mark = marker("stages-int");
+    let job = format!(
+        "[[stage]]\nname = \"prep\"\ncommand = \"touch started.{{}}; test -e fast || sleep 30; : {mark}\"\n\
+         array = \"1-2\"\n\n\
+         [[stage]]\nname = \"work\"\ncommand = \"touch worked.{{}}\"\narray = \"1-2\"\n\
+         each_after = \"prep\"\n"
+    );
+    std::fs::write(home.path().join("pipeline.toml"), job).unwrap();
+    let child = dts_process(home.path())
+        .args([
+            "submit",
+            "pipeline.toml",
+            "--slots",
+            "4",
+            "--kill-grace",
+            "1s",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(std::time::Duration::from_secs(30), "prep to start", || {
+        (1..=2).all(|i| home.path().join(format!("started.{i}")).exists())
+    });
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    no_process_left(&mark, std::time::Duration::from_secs(30));
+    let doc = status_json(home.path());
+    assert_eq!(doc["state"], "interrupted");
+    assert_eq!(doc["tasks"]["not_run"], 4, "{doc}");
+    assert_eq!(doc["stages"][1]["not_run"], 2, "{doc}");
+    assert!(!home.path().join("worked.1").exists());
+
+    std::fs::write(home.path().join("fast"), "").unwrap();
+    dts(home.path()).args(["retry", "last"]).assert().success();
+    assert!((1..=2).all(|i| home.path().join(format!("worked.{i}")).exists()));
+    assert_eq!(status_json(home.path())["tasks"]["succeeded"], 4);
+}
