@@ -158,7 +158,7 @@ pub fn build(job: &JobSpec, hosts: &[PlanHost<'_>], seed: u64, epsilon: f64) -> 
                 item: String::from_utf8_lossy(&task.item).into_owned(),
                 key: String::from_utf8_lossy(key).into_owned(),
                 host: hosts[host].host.name.clone(),
-                params: job.matrix.params(task.seq),
+                params: job.params_of(task.seq),
             });
         }
     }

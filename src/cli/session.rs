@@ -73,6 +73,10 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
         progress: progress::Mode::resolve(display.progress, display.quiet, stderr_is_terminal),
         quiet: display.quiet,
         queue_order: learned::queue_order(&job, &dir, display.quiet),
+        earlier: match job.pipeline {
+            Some(_) => earlier(&writer, &spec.hosts)?,
+            None => runner::Earlier::default(),
+        },
         job,
     };
     let keys = learned::keys(&config.job);
@@ -105,6 +109,21 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
             Ok(code.max(exit::TASK_FAILED))
         }
     }
+}
+
+/// What earlier sessions of a pipeline's run left: the tasks this one cannot run, and the
+/// hosts (of this run's, by name) the successful ones ran on.
+fn earlier(writer: &RunWriter, hosts: &[crate::inventory::Host]) -> Result<runner::Earlier, Error> {
+    let position = |name: &str| hosts.iter().position(|h| h.name == name);
+    let ran_on = writer
+        .succeeded_hosts()?
+        .into_iter()
+        .filter_map(|(seq, host)| Some((seq, position(&host)?)))
+        .collect();
+    Ok(runner::Earlier {
+        unrunnable: writer.unsucceeded_left_out()?,
+        ran_on,
+    })
 }
 
 /// The end report on stderr (or the JSON document on stdout) and the JUnit file.

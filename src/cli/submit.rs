@@ -167,6 +167,7 @@ fn run_spec(
             slurm::Pool::Request(spec) => Some(spec.clone()),
             slurm::Pool::Inside(_) => None,
         }),
+        stages: job.pipeline.as_ref().map(|p| p.saved()).unwrap_or_default(),
     })
 }
 

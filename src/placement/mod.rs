@@ -4,6 +4,7 @@
 //! and each algorithm decides, from a [`HostView`] per host, which queued task starts where.
 //! The same code drives real runs, `--dry-run` plans and `dts simulate`.
 
+pub mod affinity;
 mod consistent_hash;
 pub mod durations;
 mod fifo;

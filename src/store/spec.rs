@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::inventory::Host;
+use crate::job::pipeline::{Pipeline, SavedStage};
 use crate::job::{JobSpec, Matrix, Task, TemplateSpec};
 use crate::placement::Algorithm;
 use crate::placement::gate::Gates;
@@ -62,6 +63,10 @@ pub struct RunSpec {
     /// `dts cancel` releases it (runs without Slurm have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slurm: Option<crate::transport::slurm::parse::PoolSpec>,
+    /// A pipeline's `[[stage]]`s, each with its command, matrix, dependencies and task
+    /// count (plain jobs, and runs from before pipelines, have none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<SavedStage>,
 }
 
 /// How a run reacts to failing tasks, silent hosts and stragglers.
@@ -132,6 +137,10 @@ impl RunSpec {
             gates: self.gates,
             resources: self.resources,
             order: self.order,
+            pipeline: match self.stages.as_slice() {
+                [] => None,
+                saved => Some(Pipeline::from_saved(saved).map_err(|e| bad("pipeline", e))?),
+            },
         })
     }
 }

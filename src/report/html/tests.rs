@@ -160,6 +160,7 @@ fn spec() -> RunSpec {
         resources: Default::default(),
         order: Default::default(),
         slurm: None,
+        stages: Vec::new(),
     }
 }
 
@@ -271,6 +272,7 @@ fn big_page(attempts: usize) -> Page {
                 speculative: false,
                 status: Some(format!("exit {}", u8::from(i % 50 == 0))),
                 wait: start,
+                stage: None,
             }
         })
         .collect();
