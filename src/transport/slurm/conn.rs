@@ -293,21 +293,32 @@ async fn launch(
     tokio::spawn(async move {
         let (status, node_failed) = supervise(id, &mut child, killed, &events).await;
         running.lock().expect("not poisoned").remove(&id);
-        // A step killed because its node went down or the job ended is lost with the
-        // host, not a failed task: ask Slurm before reporting anything but success.
         // srun exits 0 for a step its node's failure ended: its own line says so.
-        if node_failed || !status.success() {
-            if let Err(error) = check(&target).await {
-                target.down.store(true, std::sync::atomic::Ordering::SeqCst);
-                let _ = target.lost.send(error);
-            }
-        }
-        if target.down.load(std::sync::atomic::Ordering::SeqCst) {
-            return;
-        }
-        let at = Instant::now();
-        let _ = events.send(Event::Exited { id, status, at }).await;
+        let suspect = node_failed || !status.success();
+        report_exit(&target, &events, id, status, suspect).await;
     });
+}
+
+/// Reports a launch's end. A step killed because its node went down or the job ended is
+/// lost with the host, not a failed task: when `suspect`, Slurm is asked first.
+async fn report_exit(
+    target: &Target,
+    events: &EventSender,
+    id: LaunchId,
+    status: ExitStatus,
+    suspect: bool,
+) {
+    if suspect {
+        if let Err(error) = check(target).await {
+            target.down.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = target.lost.send(error);
+        }
+    }
+    if target.down.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let at = Instant::now();
+    let _ = events.send(Event::Exited { id, status, at }).await;
 }
 
 /// Runs the task on an idle worker of the node, or on a new one (started in the task's
@@ -346,30 +357,16 @@ async fn launch_warm(
         };
         let ended = worker.run(id, &script, &input, &events, killed).await;
         running.lock().expect("not poisoned").remove(&id);
-        let status = match ended {
+        match ended {
             Ended::Status(status) => {
                 idle.lock().expect("not poisoned").push(worker);
-                status
+                report_exit(&target, &events, id, status, false).await;
             }
             Ended::Lost => {
                 worker.abandon().await;
-                if let Err(error) = check(&target).await {
-                    target.down.store(true, std::sync::atomic::Ordering::SeqCst);
-                    let _ = target.lost.send(error);
-                }
-                ExitStatus::Code(-1)
+                report_exit(&target, &events, id, ExitStatus::Code(-1), true).await;
             }
-        };
-        if target.down.load(std::sync::atomic::Ordering::SeqCst) {
-            return;
         }
-        let _ = events
-            .send(Event::Exited {
-                id,
-                status,
-                at: Instant::now(),
-            })
-            .await;
     });
 }
 
