@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::job::JobSpec;
+use crate::placement::Algorithm;
 use crate::placement::order::{self, Order};
 use crate::runner::{Outcome, RunOutcome};
 use crate::store::history::{History, Timing};
@@ -43,6 +44,48 @@ pub fn queue_order(job: &JobSpec, run_dir: &Path, quiet: bool) -> Vec<usize> {
         eprintln!("dts: {}", order::note(&arranged, job.tasks.len()));
     }
     arranged.order
+}
+
+/// The work (seconds on a speed-1 host) of each of `job`'s tasks by position, as its last
+/// recorded run gives it: least-load keeps known long tasks off slow hosts
+/// ([`crate::placement::Placement::know_work`]). Empty when the job does not use least-load
+/// or nothing is recorded. `speed_of` gives a host's speed by name.
+pub fn known_work(
+    job: &JobSpec,
+    run_dir: &Path,
+    speed_of: impl Fn(&str) -> f64,
+) -> Vec<Option<f64>> {
+    if job.algorithm != Algorithm::LeastLoad {
+        return Vec::new();
+    }
+    let timings = match state_root(run_dir).map(History::open_in) {
+        Some(Ok(history)) => history.timings(&job.name),
+        Some(Err(e)) => Err(e),
+        None => return Vec::new(),
+    };
+    let timings = match timings {
+        Ok(timings) if !timings.is_empty() => timings,
+        Ok(_) => return Vec::new(),
+        Err(e) => {
+            tracing::debug!("task history unread: {e}");
+            return Vec::new();
+        }
+    };
+    let work: Vec<Option<f64>> = job
+        .tasks
+        .iter()
+        .map(|t| {
+            let (seconds, host) = timings.get(&job.key_of(t))?;
+            Some(seconds * speed_of(host))
+        })
+        .collect();
+    let known = work.iter().flatten().count();
+    tracing::info!(
+        "least-load knows the work of {known} of {} tasks from earlier runs of '{}'",
+        work.len(),
+        job.name
+    );
+    work
 }
 
 /// Each task's key, by `seq`, kept before the job moves into the run.

@@ -73,6 +73,12 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
         progress: progress::Mode::resolve(display.progress, display.quiet, stderr_is_terminal),
         quiet: display.quiet,
         queue_order: learned::queue_order(&job, &dir, display.quiet),
+        known_work: learned::known_work(&job, &dir, |name| {
+            spec.hosts
+                .iter()
+                .find(|h| h.name == name)
+                .map_or(1.0, |h| h.weight)
+        }),
         job,
     };
     let keys = learned::keys(&config.job);

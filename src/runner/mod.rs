@@ -49,6 +49,8 @@ pub struct RunConfig {
     pub quiet: bool,
     /// Positions in `job.tasks` in the order they start (`--order`); empty: as listed.
     pub queue_order: Vec<usize>,
+    /// Work of each of `job.tasks` known from earlier runs, for placement (empty: none).
+    pub known_work: Vec<Option<f64>>,
 }
 
 /// How a task ended.

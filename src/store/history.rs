@@ -86,6 +86,18 @@ impl History {
         read().map_err(|e| db_error(&self.path, e))
     }
 
+    /// The latest recorded run of every task of `job`, by key: its seconds and its host.
+    pub fn timings(&self, job: &str) -> Result<HashMap<Vec<u8>, (f64, String)>, Error> {
+        let read = || -> rusqlite::Result<HashMap<Vec<u8>, (f64, String)>> {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT key, seconds, host FROM duration WHERE job = ?1")?;
+            let rows = stmt.query_map(params![job], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+            rows.collect()
+        };
+        read().map_err(|e| db_error(&self.path, e))
+    }
+
     /// Records what the tasks of one run of `job` took; a key seen before takes the new time.
     pub fn record(&self, job: &str, timings: &[Timing]) -> Result<(), Error> {
         let write = || -> rusqlite::Result<()> {
