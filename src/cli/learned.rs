@@ -6,9 +6,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::inventory::Host;
 use crate::job::JobSpec;
-use crate::placement::Algorithm;
 use crate::placement::order::{self, Order};
+use crate::placement::speed::Sample;
+use crate::placement::{self, Algorithm};
 use crate::runner::{Outcome, RunOutcome};
 use crate::store::history::{History, Timing};
 
@@ -86,6 +88,60 @@ pub fn known_work(
         job.name
     );
     work
+}
+
+/// Measured speeds this close to 1 are taken as 1.
+const SPEED_JITTER: f64 = 0.1;
+
+/// Host speeds measured from earlier runs of `job` ([`placement::speed`]), applied to the
+/// hosts whose inventory sets no `weight` (a weight of 1, the default, counts as none).
+/// Returns the hosts with the speeds used, and says which with `-v`.
+pub fn measured_speeds(job: &JobSpec, run_dir: &Path, hosts: &[Host]) -> Vec<Host> {
+    let times = match state_root(run_dir).map(History::open_in) {
+        Some(Ok(history)) => history.host_times(&job.name),
+        Some(Err(e)) => Err(e),
+        None => return hosts.to_vec(),
+    };
+    let times = match times {
+        Ok(times) => times,
+        Err(e) => {
+            tracing::debug!("task history unread: {e}");
+            return hosts.to_vec();
+        }
+    };
+    let samples: Vec<Sample> = times
+        .iter()
+        .map(|t| Sample {
+            key: &t.key,
+            host: &t.host,
+            seconds: t.seconds,
+        })
+        .collect();
+    let speeds = placement::speed::estimate(&samples);
+    let mut used = Vec::new();
+    let hosts = hosts
+        .iter()
+        .map(|h| {
+            let mut h = h.clone();
+            // Within 10 % of the average is run-time jitter more than speed.
+            if let Some(&speed) = speeds.get(&h.name)
+                && h.weight == 1.0
+                && (speed - 1.0).abs() > SPEED_JITTER
+            {
+                h.weight = speed;
+                used.push(format!("{} {speed:.2}", h.name));
+            }
+            h
+        })
+        .collect();
+    if !used.is_empty() {
+        tracing::info!(
+            "host speeds measured from earlier runs of '{}' (where no weight is set): {}",
+            job.name,
+            used.join(", ")
+        );
+    }
+    hosts
 }
 
 /// Each task's key, by `seq`, kept before the job moves into the run.

@@ -14,6 +14,7 @@ mod random;
 pub mod resources;
 pub mod rng;
 mod round_robin;
+pub mod speed;
 
 use std::fmt;
 use std::str::FromStr;
