@@ -96,9 +96,9 @@ const SPEED_JITTER: f64 = 0.1;
 /// Host speeds measured from earlier runs of `job` ([`placement::speed`]), applied to the
 /// hosts whose inventory sets no `weight` (a weight of 1, the default, counts as none).
 /// Returns the hosts with the speeds used, and says which with `-v`.
-pub fn measured_speeds(job: &JobSpec, run_dir: &Path, hosts: &[Host]) -> Vec<Host> {
+pub fn measured_speeds(job: &str, run_dir: &Path, hosts: &[Host]) -> Vec<Host> {
     let times = match state_root(run_dir).map(History::open_in) {
-        Some(Ok(history)) => history.host_times(&job.name),
+        Some(Ok(history)) => history.host_times(job),
         Some(Err(e)) => Err(e),
         None => return hosts.to_vec(),
     };
@@ -136,8 +136,7 @@ pub fn measured_speeds(job: &JobSpec, run_dir: &Path, hosts: &[Host]) -> Vec<Hos
         .collect();
     if !used.is_empty() {
         tracing::info!(
-            "host speeds measured from earlier runs of '{}' (where no weight is set): {}",
-            job.name,
+            "host speeds measured from earlier runs of '{job}' (where no weight is set): {}",
             used.join(", ")
         );
     }
@@ -177,5 +176,46 @@ pub fn record(
     };
     if let Err(e) = History::open_in(root).and_then(|h| h.record(job, &timings)) {
         eprintln!("dts: warning: the run times were not recorded: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::history::Timing;
+
+    #[test]
+    fn speeds_from_history_replace_only_unset_weights() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let base = crate::inventory::local_default(&crate::inventory::Env::from_process()).hosts[0]
+            .clone();
+        let host = |name: &str, weight: f64| Host {
+            name: name.into(),
+            weight,
+            ..base.clone()
+        };
+        let hosts = [host("h1", 1.0), host("h2", 1.0), host("h3", 2.0)];
+        let mut timings = Vec::new();
+        for (key, seconds) in [("a", 1.0), ("b", 2.0), ("c", 3.0)] {
+            for (name, factor) in [("h1", 1.0), ("h2", 2.0), ("h3", 1.0)] {
+                timings.push(Timing {
+                    key: key.as_bytes().to_vec(),
+                    seconds: seconds * factor,
+                    host: name.into(),
+                });
+            }
+        }
+        History::open_in(&state)
+            .unwrap()
+            .record("sweep", &timings)
+            .unwrap();
+        let measured = measured_speeds("sweep", &state.join("run-1"), &hosts);
+        let ratio = measured[0].weight / measured[1].weight;
+        assert!((ratio - 2.0).abs() < 1e-6, "{ratio}");
+        assert!(measured[0].weight > 1.1, "{}", measured[0].weight);
+        assert_eq!(measured[2].weight, 2.0, "a weight the inventory sets stays");
+        let other = measured_speeds("other", &state.join("run-1"), &hosts);
+        assert_eq!(other, hosts.to_vec());
     }
 }

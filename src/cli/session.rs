@@ -57,7 +57,7 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
     if display.progress == ProgressFlag::Bars && !stderr_is_terminal && !display.quiet {
         eprintln!("dts: {}", progress::BARS_NEED_A_TERMINAL);
     }
-    let hosts = learned::measured_speeds(&job, &dir, &spec.hosts);
+    let hosts = learned::measured_speeds(&job.name, &dir, &spec.hosts);
     let config = RunConfig {
         run_id: writer.id().to_string(),
         total_tasks: total,
