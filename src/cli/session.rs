@@ -57,12 +57,13 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
     if display.progress == ProgressFlag::Bars && !stderr_is_terminal && !display.quiet {
         eprintln!("dts: {}", progress::BARS_NEED_A_TERMINAL);
     }
+    let hosts = learned::measured_speeds(&job.name, &dir, &spec.hosts);
     let config = RunConfig {
         run_id: writer.id().to_string(),
         total_tasks: total,
         left_out,
         prior_attempts,
-        hosts: spec.hosts.iter().cloned().map(Arc::new).collect(),
+        hosts: hosts.iter().cloned().map(Arc::new).collect(),
         secrets,
         spec: spec.clone(),
         output: if display.json {
@@ -77,6 +78,12 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
             Some(_) => earlier(&writer, &spec.hosts)?,
             None => runner::Earlier::default(),
         },
+        known_work: learned::known_work(&job, &dir, |name| {
+            hosts
+                .iter()
+                .find(|h| h.name == name)
+                .map_or(1.0, |h| h.weight)
+        }),
         job,
     };
     let keys = learned::keys(&config.job);

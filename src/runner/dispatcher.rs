@@ -196,6 +196,7 @@ impl Dispatcher {
             total_tasks: cfg.job.tasks.len(),
         };
         let mut placement = placement::new(cfg.job.algorithm, &params);
+        placement.know_work(&cfg.known_work);
         let tasks: Vec<TaskRt> = cfg
             .job
             .tasks

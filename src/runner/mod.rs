@@ -53,6 +53,8 @@ pub struct RunConfig {
     /// What earlier sessions of a pipeline left: tasks that cannot run now, and where the
     /// tasks that succeeded ran (empty for a fresh run or a plain job).
     pub earlier: Earlier,
+    /// Work of each of `job.tasks` known from earlier runs, for placement (empty: none).
+    pub known_work: Vec<Option<f64>>,
 }
 
 pub use stages::Earlier;

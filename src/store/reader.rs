@@ -394,7 +394,7 @@ impl RunDetail {
                 speed: h.weight,
             })
             .collect();
-        stats::compute(&tasks, &attempts, &capacity)
+        stats::compute_taking(&tasks, &attempts, &capacity, self.spec.resources.cpus)
     }
 
     /// The task with this array index.

@@ -211,6 +211,7 @@ impl NodeInfo {
             mem_total_kib: self.real_mem_mib.map(|m| m * 1024),
             mem_available_kib: self.free_mem_mib.map(|m| m * 1024),
             latency,
+            gpus: None,
         }
     }
 }
