@@ -15,7 +15,10 @@ trap stop EXIT
 work=$(mktemp -d); cd "$work"
 printf '[slurm]\nnodes = 3\ncpus_per_node = 2\n' > hosts.toml
 root=$OLDPWD
-echo "slurm transport (srun step per task, 3 nodes x 2 slots):"
+echo "slurm transport, warm worker steps (3 nodes x 2 slots):"
+HOME=$work "$root/$dts" submit --array 1-$n -- true 2>&1 | grep -E "tasks/s"
+printf 'execution = "per-task"\n' >> hosts.toml
+echo "slurm transport, one srun step per task (3 nodes x 2 slots):"
 HOME=$work "$root/$dts" submit --array 1-$n -- true 2>&1 | grep -E "tasks/s"
 echo "bare srun steps, one after another:"
 t0=$(date +%s.%N); job=$(sbatch --parsable -N1 -o /dev/null --wrap 'exec sleep infinity')

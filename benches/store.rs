@@ -40,6 +40,7 @@ fn spec() -> RunSpec {
         order: Default::default(),
         slurm: None,
         staging: Default::default(),
+        stages: Vec::new(),
     }
 }
 

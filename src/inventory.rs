@@ -58,6 +58,9 @@ pub enum Transport {
     /// A node of Slurm job `job`: tasks run as srun steps in it ([`crate::transport::slurm`]).
     Slurm {
         job: u64,
+        /// One srun step per task instead of warm worker steps (`execution = "per-task"`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        per_task: bool,
     },
 }
 

@@ -158,7 +158,7 @@ pub fn build(job: &JobSpec, hosts: &[PlanHost<'_>], seed: u64, epsilon: f64) -> 
                 item: String::from_utf8_lossy(&task.item).into_owned(),
                 key: String::from_utf8_lossy(key).into_owned(),
                 host: hosts[host].host.name.clone(),
-                params: job.matrix.params(task.seq),
+                params: job.params_of(task.seq),
             });
         }
     }
@@ -275,6 +275,7 @@ mod tests {
             mem_total_kib: Some(mem_kib),
             mem_available_kib: Some(mem_kib),
             latency: std::time::Duration::ZERO,
+            gpus: None,
         };
         let plan_hosts: Vec<PlanHost> = hosts
             .iter()

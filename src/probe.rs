@@ -17,6 +17,8 @@ pub struct ProbeReport {
     pub mem_available_kib: Option<u64>,
     /// Time the probe command took, round trip.
     pub latency: Duration,
+    /// GPUs `nvidia-smi -L` lists; `None` where there is no `nvidia-smi`.
+    pub gpus: Option<u32>,
 }
 
 /// The probe, as one command line any login shell (sh, bash, zsh, csh, fish) can start.
@@ -26,7 +28,8 @@ if [ -r /proc/loadavg ]; then read l < /proc/loadavg; echo \"loadavg=$l\"; \
 else echo \"loadavg=$(sysctl -n vm.loadavg 2>/dev/null)\"; fi; \
 echo \"cores=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null)\"; \
 if [ -r /proc/meminfo ]; then grep -E \"^(MemTotal|MemAvailable):\" /proc/meminfo; \
-else echo \"memtotal=$(sysctl -n hw.memsize 2>/dev/null || sysctl -n hw.physmem 2>/dev/null)\"; fi'";
+else echo \"memtotal=$(sysctl -n hw.memsize 2>/dev/null || sysctl -n hw.physmem 2>/dev/null)\"; fi; \
+if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi -L 2>/dev/null | sed -n \"s/^GPU \\([0-9]*\\):.*/gpu=\\1/p\"; echo gpus-listed; fi'";
 
 /// Parses the probe's output; unknown or malformed lines are ignored.
 pub fn parse(output: &[u8], latency: Duration) -> ProbeReport {
@@ -36,7 +39,10 @@ pub fn parse(output: &[u8], latency: Duration) -> ProbeReport {
         ..ProbeReport::default()
     };
     for line in text.lines() {
-        if let Some((key, value)) = line.split_once('=') {
+        if line == "gpus-listed" {
+            // nvidia-smi ran: no `gpu=` line before this means none.
+            report.gpus.get_or_insert(0);
+        } else if let Some((key, value)) = line.split_once('=') {
             apply_pair(&mut report, key, value.trim());
         } else if let Some((key, value)) = line.split_once(':') {
             apply_meminfo(&mut report, key, value);
@@ -47,6 +53,10 @@ pub fn parse(output: &[u8], latency: Duration) -> ProbeReport {
 
 fn apply_pair(report: &mut ProbeReport, key: &str, value: &str) {
     match key {
+        // One `gpu=N` line per GPU `nvidia-smi -L` listed (`GPU 0: NVIDIA A100 (UUID: ...)`).
+        "gpu" if value.parse::<u32>().is_ok() => {
+            report.gpus = Some(report.gpus.unwrap_or(0) + 1);
+        }
         "shell" => report.shell = value.to_string(),
         "os" => report.os = value.to_string(),
         "cores" => report.cores = value.parse().ok().filter(|&n| n > 0),
@@ -91,7 +101,31 @@ pub fn local() -> ProbeReport {
         mem_total_kib: Some(system.total_memory() / 1024),
         mem_available_kib: Some(system.available_memory() / 1024),
         latency: started.elapsed(),
+        gpus: local_gpus(),
     }
+}
+
+/// `nvidia-smi -L` on this machine: the GPUs it lists, `None` without it.
+fn local_gpus() -> Option<u32> {
+    let out = std::process::Command::new("nvidia-smi")
+        .arg("-L")
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    Some(count_gpus(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The GPUs in `nvidia-smi -L` output: its `GPU N: ...` lines (MIG devices, listed
+/// indented under their GPU, do not count).
+pub fn count_gpus(listing: &str) -> u32 {
+    listing
+        .lines()
+        .filter(|l| {
+            l.strip_prefix("GPU ")
+                .and_then(|rest| rest.split_once(':'))
+                .is_some_and(|(n, _)| n.parse::<u32>().is_ok())
+        })
+        .count() as u32
 }
 
 #[cfg(test)]
@@ -151,5 +185,51 @@ MemTotal:       16314444 kB\nMemAvailable:   12000000 kB\n";
         let report = local();
         assert!(report.cores.unwrap() >= 1);
         assert!(report.mem_total_kib.unwrap() > 0);
+    }
+
+    const NVIDIA_SMI_L: &str =
+        "GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-5e2f3c8a-1b7d-4e6f-9a0c-2d3e4f5a6b7c)
+GPU 1: NVIDIA A100-SXM4-40GB (UUID: GPU-8c1d2e3f-4a5b-6c7d-8e9f-0a1b2c3d4e5f)
+  MIG 3g.20gb     Device  0: (UUID: MIG-0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b)
+GPU 2: Tesla V100-PCIE-16GB (UUID: GPU-1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d)
+";
+
+    #[test]
+    fn counts_the_gpus_nvidia_smi_lists() {
+        assert_eq!(count_gpus(NVIDIA_SMI_L), 3);
+        assert_eq!(count_gpus(""), 0);
+        assert_eq!(
+            count_gpus("NVIDIA-SMI has failed because it couldn't communicate"),
+            0
+        );
+    }
+
+    #[test]
+    fn the_probe_script_turns_nvidia_smi_output_into_a_gpu_count() {
+        // The sed expression of COMMAND, run on real `nvidia-smi -L` output.
+        let script = COMMAND
+            .split("nvidia-smi -L 2>/dev/null | ")
+            .nth(1)
+            .and_then(|rest| rest.split("; echo gpus-listed").next())
+            .unwrap()
+            .replace("\\\\", "\\")
+            .replace("\\\"", "\"");
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!(
+                "printf '%s' \"$LISTING\" | {script}; echo gpus-listed"
+            ))
+            .env("LISTING", NVIDIA_SMI_L)
+            .output()
+            .unwrap();
+        let report = parse(&out.stdout, Duration::ZERO);
+        assert_eq!(
+            report.gpus,
+            Some(3),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(parse(b"gpus-listed\n", Duration::ZERO).gpus, Some(0));
+        assert_eq!(parse(b"cores=2\n", Duration::ZERO).gpus, None);
     }
 }

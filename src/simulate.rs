@@ -89,6 +89,9 @@ pub struct Options {
     /// `--order longest-first`: the queue starts with the longest tasks, their durations
     /// known exactly (as a history of earlier runs would give them).
     pub order: Order,
+    /// Placement is told every task's work ([`Placement::know_work`]), as a run of a named
+    /// job is from its history.
+    pub known: bool,
 }
 
 /// Successes whose run times make the median, at least and at most (as the dispatcher).
@@ -111,6 +114,10 @@ pub fn run_with(
             order::longest_first(&known).order
         }
     };
+    if options.known {
+        let work: Vec<Option<f64>> = tasks.iter().map(|t| Some(t.work)).collect();
+        placement.know_work(&work);
+    }
     for id in queue {
         placement.push(TaskRef {
             id: id as u32,

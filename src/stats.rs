@@ -105,8 +105,29 @@ pub struct Stats {
 /// Computes every metric. `capacity` has one entry per host; hosts with zero slots (never
 /// reachable) are left out of RU and LBD.
 pub fn compute(all_tasks: &[TaskTimes], attempts: &[Attempt], capacity: &[Capacity]) -> Stats {
+    compute_taking(all_tasks, attempts, capacity, 1)
+}
+
+/// [`compute`] for tasks that each held `slots_per_task` slots (`--cpus N`): RU counts the
+/// slots the tasks took, not one per task.
+pub fn compute_taking(
+    all_tasks: &[TaskTimes],
+    attempts: &[Attempt],
+    capacity: &[Capacity],
+    slots_per_task: u32,
+) -> Stats {
     let makespan = makespan(all_tasks);
     let mut hosts = per_host(all_tasks, attempts, capacity, makespan);
+    let taken = f64::from(slots_per_task.max(1));
+    for h in &mut hosts {
+        h.busy *= taken;
+    }
+    for (h, c) in hosts.iter_mut().zip(capacity) {
+        let available = f64::from(c.slots) * makespan;
+        if available > 0.0 {
+            h.ru = (h.busy / available).min(1.0);
+        }
+    }
     let tasks: Vec<TaskTimes> = all_tasks
         .iter()
         .filter(|t| t.end != End::Stopped)
@@ -412,5 +433,19 @@ mod tests {
             }],
         );
         assert_eq!(s.hit_rate, Some(0.5));
+    }
+
+    #[test]
+    fn ru_counts_the_slots_a_task_took() {
+        // One host of 8 slots, two tasks of 4 slots each for the whole run: full.
+        let tasks = vec![task(0, 0.0, 2.0), task(0, 0.0, 2.0)];
+        let attempts: Vec<_> = tasks.iter().map(attempt).collect();
+        let capacity = [Capacity {
+            slots: 8,
+            speed: 1.0,
+        }];
+        assert_eq!(compute(&tasks, &attempts, &capacity).ru, 0.25);
+        let s = compute_taking(&tasks, &attempts, &capacity, 4);
+        assert_eq!((s.ru, s.hosts[0].ru, s.hosts[0].busy), (1.0, 1.0, 16.0));
     }
 }

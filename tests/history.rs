@@ -79,3 +79,38 @@ fn the_second_run_of_a_named_job_starts_the_longest_recorded_tasks_first() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn least_load_is_told_the_recorded_work_of_a_named_job_on_its_second_run() {
+    let lab = Lab::start(2);
+    lab.write_inventory(2);
+    let run = || {
+        let out = lab
+            .submit()
+            .args([
+                "-v",
+                "--algo",
+                "least-load",
+                "--name",
+                "known",
+                "--array",
+                "1-4",
+            ])
+            .args(["--", SKEWED])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let first = run();
+    assert!(!first.contains("least-load knows the work"), "{first}");
+    let second = run();
+    assert!(
+        second.contains("least-load knows the work of 4 of 4 tasks from earlier runs of 'known'"),
+        "{second}"
+    );
+}

@@ -47,11 +47,12 @@ fn thirty_tasks_round_robin_over_three_nodes_then_the_allocation_is_released() {
     assert_eq!(per_node.keys().collect::<Vec<_>>(), ["n1", "n2", "n3"]);
     let total: usize = per_node.values().map(Vec::len).sum();
     assert_eq!(total, 30);
-    // Round-robin deals the tasks in turn; a node up a moment later may miss one turn.
+    // Round-robin deals the tasks in turn over free slots: a node up a moment later, or
+    // whose worker steps start later on this loaded machine, misses a few turns.
     assert!(
         per_node
             .values()
-            .all(|tasks| (9..=11).contains(&tasks.len())),
+            .all(|tasks| (7..=13).contains(&tasks.len())),
         "{per_node:?}"
     );
     assert_released(&lab);
@@ -62,8 +63,17 @@ fn exit_codes_and_signals_pass_through_srun() {
     let Some(lab) = SlurmLab::start(3, 2) else {
         return;
     };
+    for execution in ["warm", "per-task"] {
+        exit_codes_pass_through(&lab, execution);
+    }
+}
+
+fn exit_codes_pass_through(lab: &SlurmLab, execution: &str) {
     let home = tempfile::tempdir().unwrap();
-    pool(home.path(), "nodes = 2\ncpus_per_node = 1\n");
+    pool(
+        home.path(),
+        &format!("nodes = 2\ncpus_per_node = 1\nexecution = \"{execution}\"\n"),
+    );
     let joblog = home.path().join("joblog");
     lab.dts(home.path())
         .args(["submit", "--array", "0-3", "--joblog"])
@@ -91,9 +101,9 @@ fn exit_codes_and_signals_pass_through_srun() {
     assert_eq!(
         status("3"),
         ("143".into(), "0".into()),
-        "exit 143 is not a signal: {log}"
+        "exit 143 is not a signal ({execution}): {log}"
     );
-    assert_released(&lab);
+    assert_released(lab);
 }
 
 #[test]
@@ -400,4 +410,131 @@ fn retry_on_slurm_runs_the_failed_task_in_a_new_allocation() {
         "the retry asked for a new allocation"
     );
     assert_released(&lab);
+}
+
+/// `dts logs last TASK` (`--stderr` too) of the run in `home`.
+fn task_output(lab: &SlurmLab, home: &std::path::Path, task: &str, stderr: bool) -> Vec<u8> {
+    let mut cmd = lab.dts(home);
+    cmd.args(["logs", "last", task]);
+    if stderr {
+        cmd.arg("--stderr");
+    }
+    cmd.assert().success().get_output().stdout.clone()
+}
+
+/// Warm worker steps (the default): streams byte-exact and apart through the worker's
+/// framing, even output that imitates it, and a finished task's leftovers are killed
+/// before the next task on the same worker, never printing into it.
+#[test]
+fn a_warm_worker_keeps_streams_exact_and_kills_a_finished_task_s_leftovers() {
+    let Some(lab) = SlurmLab::start(1, 1) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    pool(home.path(), "nodes = 1\ncpus_per_node = 1\n");
+    let mark = marker("slurm-leftover");
+    let command = format!(
+        "case {{}} in \
+         1) printf 'DTS0123 1 2\\n\\000\\377no newline'; printf 'err DTS%.0s' x >&2;; \
+         2) (sleep 3; echo {mark} late) & echo started;; \
+         *) sleep 4; echo task {{}} done;; esac"
+    );
+    lab.dts(home.path())
+        .args(["submit", "--array", "1-3", "--", &command])
+        .assert()
+        .success();
+    assert_eq!(
+        task_output(&lab, home.path(), "1", false),
+        b"DTS0123 1 2\n\0\xffno newline"
+    );
+    assert_eq!(task_output(&lab, home.path(), "1", true), b"err DTS");
+    assert_eq!(task_output(&lab, home.path(), "2", false), b"started\n");
+    // Task 3 ran after task 2 on the one slot and outlived task 2's leftover.
+    assert_eq!(task_output(&lab, home.path(), "3", false), b"task 3 done\n");
+    no_process_left(&mark, Duration::from_secs(5));
+    assert_released(&lab);
+}
+
+/// A timeout inside a warm worker kills that task's whole tree (the wrapper's TERM, grace,
+/// KILL) and the worker goes on with the next task.
+#[test]
+fn a_timeout_in_a_warm_worker_kills_only_that_task() {
+    let Some(lab) = SlurmLab::start(1, 1) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    pool(home.path(), "nodes = 1\ncpus_per_node = 1\n");
+    let mark = marker("slurm-timeout");
+    let joblog = home.path().join("joblog");
+    let command = format!("if [ {{}} = 1 ]; then sleep 300 & sleep 301; fi; echo ok {{}} {mark}");
+    lab.dts(home.path())
+        .args([
+            "submit",
+            "--array",
+            "1-3",
+            "--timeout",
+            "2s",
+            "--kill-grace",
+            "1s",
+        ])
+        .arg("--joblog")
+        .arg(&joblog)
+        .args(["--", &command])
+        .assert()
+        .code(1);
+    let log = std::fs::read_to_string(&joblog).unwrap();
+    let exits: Vec<(String, String)> = log
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].to_string(), f[6].to_string())
+        })
+        .collect();
+    assert_eq!(exits.len(), 3, "{log}");
+    assert!(
+        exits.iter().any(|(seq, code)| seq == "1" && code != "0"),
+        "{log}"
+    );
+    assert!(
+        exits.iter().filter(|(_, code)| code == "0").count() == 2,
+        "{log}"
+    );
+    // The tasks after the timed-out one still ran, on the same slot.
+    assert_eq!(
+        task_output(&lab, home.path(), "3", false),
+        format!("ok 3 {mark}\n").as_bytes()
+    );
+    no_process_left(&mark, Duration::from_secs(5));
+    assert_released(&lab);
+}
+
+/// dts killed by SIGKILL while warm workers run tasks: every worker sees EOF, kills its
+/// task through the task's control line, and exits; nothing is left on the nodes.
+#[test]
+fn a_killed_coordinator_leaves_no_warm_worker_and_no_task() {
+    let Some(lab) = SlurmLab::start(2, 2) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    pool(home.path(), "nodes = 2\ncpus_per_node = 2\n");
+    let mark = marker("slurm-sigkill");
+    let mut child = lab
+        .dts_process(home.path())
+        .args(["submit", "--array", "1-8", "--kill-grace", "1s", "--"])
+        .arg(format!("sleep 300; echo {mark}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "four tasks running", || {
+        processes_matching(&mark).len() >= 4
+    });
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    no_process_left(&mark, Duration::from_secs(5));
+    wait_until(Duration::from_secs(10), "no worker step left", || {
+        !lab.steps().lines().any(|l| !l.contains(".batch"))
+    });
 }

@@ -121,7 +121,7 @@ fn route(host: &Host) -> String {
 fn row(host: &Host, result: Result<ProbeReport, HostError>) -> HostRow {
     let address = match host.transport {
         Transport::Local => "local".to_string(),
-        Transport::Slurm { job } => format!("slurm job {job}"),
+        Transport::Slurm { job, .. } => format!("slurm job {job}"),
         Transport::Ssh if host.port == 22 => host.address.clone(),
         Transport::Ssh => format!("{}:{}", host.address, host.port),
     } + &route(host);
@@ -136,6 +136,10 @@ fn row(host: &Host, result: Result<ProbeReport, HostError>) -> HostRow {
             mem_available_mib: probe.mem_available_kib.map(|k| k / 1024),
             mem_total_mib: probe.mem_total_kib.map(|k| k / 1024),
             slots: host.slots.or(probe.cores),
+            gpus: match host.gpus {
+                0 => probe.gpus,
+                set => Some(set),
+            },
         },
         Err(e) => HostRow {
             name: host.name.clone(),
@@ -147,6 +151,7 @@ fn row(host: &Host, result: Result<ProbeReport, HostError>) -> HostRow {
             mem_available_mib: None,
             mem_total_mib: None,
             slots: host.slots,
+            gpus: (host.gpus > 0).then_some(host.gpus),
         },
     }
 }

@@ -253,6 +253,10 @@ pub struct SimulateArgs {
     /// (what `dts submit --order longest-first` gets from earlier runs).
     #[arg(long, value_name = "ORDER", default_value = "as-listed")]
     pub order: String,
+    /// Every task's length known exactly, as a named job's earlier runs give it, whatever
+    /// the order: least-load keeps long tasks off slow hosts (implied by longest-first).
+    #[arg(long)]
+    pub known: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

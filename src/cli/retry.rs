@@ -55,7 +55,7 @@ fn slurm_again(
     slurm::release_saved(&spec.hosts, Some(&pool));
     let pool = slurm::Pool::Request(pool);
     let allocation = slurm::allocate(&pool, &spec.name, args.display.quiet)?;
-    spec.hosts = slurm::hosts(&allocation, &crate::inventory::Env::from_process());
+    spec.hosts = slurm::hosts(&allocation, &pool, &crate::inventory::Env::from_process());
     writer.set_spec(&spec)?;
     Ok(Some(allocation))
 }

@@ -57,12 +57,13 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
     if display.progress == ProgressFlag::Bars && !stderr_is_terminal && !display.quiet {
         eprintln!("dts: {}", progress::BARS_NEED_A_TERMINAL);
     }
+    let hosts = learned::measured_speeds(&job.name, &dir, &spec.hosts);
     let config = RunConfig {
         run_id: writer.id().to_string(),
         total_tasks: total,
         left_out,
         prior_attempts,
-        hosts: spec.hosts.iter().cloned().map(Arc::new).collect(),
+        hosts: hosts.iter().cloned().map(Arc::new).collect(),
         secrets,
         spec: spec.clone(),
         output: if display.json {
@@ -73,6 +74,16 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
         progress: progress::Mode::resolve(display.progress, display.quiet, stderr_is_terminal),
         quiet: display.quiet,
         queue_order: learned::queue_order(&job, &dir, display.quiet),
+        earlier: match job.pipeline {
+            Some(_) => earlier(&writer, &spec.hosts)?,
+            None => runner::Earlier::default(),
+        },
+        known_work: learned::known_work(&job, &dir, |name| {
+            hosts
+                .iter()
+                .find(|h| h.name == name)
+                .map_or(1.0, |h| h.weight)
+        }),
         job,
     };
     let keys = learned::keys(&config.job);
@@ -105,6 +116,21 @@ pub fn run(mut writer: RunWriter, display: &Display) -> Result<i32, Error> {
             Ok(code.max(exit::TASK_FAILED))
         }
     }
+}
+
+/// What earlier sessions of a pipeline's run left: the tasks this one cannot run, and the
+/// hosts (of this run's, by name) the successful ones ran on.
+fn earlier(writer: &RunWriter, hosts: &[crate::inventory::Host]) -> Result<runner::Earlier, Error> {
+    let position = |name: &str| hosts.iter().position(|h| h.name == name);
+    let ran_on = writer
+        .succeeded_hosts()?
+        .into_iter()
+        .filter_map(|(seq, host)| Some((seq, position(&host)?)))
+        .collect();
+    Ok(runner::Earlier {
+        unrunnable: writer.unsucceeded_left_out()?,
+        ran_on,
+    })
 }
 
 /// The end report on stderr (or the JSON document on stdout) and the JUnit file.

@@ -54,6 +54,7 @@ pub fn run(args: SimulateArgs) -> Result<i32, Error> {
     let options = simulate::Options {
         speculate: args.speculate,
         order,
+        known: args.known || order == Order::LongestFirst,
     };
     let per_seed: Vec<Vec<AlgorithmRow>> = algorithms
         .iter()
@@ -94,9 +95,10 @@ pub fn run(args: SimulateArgs) -> Result<i32, Error> {
                 args.seed + n - 1
             ),
         };
-        let order = match order {
-            Order::AsListed => String::new(),
-            order => format!(", {order}"),
+        let order = match (order, options.known) {
+            (Order::AsListed, false) => String::new(),
+            (Order::AsListed, true) => ", lengths known".to_string(),
+            (order, _) => format!(", {order}"),
         };
         println!(
             "{} tasks ({}{order}) on {} hosts, {slots} slots; {seeds}",

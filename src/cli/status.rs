@@ -87,7 +87,10 @@ fn one(state: &StateDir, id: &str, json: bool) -> Result<(String, bool), Error> 
     let stats = detail.stats();
     let doc = document::build(&detail, &stats, now, |t| detail.last_stderr_line(t));
     let finished = !matches!(detail.run.state.as_str(), "running" | "paused" | "queued");
-    let parameters = params::of_tasks(&detail.spec.matrix, &detail.tasks);
+    let parameters = match detail.spec.stages.as_slice() {
+        [] => params::of_tasks(&detail.spec.matrix, &detail.tasks),
+        stages => params::of_stages(stages, &detail.tasks),
+    };
     let text = if json && parameters.is_empty() {
         serde_json::to_string_pretty(&doc).expect("documents serialise") + "\n"
     } else if json {

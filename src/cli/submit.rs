@@ -39,7 +39,7 @@ pub fn run(args: SubmitArgs) -> Result<i32, Error> {
         }
         (None, Some(pool)) => {
             let held = allocation.insert(slurm::allocate(pool, &job.name, args.display.quiet)?);
-            slurm::hosts(held, &env)
+            slurm::hosts(held, pool, &env)
         }
         (None, None) => unreachable!("no pool means an inventory"),
     };
@@ -104,7 +104,9 @@ fn check_resources(job: &JobSpec, hosts: &[Host]) -> Result<(), Error> {
     }
     let slots_of = |h: &Host| job.slots.or(h.slots);
     let unknown = |h: &Host| {
-        (request.cpus > 1 && slots_of(h).is_none()) || (request.mem > 0 && h.mem.is_none())
+        (request.cpus > 1 && slots_of(h).is_none())
+            || (request.mem > 0 && h.mem.is_none())
+            || (request.gpus > 0 && h.gpus == 0)
     };
     let to_probe: Vec<Host> = hosts.iter().filter(|h| unknown(h)).cloned().collect();
     let mut probes = super::hosts::probe_each(&to_probe).into_iter();
@@ -121,7 +123,11 @@ fn check_resources(job: &JobSpec, hosts: &[Host]) -> Result<(), Error> {
                 Some(Ok(p)) => Capacity {
                     slots: slots_of(h).or(p.cores).unwrap_or(1),
                     mem: h.mem.or(p.mem_total_kib.map(|k| k.saturating_mul(1024))),
-                    gpus: h.gpus,
+                    gpus: if h.gpus > 0 {
+                        h.gpus
+                    } else {
+                        p.gpus.unwrap_or(0)
+                    },
                 },
                 Some(Err(_)) => Capacity {
                     slots: slots_of(h).unwrap_or(u32::MAX),
@@ -174,6 +180,7 @@ fn run_spec(
             slurm::Pool::Inside(_) => None,
         }),
         staging: job.staging.clone(),
+        stages: job.pipeline.as_ref().map(|p| p.saved()).unwrap_or_default(),
     })
 }
 

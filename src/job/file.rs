@@ -65,14 +65,13 @@ struct RawStage {
     matrix: Option<Spanned<MatrixTable>>,
     after: Option<Vec<Spanned<String>>>,
     each_after: Option<Spanned<String>>,
+    env: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
+    retries: Option<u32>,
+    timeout: Option<Spanned<String>>,
 }
 
 /// A `[[stage]]`, checked; its dependencies name stages that exist and form no cycle.
 #[derive(Debug, Clone)]
-#[allow(
-    dead_code,
-    reason = "read once the dispatcher runs stages; checked today"
-)]
 pub(super) struct FileStage {
     pub name: String,
     pub command: Option<Template>,
@@ -84,6 +83,11 @@ pub(super) struct FileStage {
     pub at: Located,
     /// Locates the `each_after` value, for a task-count mismatch found once items are read.
     pub each_after_at: Option<Located>,
+    /// The stage's own `env` (added to the file's, winning on a name both give), `retries`
+    /// and `timeout` (replacing the file's).
+    pub env: Vec<(String, String)>,
+    pub retries: Option<u32>,
+    pub timeout: Option<Duration>,
 }
 
 /// `[matrix]` as written: axis name → values.
@@ -172,6 +176,7 @@ pub(super) struct JobFile {
 pub(super) fn parse(path: &Path, text: &str) -> Result<JobFile, Located> {
     let raw: Raw = toml::from_str(text).map_err(|e| Located::from_toml(path, text, &e))?;
     let at = At { path, text };
+    at.pipeline_items(&raw)?;
     Ok(JobFile {
         name: raw.name.map(|n| at.non_empty(n, "name")).transpose()?,
         command: raw.command.map(|c| at.command(c)).transpose()?,
@@ -221,6 +226,32 @@ struct At<'a> {
 }
 
 impl At<'_> {
+    /// In a pipeline each `[[stage]]` gives its own items and matrix: the file's own would
+    /// belong to no stage.
+    fn pipeline_items(&self, raw: &Raw) -> Result<(), Located> {
+        if raw.stage.is_none() {
+            return Ok(());
+        }
+        let given = [
+            (
+                "items_file",
+                raw.items_file.as_ref().map(|v| v.span().start),
+            ),
+            ("array", raw.array.as_ref().map(|v| v.span().start)),
+            ("items", raw.items.as_ref().map(|v| v.span().start)),
+            ("matrix", raw.matrix.as_ref().map(|v| v.span().start)),
+        ];
+        match given.into_iter().find_map(|(key, at)| Some((key, at?))) {
+            None => Ok(()),
+            Some((key, offset)) => Err(self.error(
+                offset,
+                format!(
+                    "`{key}` belongs in each [[stage]] of a pipeline, not at the top of the file"
+                ),
+            )),
+        }
+    }
+
     /// Checks each `[[stage]]` and the graph their `after` / `each_after` form; an unknown
     /// name or a cycle points at the dependency that names it.
     fn stages(&self, raw: Vec<RawStage>) -> Result<Vec<FileStage>, Located> {
@@ -272,6 +303,13 @@ impl At<'_> {
             each_after: raw.each_after.map(Spanned::into_inner),
             at,
             each_after_at,
+            env: raw
+                .env
+                .map(|e| self.env(e))
+                .transpose()?
+                .unwrap_or_default(),
+            retries: raw.retries,
+            timeout: raw.timeout.map(|t| self.timeout(t)).transpose()?,
         })
     }
 

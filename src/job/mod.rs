@@ -23,6 +23,7 @@
 pub mod array;
 mod file;
 pub mod matrix;
+pub mod pipeline;
 pub mod quote;
 pub mod stages;
 pub mod template;
@@ -38,6 +39,7 @@ use crate::placement::order::Order;
 use crate::placement::resources::Request;
 use file::{FileSource, JobFile};
 pub use matrix::Matrix;
+pub use pipeline::Pipeline;
 pub use template::{Context, Template, TemplateSpec};
 
 /// One element of the job array.
@@ -83,9 +85,75 @@ pub struct JobSpec {
     pub order: Order,
     /// What each task stages to and from its host (off by default).
     pub staging: crate::staging::Staging,
+    /// `[[stage]]` tables: each task's command and matrix are its stage's, and a task is
+    /// ready only once those it depends on have succeeded. `None` for a plain job.
+    pub pipeline: Option<Pipeline>,
 }
 
 impl JobSpec {
+    /// The command task `seq` runs: its stage's in a pipeline.
+    pub fn command_of(&self, seq: u32) -> &Template {
+        match &self.pipeline {
+            Some(p) => &p.locate(seq).0.command,
+            None => &self.command,
+        }
+    }
+
+    /// The matrix and position that give task `seq`'s parameters.
+    fn matrix_of(&self, seq: u32) -> (&Matrix, u32) {
+        match &self.pipeline {
+            Some(p) => {
+                let (stage, position) = p.locate(seq);
+                (&stage.matrix, position)
+            }
+            None => (&self.matrix, seq),
+        }
+    }
+
+    /// Task `seq`'s matrix values, in axis order.
+    pub fn values_of(&self, seq: u32) -> Vec<&str> {
+        let (matrix, position) = self.matrix_of(seq);
+        matrix.values_of(position)
+    }
+
+    /// Task `seq`'s parameters, for documents.
+    pub fn params_of(&self, seq: u32) -> matrix::Params {
+        let (matrix, position) = self.matrix_of(seq);
+        matrix.params(position)
+    }
+
+    /// The `DTS_MATRIX_NAME` variables of task `seq`.
+    pub fn matrix_env_of(&self, seq: u32) -> Vec<(String, &str)> {
+        let (matrix, position) = self.matrix_of(seq);
+        matrix.env_of(position)
+    }
+
+    /// The variables every run of task `seq` gets: its stage's in a pipeline.
+    pub fn env_of(&self, seq: u32) -> &[(String, String)] {
+        match &self.pipeline {
+            Some(p) => &p.locate(seq).0.env,
+            None => &self.env,
+        }
+    }
+
+    /// `--retries` for task `seq`: its stage's own, else the job's.
+    pub fn retries_of(&self, seq: u32) -> u32 {
+        let stage = self.pipeline.as_ref().map(|p| p.locate(seq).0);
+        stage.and_then(|s| s.retries).unwrap_or(self.retries)
+    }
+
+    /// `--timeout` for task `seq`: its stage's own, else the job's.
+    pub fn timeout_of(&self, seq: u32) -> Option<Duration> {
+        let stage = self.pipeline.as_ref().map(|p| p.locate(seq).0);
+        stage.and_then(|s| s.timeout).or(self.timeout)
+    }
+
+    /// The stage task `seq` belongs to, in a pipeline (`DTS_STAGE`).
+    pub fn stage_of(&self, seq: u32) -> Option<&str> {
+        let pipeline = self.pipeline.as_ref()?;
+        Some(&pipeline.locate(seq).0.name)
+    }
+
     /// The key consistent-hash hashes for `task`: the rendered `key` template, or the item
     /// (with a matrix, the item and the task's values, NUL-separated, so the combinations of
     /// one item spread rather than all hashing alike). `{host}` renders empty: a key cannot
@@ -97,11 +165,11 @@ impl JobSpec {
                 seq: task.seq,
                 index: task.index,
                 host: "",
-                params: &self.matrix.values_of(task.seq),
+                params: &self.values_of(task.seq),
             }),
             None => {
                 let mut key = task.item.to_vec();
-                for value in self.matrix.values_of(task.seq) {
+                for value in self.values_of(task.seq) {
                     key.push(0);
                     key.extend_from_slice(value.as_bytes());
                 }
@@ -170,34 +238,34 @@ pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Err
             "--array and --items both give the items; use one".into(),
         ));
     }
-    let file = match &overrides.job_file {
+    let mut file = match &overrides.job_file {
         Some(path) => load_job_file(path)?,
         None => JobFile::default(),
     };
-    check_stage_counts(&file, stdin)?;
-    refuse_stages(&file)?;
-    let matrix = resolve_matrix(&overrides.matrix, file.matrix)?;
-    let names = matrix.names();
-    let command = resolve_command(&overrides.command, file.command)?.with_params(&names);
-    let secret_env = secret_names(&overrides.secret_env, file.secret_env, &file.env)?;
-    let from_items = overrides.items.is_some()
-        || (overrides.array.is_none()
-            && file
-                .source
-                .as_ref()
-                .is_some_and(|s| !matches!(s, FileSource::Array(..))));
-    let (tasks, throttle) = resolve_tasks(overrides, file.source, stdin)?;
-    let tasks = matrix_tasks(tasks, &matrix)?;
-    // As in GNU parallel, a command without placeholders gets each item appended. An array
-    // does not, as in Slurm: its index is in DTS_ARRAY_INDEX, and `kill -TERM $$` must not
-    // become `kill -TERM $$ 1`. A job without items runs its command as written. A matrix
-    // placeholder is a placeholder: `--items f --matrix lr=1 -- train {lr}` appends nothing.
-    let command = if from_items {
-        command.with_item_appended()
+    let secret_env = secret_names(
+        &overrides.secret_env,
+        std::mem::take(&mut file.secret_env),
+        &file.env,
+    )?;
+    let shape = if file.stages.is_empty() {
+        plain_shape(overrides, &mut file, stdin)?
     } else {
-        command
+        pipeline_shape(overrides, &mut file, &secret_env)?
     };
-    let staging = resolve_staging(&overrides.staging, file.staging, &matrix, &tasks)?;
+    let Shape {
+        command,
+        tasks,
+        throttle,
+        matrix,
+        pipeline,
+    } = shape;
+    let names = matrix.names();
+    let staging = resolve_staging(
+        &overrides.staging,
+        std::mem::take(&mut file.staging),
+        &matrix,
+        &tasks,
+    )?;
     if !staging.is_off() && file.workdir.is_some() {
         return Err(Error::Usage(
             "`workdir` and file staging both say where tasks run: a task that stages files runs in its own directory on its host; drop one".into(),
@@ -239,6 +307,7 @@ pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Err
             .or(file.order)
             .unwrap_or_default(),
         staging,
+        pipeline,
     })
 }
 
@@ -297,6 +366,184 @@ fn resolve_staging(
     Ok(staging)
 }
 
+/// What the job runs: its command, tasks and matrix, or a pipeline's stages.
+struct Shape {
+    command: Template,
+    tasks: Vec<Task>,
+    throttle: Option<u32>,
+    matrix: Matrix,
+    pipeline: Option<Pipeline>,
+}
+
+/// A job without stages: one command over the items (or array) and the matrix.
+fn plain_shape(
+    overrides: &Overrides,
+    file: &mut JobFile,
+    stdin: &mut dyn Read,
+) -> Result<Shape, Error> {
+    let matrix = resolve_matrix(&overrides.matrix, file.matrix.take())?;
+    let names = matrix.names();
+    let command = resolve_command(&overrides.command, file.command.take())?.with_params(&names);
+    let from_items = overrides.items.is_some()
+        || (overrides.array.is_none()
+            && file
+                .source
+                .as_ref()
+                .is_some_and(|s| !matches!(s, FileSource::Array(..))));
+    let (tasks, throttle) = resolve_tasks(overrides, file.source.take(), stdin)?;
+    let tasks = matrix_tasks(tasks, &matrix)?;
+    // As in GNU parallel, a command without placeholders gets each item appended. An array
+    // does not, as in Slurm: its index is in DTS_ARRAY_INDEX, and `kill -TERM $$` must not
+    // become `kill -TERM $$ 1`. A job without items runs its command as written. A matrix
+    // placeholder is a placeholder: `--items f --matrix lr=1 -- train {lr}` appends nothing.
+    let command = if from_items {
+        command.with_item_appended()
+    } else {
+        command
+    };
+    Ok(Shape {
+        command,
+        tasks,
+        throttle,
+        matrix,
+        pipeline: None,
+    })
+}
+
+/// A pipeline: each `[[stage]]` gives its own items and matrix, and its command or the
+/// file's; the run's tasks are the stages' tasks in written order, numbered 1.. across them.
+fn pipeline_shape(
+    overrides: &Overrides,
+    file: &mut JobFile,
+    secret_env: &[String],
+) -> Result<Shape, Error> {
+    let flags = [
+        ("--array", overrides.array.is_some()),
+        ("--items", overrides.items.is_some()),
+        ("--matrix", !overrides.matrix.is_empty()),
+        ("a command after `--`", !overrides.command.is_empty()),
+    ];
+    if let Some((flag, _)) = flags.iter().find(|(_, given)| *given) {
+        return Err(Error::Usage(format!(
+            "{flag} cannot be used with a [[stage]] pipeline: each stage gives its own command and items"
+        )));
+    }
+    let mut stages = Vec::with_capacity(file.stages.len());
+    let mut tasks = Vec::new();
+    for stage in &file.stages {
+        let names = stage.matrix.as_ref().map(Matrix::names).unwrap_or_default();
+        let command = stage
+            .command
+            .clone()
+            .or_else(|| file.command.clone())
+            .ok_or_else(|| Located {
+                message: format!(
+                    "stage `{}` has no command, and the file gives none for it to use",
+                    stage.name
+                ),
+                ..stage.at.clone()
+            })?
+            .with_params(&names);
+        let from_items = stage
+            .source
+            .as_ref()
+            .is_some_and(|s| !matches!(s, FileSource::Array(..)));
+        let command = if from_items {
+            command.with_item_appended()
+        } else {
+            command
+        };
+        let (own, throttle) = file_tasks(stage.source.clone())?;
+        if throttle.is_some() {
+            return Err(Error::Located(Located {
+                message: format!(
+                    "stage `{}`: an array's %N throttle applies to a whole run, not to one stage",
+                    stage.name
+                ),
+                ..stage.at.clone()
+            }));
+        }
+        let matrix = stage.matrix.clone().unwrap_or_default();
+        let own = matrix_tasks(own, &matrix)?;
+        for task in &own {
+            let position = tasks.len() as u32 + 1;
+            tasks.push(Task {
+                seq: position,
+                index: u64::from(position),
+                item: task.item.clone(),
+            });
+        }
+        if let Some((name, _)) = stage.env.iter().find(|(k, _)| secret_env.contains(k)) {
+            return Err(Error::Located(Located {
+                message: format!(
+                    "stage `{}`: {name} is both in env and secret_env; a secret is never written down",
+                    stage.name
+                ),
+                ..stage.at.clone()
+            }));
+        }
+        stages.push(pipeline::Stage {
+            name: stage.name.clone(),
+            command,
+            matrix,
+            after: stage.after.clone(),
+            each_after: stage.each_after.clone(),
+            tasks: own.len(),
+            env: stage_env(&file.env, &stage.env),
+            // A flag wins over the file, the stage's value included.
+            retries: overrides.retries.or(stage.retries),
+            timeout: match overrides.timeout {
+                Some(_) => None,
+                None => stage.timeout,
+            },
+        });
+    }
+    if u32::try_from(tasks.len()).is_err() {
+        return Err(Error::Usage(format!(
+            "{} tasks are more than the limit of {}",
+            tasks.len(),
+            u32::MAX
+        )));
+    }
+    let specs: Vec<stages::StageSpec> = stages
+        .iter()
+        .map(|s| stages::StageSpec {
+            name: s.name.clone(),
+            after: s.after.clone(),
+            each_after: s.each_after.clone(),
+            tasks: s.tasks,
+        })
+        .collect();
+    let pipeline = Pipeline::new(stages).map_err(|e| {
+        // Names and cycles were checked with the file: what is left is each_after counts,
+        // known only now that each stage's items are read.
+        let stage = e.location().0;
+        let at = &file.stages[stage];
+        let place = at.each_after_at.as_ref().unwrap_or(&at.at);
+        Error::Located(Located {
+            message: e.message(&specs),
+            ..place.clone()
+        })
+    })?;
+    Ok(Shape {
+        command: pipeline.stages[0].command.clone(),
+        tasks,
+        throttle: None,
+        matrix: Matrix::default(),
+        pipeline: Some(pipeline),
+    })
+}
+
+/// The job's variables with a stage's own over them, sorted by name.
+fn stage_env(job: &[(String, String)], own: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env: std::collections::BTreeMap<&str, &str> =
+        job.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.extend(own.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    env.into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// The `--matrix` axes, which replace the job file's `[matrix]` table when given.
 fn resolve_matrix(flags: &[String], from_file: Option<Matrix>) -> Result<Matrix, Error> {
     if flags.is_empty() {
@@ -331,46 +578,6 @@ fn matrix_tasks(tasks: Vec<Task>, matrix: &Matrix) -> Result<Vec<Task>, Error> {
         }
     }
     Ok(out)
-}
-
-/// `each_after` needs stages of equal task counts, known only once each stage's items are
-/// read: a mismatch points at the `each_after` value.
-fn check_stage_counts(file: &JobFile, stdin: &mut dyn Read) -> Result<(), Error> {
-    let mut specs = Vec::with_capacity(file.stages.len());
-    for stage in &file.stages {
-        let (tasks, _) = resolve_tasks(&Overrides::default(), stage.source.clone(), stdin)?;
-        let matrix = stage.matrix.clone().unwrap_or_default();
-        specs.push(stages::StageSpec {
-            name: stage.name.clone(),
-            after: stage.after.clone(),
-            each_after: stage.each_after.clone(),
-            tasks: matrix_tasks(tasks, &matrix)?.len(),
-        });
-    }
-    match stages::Graph::new(&specs) {
-        Err(e @ stages::GraphError::CountMismatch { stage, .. }) => {
-            let at = &file.stages[stage];
-            let place = at.each_after_at.as_ref().unwrap_or(&at.at);
-            Err(Error::Located(Located {
-                message: e.message(&specs),
-                ..place.clone()
-            }))
-        }
-        // Names and cycles were checked with the file.
-        _ => Ok(()),
-    }
-}
-
-/// `[[stage]]` tables are checked (names, cycles) but the dispatcher does not run pipelines
-/// yet: refuse them before anything runs rather than run something else.
-fn refuse_stages(file: &JobFile) -> Result<(), Error> {
-    match file.stages.first() {
-        None => Ok(()),
-        Some(stage) => Err(Error::Located(Located {
-            message: "[[stage]] pipelines are checked but not run yet by this build".into(),
-            ..stage.at.clone()
-        })),
-    }
 }
 
 fn load_job_file(path: &Path) -> Result<JobFile, Error> {

@@ -244,6 +244,21 @@ impl Graph {
         self.offsets.last().copied().unwrap_or(0)
     }
 
+    /// How many stages there are.
+    pub fn stage_count(&self) -> usize {
+        self.after.len()
+    }
+
+    /// The stages all of whose tasks `stage` waits for.
+    pub fn after_of(&self, stage: usize) -> &[usize] {
+        &self.after[stage]
+    }
+
+    /// The stage `stage` waits for task by task.
+    pub fn each_after_of(&self, stage: usize) -> Option<usize> {
+        self.each_after[stage]
+    }
+
     /// The stages in dependency order.
     pub fn order(&self) -> &[usize] {
         &self.order

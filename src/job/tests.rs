@@ -930,25 +930,110 @@ fn a_stage_named_twice_is_refused() {
 }
 
 #[test]
-fn a_checked_pipeline_is_refused_before_anything_runs() {
-    let (_dir, overrides) = job_file(&format!(
-        "{PIPELINE_HEAD}[[stage]]\nname = \"work\"\neach_after = \"prep\"\n"
-    ));
-    let message = error(&overrides);
-    assert!(
-        message.starts_with("job.toml:2:8: [[stage]] pipelines"),
-        "{message}"
+fn a_pipeline_numbers_its_tasks_across_stages_each_with_its_own_command_and_matrix() {
+    let (_dir, overrides) = job_file(
+        "command = \"fallback\"\n\
+         [[stage]]\nname = \"prep\"\nitems = [\"a\", \"b\"]\n\n\
+         [[stage]]\nname = \"work\"\ncommand = \"train {lr} {}\"\narray = \"1-2\"\n\
+         each_after = \"prep\"\n[stage.matrix]\nlr = [\"0.1\"]\n\n\
+         [[stage]]\nname = \"reduce\"\ncommand = \"cat\"\nafter = [\"work\"]\n",
     );
+    let job = run(&overrides).unwrap();
+    assert_eq!(indices(&job), vec![1, 2, 3, 4, 5]);
+    assert_eq!(items(&job), vec![&b"a"[..], b"b", b"1", b"2", b""]);
+    let rendered: Vec<String> = job
+        .tasks
+        .iter()
+        .map(|t| {
+            job.command_of(t.seq).render(&Context {
+                item: &t.item,
+                seq: t.seq,
+                index: t.index,
+                host: "h",
+                params: &job.values_of(t.seq),
+            })
+        })
+        .collect();
+    // prep takes the file's command, items appended; an array appends nothing.
+    assert_eq!(
+        rendered,
+        [
+            "fallback a",
+            "fallback b",
+            "train 0.1 1",
+            "train 0.1 2",
+            "cat"
+        ]
+    );
+    let stages: Vec<_> = job.tasks.iter().map(|t| job.stage_of(t.seq)).collect();
+    assert_eq!(
+        stages,
+        [
+            Some("prep"),
+            Some("prep"),
+            Some("work"),
+            Some("work"),
+            Some("reduce")
+        ]
+    );
+    assert_eq!(
+        job.matrix_env_of(3),
+        vec![("DTS_MATRIX_lr".to_string(), "0.1")]
+    );
+    let graph = &job.pipeline.as_ref().unwrap().graph;
+    assert_eq!(graph.each_predecessor(3), Some(1));
+}
+
+#[test]
+fn a_stage_adds_its_env_and_replaces_retries_and_timeout_unless_a_flag_gives_them() {
+    let text = "retries = 1\ntimeout = \"1m\"\nenv = { A = \"job\", B = \"job\" }\n\
+                [[stage]]\nname = \"prep\"\ncommand = \"true\"\nretries = 3\ntimeout = \"5s\"\n\
+                env = { B = \"prep\", C = \"prep\" }\n\n\
+                [[stage]]\nname = \"work\"\ncommand = \"true\"\nafter = [\"prep\"]\n";
+    let (_dir, mut overrides) = job_file(text);
+    let job = run(&overrides).unwrap();
+    let pairs = |env: &[(String, String)]| -> Vec<String> {
+        env.iter().map(|(k, v)| format!("{k}={v}")).collect()
+    };
+    assert_eq!(pairs(job.env_of(1)), ["A=job", "B=prep", "C=prep"]);
+    assert_eq!(pairs(job.env_of(2)), ["A=job", "B=job"]);
+    assert_eq!((job.retries_of(1), job.retries_of(2)), (3, 1));
+    assert_eq!(job.timeout_of(1), Some(Duration::from_secs(5)));
+    assert_eq!(job.timeout_of(2), Some(Duration::from_secs(60)));
+    overrides.retries = Some(0);
+    overrides.timeout = Some("2s".into());
+    let job = run(&overrides).unwrap();
+    assert_eq!((job.retries_of(1), job.retries_of(2)), (0, 0));
+    assert_eq!(job.timeout_of(1), Some(Duration::from_secs(2)));
+}
+
+#[test]
+fn a_pipeline_refuses_items_outside_its_stages_and_flags_that_replace_them() {
+    let (_dir, overrides) = job_file(&format!("array = \"1-3\"\n{PIPELINE_HEAD}"));
+    assert_eq!(
+        error(&overrides),
+        "job.toml:1:9: `array` belongs in each [[stage]] of a pipeline, not at the top of the file"
+    );
+    let (_dir, mut overrides) = job_file(PIPELINE_HEAD);
+    overrides.items = Some("-".into());
+    assert!(error(&overrides).starts_with("--items cannot be used with a [[stage]] pipeline"));
+    let (_dir, overrides) = job_file("[[stage]]\nname = \"prep\"\n");
+    assert_eq!(
+        error(&overrides),
+        "job.toml:2:8: stage `prep` has no command, and the file gives none for it to use"
+    );
+    let (_dir, overrides) = job_file(&format!("{PIPELINE_HEAD}array = \"1-9%2\"\n"));
+    assert!(error(&overrides).contains("throttle applies to a whole run"));
 }
 
 #[test]
 fn each_after_a_stage_of_another_size_points_at_each_after() {
     let (_dir, overrides) = job_file(
-        "[[stage]]\nname = \"prep\"\narray = \"1-3\"\n\n\
+        "command = \"x\"\n[[stage]]\nname = \"prep\"\narray = \"1-3\"\n\n\
          [[stage]]\nname = \"work\"\nitems = [\"a\", \"b\"]\neach_after = \"prep\"\n",
     );
     assert_eq!(
         error(&overrides),
-        "job.toml:8:14: each_after needs the same number of tasks: stage `work` has 2, `prep` has 3"
+        "job.toml:9:14: each_after needs the same number of tasks: stage `work` has 2, `prep` has 3"
     );
 }

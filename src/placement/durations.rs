@@ -25,6 +25,9 @@ pub struct Durations {
     since_refresh: usize,
     mean: Option<f64>,
     long: Option<f64>,
+    /// The window at the last refresh, ascending, and the sum of each suffix of it.
+    sorted: Vec<f64>,
+    suffix_sums: Vec<f64>,
 }
 
 impl Default for Durations {
@@ -42,6 +45,8 @@ impl Durations {
             since_refresh: 0,
             mean: None,
             long: None,
+            sorted: Vec::new(),
+            suffix_sums: Vec::new(),
         }
     }
 
@@ -67,8 +72,25 @@ impl Durations {
         self.mean = Some(self.recent.iter().sum::<f64>() / n as f64);
         let mut sorted: Vec<f64> = self.recent.iter().copied().collect();
         let rank = ((n as f64 * self.quantile).ceil() as usize).clamp(1, n) - 1;
-        let (_, long, _) = sorted.select_nth_unstable_by(rank, f64::total_cmp);
-        self.long = Some(*long);
+        sorted.sort_by(f64::total_cmp);
+        self.long = Some(sorted[rank]);
+        self.suffix_sums = vec![0.0; n + 1];
+        for i in (0..n).rev() {
+            self.suffix_sums[i] = self.suffix_sums[i + 1] + sorted[i];
+        }
+        self.sorted = sorted;
+    }
+
+    /// The mean of `max(0, w − threshold)` over recent work `w`: how far past `threshold` a
+    /// task drawn from them runs, on average. `None` before the first observation.
+    pub fn excess_over(&self, threshold: f64) -> Option<f64> {
+        let n = self.sorted.len();
+        if n == 0 {
+            return None;
+        }
+        let first_above = self.sorted.partition_point(|&w| w <= threshold);
+        let above = (n - first_above) as f64;
+        Some((self.suffix_sums[first_above] - above * threshold) / n as f64)
     }
 
     /// Mean work of recent tasks; `None` before the first observation.
@@ -116,5 +138,17 @@ mod tests {
             d.observe(1.0);
         }
         assert_eq!((d.mean(), d.long()), (Some(1.0), Some(1.0)));
+    }
+
+    #[test]
+    fn excess_over_a_threshold_is_the_mean_overrun() {
+        let mut d = Durations::default();
+        assert_eq!(d.excess_over(1.0), None);
+        for w in [1.0, 2.0, 3.0, 10.0] {
+            d.observe(w);
+        }
+        assert_eq!(d.excess_over(2.0), Some((1.0 + 8.0) / 4.0));
+        assert_eq!(d.excess_over(0.0), Some(4.0));
+        assert_eq!(d.excess_over(10.0), Some(0.0));
     }
 }

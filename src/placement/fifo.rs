@@ -5,18 +5,59 @@ use std::collections::VecDeque;
 
 use super::{HostView, Liveness, Placement, TaskRef};
 
+/// What is still queued, for an algorithm that weighs the rest of the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Backlog {
+    /// Tasks queued.
+    pub queued: usize,
+    /// Those among them whose work is known ([`Placement::know_work`]).
+    pub known: usize,
+    /// Their known work, summed (speed-1 seconds).
+    pub known_work: f64,
+}
+
+impl Backlog {
+    /// The queued work, taking `mean` for each task whose work is not known.
+    pub fn work(&self, mean: f64) -> f64 {
+        self.known_work.max(0.0) + self.queued.saturating_sub(self.known) as f64 * mean
+    }
+
+    fn add(&mut self, work: Option<f64>, sign: f64) {
+        if sign > 0.0 {
+            self.queued += 1;
+        } else {
+            self.queued = self.queued.saturating_sub(1);
+        }
+        if let Some(w) = work {
+            if sign > 0.0 {
+                self.known += 1;
+            } else {
+                self.known = self.known.saturating_sub(1);
+            }
+            self.known_work += sign * w;
+        }
+    }
+}
+
 /// Picks the host for the task at the head of the queue.
 pub trait ChooseHost {
-    /// A host with a free slot for the next of `queued` tasks, or `None` to wait.
-    fn choose(&mut self, hosts: &[HostView], queued: usize) -> Option<usize>;
+    /// A host with a free slot for the next queued task, or `None` to wait.
+    fn choose(&mut self, hosts: &[HostView], backlog: &Backlog) -> Option<usize>;
+    /// [`ChooseHost::choose`] for a task whose work (speed-1 seconds) is known. `None` lets
+    /// the queue offer a later task instead (within [`LOOKAHEAD`]), so the algorithm must
+    /// accept any task on some host that will free: the fastest, at least.
+    fn choose_known(&mut self, hosts: &[HostView], backlog: &Backlog, work: f64) -> Option<usize> {
+        let _ = work;
+        self.choose(hosts, backlog)
+    }
     /// See [`Placement::observe`].
     fn observe(&mut self, work: f64) {
         let _ = work;
     }
 }
 
-/// How far past the head the queue is searched for a task that can go elsewhere than the
-/// host it should avoid.
+/// How far past the head the queue is searched for a task that can start now: one that can
+/// go elsewhere than the host it should avoid, or one short enough for the free host.
 const LOOKAHEAD: usize = 16;
 
 /// A FIFO queue placed by a [`ChooseHost`].
@@ -25,6 +66,9 @@ pub struct Fifo<C> {
     /// Tasks, with the host each would rather not run on (where it just failed).
     queue: VecDeque<(TaskRef, Option<usize>)>,
     chooser: C,
+    /// Known work of each task, by id (empty: none known).
+    known: Vec<Option<f64>>,
+    backlog: Backlog,
 }
 
 impl<C> Fifo<C> {
@@ -32,52 +76,85 @@ impl<C> Fifo<C> {
         Fifo {
             queue: VecDeque::new(),
             chooser,
+            known: Vec::new(),
+            backlog: Backlog::default(),
         }
+    }
+
+    fn work_of(&self, task: TaskRef) -> Option<f64> {
+        self.known.get(task.id as usize).copied().flatten()
+    }
+
+    fn enqueue(&mut self, task: TaskRef, avoid: Option<usize>) {
+        self.backlog.add(self.work_of(task), 1.0);
+        self.queue.push_back((task, avoid));
+    }
+
+    fn take(&mut self, i: usize) -> Option<TaskRef> {
+        let (task, _) = self.queue.remove(i)?;
+        self.backlog.add(self.work_of(task), -1.0);
+        if self.queue.is_empty() {
+            // No rounding left over from the sums.
+            self.backlog = Backlog::default();
+        }
+        Some(task)
     }
 }
 
 impl<C: ChooseHost> Fifo<C> {
-    /// The host for a task avoiding `avoid`, if another host can take it now.
-    fn choose_avoiding(&mut self, hosts: &[HostView], avoid: usize) -> Option<usize> {
-        let mut masked = hosts.to_vec();
-        if let Some(view) = masked.get_mut(avoid) {
-            view.liveness = Liveness::Starting;
+    /// The host for `task` (avoiding `avoid`), if one can take it now.
+    fn choose_for(
+        &mut self,
+        hosts: &[HostView],
+        task: TaskRef,
+        avoid: Option<usize>,
+    ) -> Option<usize> {
+        let masked;
+        let hosts = match avoid {
+            Some(avoid) if avoid < hosts.len() => {
+                let mut views = hosts.to_vec();
+                views[avoid].liveness = Liveness::Starting;
+                masked = views;
+                &masked[..]
+            }
+            _ => hosts,
+        };
+        match self.work_of(task) {
+            Some(work) => self.chooser.choose_known(hosts, &self.backlog, work),
+            None => self.chooser.choose(hosts, &self.backlog),
         }
-        self.chooser.choose(&masked, self.queue.len())
     }
 }
 
 impl<C: ChooseHost> Placement for Fifo<C> {
     fn push(&mut self, task: TaskRef) {
-        self.queue.push_back((task, None));
+        self.enqueue(task, None);
     }
 
     fn push_avoiding(&mut self, task: TaskRef, avoid: usize) {
-        self.queue.push_back((task, Some(avoid)));
+        self.enqueue(task, Some(avoid));
     }
 
     /// The first task, in order, that can start now: a task avoiding a host is passed over
-    /// (within [`LOOKAHEAD`]) while only that host has room, unless nothing else can start.
+    /// (within [`LOOKAHEAD`]) while only that host has room, and so is a task of known work
+    /// that the free hosts decline; the head goes anywhere it is accepted when nothing else
+    /// can start.
     fn next(&mut self, hosts: &[HostView]) -> Option<(u32, usize)> {
-        let (_, first_avoid) = *self.queue.front()?;
-        if first_avoid.is_none() {
-            let host = self.chooser.choose(hosts, self.queue.len())?;
-            let (task, _) = self.queue.pop_front()?;
+        let (head, head_avoid) = *self.queue.front()?;
+        if head_avoid.is_none() && self.work_of(head).is_none() {
+            let host = self.chooser.choose(hosts, &self.backlog)?;
+            let task = self.take(0)?;
             return Some((task.id, host));
         }
         for i in 0..self.queue.len().min(LOOKAHEAD) {
             let (task, avoid) = self.queue[i];
-            let host = match avoid {
-                Some(avoid) => self.choose_avoiding(hosts, avoid),
-                None => self.chooser.choose(hosts, self.queue.len()),
-            };
-            if let Some(host) = host {
-                self.queue.remove(i);
+            if let Some(host) = self.choose_for(hosts, task, avoid) {
+                self.take(i);
                 return Some((task.id, host));
             }
         }
-        let host = self.chooser.choose(hosts, self.queue.len())?;
-        let (task, _) = self.queue.pop_front()?;
+        let host = self.choose_for(hosts, head, None)?;
+        let task = self.take(0)?;
         Some((task.id, host))
     }
 
@@ -85,11 +162,24 @@ impl<C: ChooseHost> Placement for Fifo<C> {
         self.chooser.observe(work);
     }
 
+    fn know_work(&mut self, work: &[Option<f64>]) {
+        self.known = work
+            .iter()
+            .map(|w| w.filter(|w| w.is_finite() && *w >= 0.0))
+            .collect();
+        let queued: Vec<TaskRef> = self.queue.iter().map(|&(t, _)| t).collect();
+        self.backlog = Backlog::default();
+        for task in queued {
+            self.backlog.add(self.work_of(task), 1.0);
+        }
+    }
+
     fn len(&self) -> usize {
         self.queue.len()
     }
 
     fn drain(&mut self) -> Vec<u32> {
+        self.backlog = Backlog::default();
         self.queue.drain(..).map(|(t, _)| t.id).collect()
     }
 }

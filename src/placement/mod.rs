@@ -4,6 +4,7 @@
 //! and each algorithm decides, from a [`HostView`] per host, which queued task starts where.
 //! The same code drives real runs, `--dry-run` plans and `dts simulate`.
 
+pub mod affinity;
 mod consistent_hash;
 pub mod durations;
 mod fifo;
@@ -14,13 +15,14 @@ mod random;
 pub mod resources;
 pub mod rng;
 mod round_robin;
+pub mod speed;
 
 use std::fmt;
 use std::str::FromStr;
 
 pub use consistent_hash::{ConsistentHash, key_hash};
-pub use fifo::{ChooseHost, Fifo};
-pub use least_load::{LeastLoad, effective_speed, pressure};
+pub use fifo::{Backlog, ChooseHost, Fifo};
+pub use least_load::{LeastLoad, RISK, effective_speed, pressure};
 pub use random::Random;
 pub use round_robin::RoundRobin;
 
@@ -134,6 +136,12 @@ pub trait Placement {
     /// the host it ran on (seconds on a speed-1 host). Least-load learns task lengths from
     /// it; the others ignore it.
     fn observe(&mut self, work: f64) {
+        let _ = work;
+    }
+    /// The expected work of each task by id (seconds on a speed-1 host), where an earlier
+    /// run recorded it (`None`: unknown). Least-load keeps a known long task off a slow
+    /// host that would end it after the faster ones; the others ignore it.
+    fn know_work(&mut self, work: &[Option<f64>]) {
         let _ = work;
     }
     /// Tasks still queued.

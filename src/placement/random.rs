@@ -1,7 +1,7 @@
 //! Random: uniform among hosts with a free slot, from a seeded generator.
 
 use super::HostView;
-use super::fifo::ChooseHost;
+use super::fifo::{Backlog, ChooseHost};
 use super::rng::SplitMix64;
 
 #[derive(Debug)]
@@ -18,7 +18,7 @@ impl Random {
 }
 
 impl ChooseHost for Random {
-    fn choose(&mut self, hosts: &[HostView], _queued: usize) -> Option<usize> {
+    fn choose(&mut self, hosts: &[HostView], _backlog: &Backlog) -> Option<usize> {
         let candidates = hosts.iter().filter(|h| h.free() > 0).count() as u64;
         if candidates == 0 {
             return None;

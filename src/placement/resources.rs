@@ -209,6 +209,15 @@ impl Ledger {
         self.capacity.mem = mem;
     }
 
+    /// GPUs counted later by the probe (`nvidia-smi -L`) where the inventory says none:
+    /// indices only grow, so none a running task holds goes away.
+    pub fn grow_gpus(&mut self, gpus: u32) {
+        if gpus > self.capacity.gpus {
+            self.capacity.gpus = gpus;
+            self.gpu_busy.resize(gpus as usize, false);
+        }
+    }
+
     /// How many more tasks asking `request` fit now, each taking its share.
     pub fn room(&self, request: &Request) -> u32 {
         let per = |free: u32, each: u32| free.checked_div(each).unwrap_or(u32::MAX);
@@ -284,6 +293,23 @@ mod tests {
 
     fn host(slots: u32, mem: Option<u64>, gpus: u32) -> Capacity {
         Capacity { slots, mem, gpus }
+    }
+
+    #[test]
+    fn gpus_the_probe_counts_later_are_added_and_held_ones_stay_held() {
+        let mut ledger = Ledger::new(host(8, None, 1));
+        let one = Request {
+            gpus: 1,
+            ..Request::default()
+        };
+        let a = ledger.take(&one).unwrap();
+        ledger.grow_gpus(3);
+        ledger.grow_gpus(2);
+        assert_eq!(ledger.capacity().gpus, 3);
+        let b = ledger.take(&one).unwrap();
+        let c = ledger.take(&one).unwrap();
+        assert_eq!((a.gpus, b.gpus, c.gpus), (vec![0], vec![1], vec![2]));
+        assert_eq!(ledger.take(&one), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Round-robin: the next host in inventory order that has a free slot.
 
 use super::HostView;
-use super::fifo::ChooseHost;
+use super::fifo::{Backlog, ChooseHost};
 
 #[derive(Debug, Default)]
 pub struct RoundRobin {
@@ -10,7 +10,7 @@ pub struct RoundRobin {
 }
 
 impl ChooseHost for RoundRobin {
-    fn choose(&mut self, hosts: &[HostView], _queued: usize) -> Option<usize> {
+    fn choose(&mut self, hosts: &[HostView], _backlog: &Backlog) -> Option<usize> {
         let n = hosts.len();
         let host = (0..n)
             .map(|i| (self.cursor + i) % n)

@@ -23,6 +23,25 @@ pub struct RunDocument {
     pub failures: Vec<FailureDoc>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub running: Vec<RunningDoc>,
+    /// A pipeline's tasks by state, stage by stage in written order (none for a plain job).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageDoc>,
+}
+
+/// One stage of a pipeline: its tasks by state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StageDoc {
+    pub name: String,
+    pub total: usize,
+    pub succeeded: usize,
+    /// Failed or timed out.
+    pub failed: usize,
+    /// Never ran: a task they depend on failed.
+    pub skipped: usize,
+    pub cancelled: usize,
+    pub not_run: usize,
+    pub running: usize,
+    pub queued: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -42,6 +61,13 @@ pub struct TaskCounts {
     pub queued: usize,
     /// Recorded as running when the run's coordinator died: how they ended is unknown.
     pub lost: usize,
+    /// Never ran because a task they depend on failed (pipelines only).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -146,6 +172,7 @@ pub fn build(
             running: c.running - lost,
             queued: c.queued,
             lost,
+            skipped: c.skipped,
         },
         stats: StatsDoc {
             atct_s: stats.atct,
@@ -193,7 +220,73 @@ pub fn build(
         } else {
             Vec::new()
         },
+        stages: stages(detail),
     }
+}
+
+/// A pipeline's stages with their tasks by state: stage i holds the next `tasks` seqs.
+fn stages(detail: &RunDetail) -> Vec<StageDoc> {
+    let mut first = 1u64;
+    detail
+        .spec
+        .stages
+        .iter()
+        .map(|stage| {
+            let seqs = first..first + stage.tasks as u64;
+            first = seqs.end;
+            let mut doc = StageDoc {
+                name: stage.name.clone(),
+                total: stage.tasks,
+                ..StageDoc::default()
+            };
+            for task in detail
+                .tasks
+                .iter()
+                .filter(|t| seqs.contains(&u64::from(t.seq)))
+            {
+                let count = match task.state.as_str() {
+                    "succeeded" => &mut doc.succeeded,
+                    "failed" | "timed-out" => &mut doc.failed,
+                    "skipped" => &mut doc.skipped,
+                    "cancelled" => &mut doc.cancelled,
+                    "running" => &mut doc.running,
+                    "queued" => &mut doc.queued,
+                    _ => &mut doc.not_run,
+                };
+                *count += 1;
+            }
+            doc
+        })
+        .collect()
+}
+
+/// One line per stage: `stage work: 3 tasks: 2 succeeded, 1 skipped (dependency failed)`,
+/// naming only the states some task is in.
+pub fn stage_lines(stages: &[StageDoc]) -> String {
+    let mut text = String::new();
+    for s in stages {
+        let parts: Vec<String> = [
+            (s.succeeded, "succeeded"),
+            (s.failed, "failed"),
+            (s.skipped, "skipped (dependency failed)"),
+            (s.cancelled, "cancelled"),
+            (s.not_run, "not run"),
+            (s.running, "running"),
+            (s.queued, "queued"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        let plural = if s.total == 1 { "" } else { "s" };
+        text.push_str(&format!(
+            "stage {}: {} task{plural}: {}\n",
+            s.name,
+            s.total,
+            parts.join(", ")
+        ));
+    }
+    text
 }
 
 /// Whether a coordinator runs the run now (the reader turns a dead one's `running` into

@@ -45,10 +45,14 @@ pub fn render(doc: &RunDocument) -> String {
     if t.not_run > 0 {
         let _ = write!(text, ", {} not run", t.not_run);
     }
+    if t.skipped > 0 {
+        let _ = write!(text, ", {} skipped (dependency failed)", t.skipped);
+    }
     if t.lost > 0 {
         let _ = write!(text, ", {} lost", t.lost);
     }
     text.push('\n');
+    text.push_str(&super::document::stage_lines(&doc.stages));
     if doc.stats.makespan_s > 0.0 {
         text.push_str(&figures(&doc.stats));
     }
@@ -219,6 +223,7 @@ mod tests {
                 running: 0,
                 queued: 0,
                 lost: 0,
+                skipped: 0,
             },
             stats: StatsDoc {
                 atct_s: 61.25,
@@ -256,6 +261,7 @@ mod tests {
                 },
             ],
             running: vec![],
+            stages: vec![],
         }
     }
 

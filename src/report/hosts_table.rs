@@ -16,6 +16,8 @@ pub struct HostRow {
     pub mem_available_mib: Option<u64>,
     pub mem_total_mib: Option<u64>,
     pub slots: Option<u32>,
+    /// The inventory's `gpus`, else what `nvidia-smi -L` listed; `None`: neither says.
+    pub gpus: Option<u32>,
 }
 
 /// Renders the rows as a table.
@@ -31,6 +33,7 @@ pub fn render(rows: &[HostRow]) -> String {
         "load1",
         "mem avail",
         "slots",
+        "gpus",
     ]);
     for row in rows {
         table.add_row([
@@ -42,6 +45,7 @@ pub fn render(rows: &[HostRow]) -> String {
             opt(row.load1.map(|l| format!("{l:.2}"))),
             opt(row.mem_available_mib.map(format_mib)),
             opt(row.slots.map(|s| s.to_string())),
+            opt(row.gpus.map(|g| g.to_string())),
         ]);
     }
     table.to_string()
@@ -77,6 +81,7 @@ mod tests {
             mem_available_mib: Some(60_000),
             mem_total_mib: Some(64_000),
             slots: Some(16),
+            gpus: Some(4),
         };
         let down = HostRow {
             name: "node02".into(),
@@ -88,6 +93,7 @@ mod tests {
             mem_available_mib: None,
             mem_total_mib: None,
             slots: Some(8),
+            gpus: None,
         };
         insta::assert_snapshot!(render(&[ok, down]));
     }

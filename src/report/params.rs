@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::job::Matrix;
 use crate::job::matrix::{self, Params, describe_task};
+use crate::job::pipeline::{SavedStage, locate_saved};
 use crate::store::reader::TaskRow;
 
 /// One task's parameters and where it stands.
@@ -29,6 +30,21 @@ pub fn of_tasks(matrix: &Matrix, tasks: &[TaskRow]) -> Vec<TaskParams> {
         state: t.state.clone(),
         item: String::from_utf8_lossy(&t.item).into_owned(),
         params: matrix.params(t.seq),
+    });
+    rows.collect()
+}
+
+/// A pipeline's tasks' parameters, each from its stage's matrix, in task order; only the
+/// tasks of stages with a matrix.
+pub fn of_stages(stages: &[SavedStage], tasks: &[TaskRow]) -> Vec<TaskParams> {
+    let rows = tasks.iter().filter_map(|t| {
+        let (stage, position) = locate_saved(stages, t.seq)?;
+        (!stage.matrix.is_empty()).then(|| TaskParams {
+            index: t.index,
+            state: t.state.clone(),
+            item: String::from_utf8_lossy(&t.item).into_owned(),
+            params: stage.matrix.params(position),
+        })
     });
     rows.collect()
 }

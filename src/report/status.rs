@@ -81,6 +81,9 @@ pub fn run(r: &RunRow, hosts: &[HostRow], doc: &RunDocument, now: f64) -> String
         "tasks: {} total: {} succeeded, {} failed, {} cancelled, {} not run, {} running, {} queued",
         t.total, t.succeeded, t.failed, t.cancelled, t.not_run, t.running, t.queued
     );
+    if t.skipped > 0 {
+        let _ = write!(text, ", {} skipped (dependency failed)", t.skipped);
+    }
     if t.lost > 0 {
         let _ = write!(
             text,
@@ -89,6 +92,7 @@ pub fn run(r: &RunRow, hosts: &[HostRow], doc: &RunDocument, now: f64) -> String
         );
     }
     text.push('\n');
+    text.push_str(&super::document::stage_lines(&doc.stages));
     text.push_str(&hosts_table(r, hosts, doc));
     if !doc.running.is_empty() {
         text.push_str(&running_table(doc));
@@ -287,6 +291,7 @@ mod tests {
                 running: 0,
                 queued: 8,
                 lost: 32,
+                skipped: 0,
             },
             stats: StatsDoc {
                 atct_s: 0.0,
@@ -313,6 +318,7 @@ mod tests {
             ],
             failures: vec![],
             running: vec![],
+            stages: vec![],
         };
         let text = run(&r, &hosts, &doc, NOW);
         assert!(

@@ -21,6 +21,7 @@ use super::connector::{self, Connector, Next};
 use super::gating::GateWatch;
 use super::hosts::{BACKOFF, Closed, Conn, ConnState, HostRt, HostState, Quarantine};
 use super::output::{LineBuf, OutputMode, copy_block, write_piece};
+use super::stages::{self, Readiness, Ready};
 use super::{AttemptRecord, HostRecord, Outcome, RunConfig, RunOutcome, Stop, TaskRecord, joblog};
 use crate::error::Error;
 use crate::fold;
@@ -180,6 +181,8 @@ pub struct Dispatcher {
     gate_watch: GateWatch,
     /// File staging: wraps every connection in a relay (`None` when the job stages none).
     staging: Option<Arc<Stager>>,
+    /// A pipeline's readiness ([`stages`]): only ready tasks reach placement.
+    readiness: Option<Readiness>,
 }
 
 impl Dispatcher {
@@ -196,6 +199,7 @@ impl Dispatcher {
             total_tasks: cfg.job.tasks.len(),
         };
         let mut placement = placement::new(cfg.job.algorithm, &params);
+        placement.know_work(&cfg.known_work);
         let tasks: Vec<TaskRt> = cfg
             .job
             .tasks
@@ -220,7 +224,9 @@ impl Dispatcher {
             0 => &listed,
             _ => &cfg.queue_order,
         };
-        for &id in order {
+        let mut readiness = stages::for_session(&cfg.job, &cfg.earlier);
+        let (ready, unrunnable) = stages::start(readiness.as_mut(), tasks.len());
+        for &id in order.iter().filter(|&&id| ready[id]) {
             placement.push(TaskRef {
                 id: id as u32,
                 key: tasks[id].key,
@@ -272,7 +278,7 @@ impl Dispatcher {
             }
             None => None,
         };
-        Ok(Dispatcher {
+        let mut dispatcher = Dispatcher {
             unfinished: tasks.len(),
             started: Instant::now(),
             started_epoch: SystemTime::now(),
@@ -325,8 +331,13 @@ impl Dispatcher {
             } else {
                 wrapper::secrets_input(&cfg.secrets)
             },
+            readiness,
             cfg,
-        })
+        };
+        for task in unrunnable {
+            dispatcher.finish_task(task, Outcome::Skipped);
+        }
+        Ok(dispatcher)
     }
 
     /// Runs until every task has an outcome, no host is left, or a stop is handled.
@@ -447,6 +458,9 @@ impl Dispatcher {
         if self.stopped.is_some() || self.paused || !self.dispatching {
             return;
         }
+        for ready in self.take_held() {
+            self.start_ready(ready);
+        }
         let throttle = self.cfg.job.throttle.unwrap_or(u32::MAX);
         while self.running < throttle {
             let Some((task, host)) = self.placement.next(&self.views) else {
@@ -528,7 +542,7 @@ impl Dispatcher {
         let job = &self.cfg.job;
         let t = &job.tasks[task];
         let rt = &self.hosts[host];
-        let params = job.matrix.values_of(t.seq);
+        let params = job.values_of(t.seq);
         let ctx = Context {
             item: &t.item,
             seq: t.seq,
@@ -536,7 +550,7 @@ impl Dispatcher {
             host: &rt.spec.name,
             params: &params,
         };
-        let command = job.command.render(&ctx);
+        let command = job.command_of(t.seq).render(&ctx);
         let (count, index, attempt) = (
             self.cfg.total_tasks.to_string(),
             t.index.to_string(),
@@ -551,8 +565,13 @@ impl Dispatcher {
             ("DTS_HOST", &rt.spec.name),
             ("DTS_ATTEMPT", &attempt),
         ];
-        env.extend(job.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let matrix_env = job.matrix.env_of(t.seq);
+        env.extend(job.stage_of(t.seq).map(|stage| ("DTS_STAGE", stage)));
+        env.extend(
+            job.env_of(t.seq)
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let matrix_env = job.matrix_env_of(t.seq);
         env.extend(matrix_env.iter().map(|(k, v)| (k.as_str(), *v)));
         env.extend(gpu_env.iter().map(|(k, v)| (*k, v.as_str())));
         let shell = match rt.spec.transport {
@@ -576,7 +595,7 @@ impl Dispatcher {
     fn expect_staging(&self, id: LaunchId, task: usize, host: usize) {
         let Some(stager) = &self.staging else { return };
         let t = &self.cfg.job.tasks[task];
-        let params = self.cfg.job.matrix.values_of(t.seq);
+        let params = self.cfg.job.values_of(t.seq);
         let ctx = Context {
             item: &t.item,
             seq: t.seq,
@@ -710,11 +729,11 @@ impl Dispatcher {
                 let slots = *rt.slots.get_or_insert_with(local_cores);
                 Box::new(local::spawn(conn, slots, events))
             }
-            Transport::Slurm { job } => {
+            Transport::Slurm { job, per_task } => {
                 let slots = *rt.slots.get_or_insert(1);
                 let node = rt.spec.address.clone();
                 Box::new(crate::transport::slurm::conn::spawn(
-                    conn, job, node, slots, events,
+                    conn, job, node, slots, !per_task, events,
                 ))
             }
             Transport::Ssh => match ssh::spawn(conn, rt.spec.clone(), events, self.ssh.clone()) {
@@ -994,7 +1013,8 @@ impl Dispatcher {
         } else {
             "no host left: every host is quarantined or refused"
         };
-        for id in self.placement.drain() {
+        let held = self.take_held().into_iter().map(|r| r.task as u32);
+        for id in self.placement.drain().into_iter().chain(held) {
             self.finish_task(id as usize, Outcome::NotRun(reason.into()));
         }
         true
@@ -1042,7 +1062,7 @@ impl Dispatcher {
         launch.started = Some(at);
         // `--timeout` limits the task's run time, so it counts from the task's start on
         // its host, not from dispatch: opening a channel on a loaded host is not the task's.
-        if let Some(timeout) = self.cfg.job.timeout {
+        if let Some(timeout) = self.cfg.job.timeout_of(self.cfg.job.tasks[launch.task].seq) {
             self.timers
                 .push(Reverse((at + timeout, Timer::Timeout(id))));
         }
@@ -1186,15 +1206,13 @@ impl Dispatcher {
         if retryable {
             self.tasks[launch.task].failures += 1;
         }
-        if retryable
-            && self.tasks[launch.task].failures <= self.cfg.job.retries
-            && self.stopped.is_none()
-        {
+        let retries = self.cfg.job.retries_of(seq);
+        if retryable && self.tasks[launch.task].failures <= retries && self.stopped.is_none() {
             let what = describe(&outcome);
             let index = self.cfg.job.tasks[launch.task].index;
             let host = self.hosts[launch.host].spec.name.clone();
             let next = self.tasks[launch.task].failures + 1;
-            let total = self.cfg.job.retries + 1;
+            let total = retries + 1;
             self.note(&format!(
                 "task {index} {what} on {host}; retrying (attempt {next} of {total})"
             ));
@@ -1283,13 +1301,14 @@ impl Dispatcher {
     /// `--retries` allows, as [`Self::exited`] does for one that reported it.
     fn timed_out_without_status(&mut self, task: usize, host: usize) {
         self.tasks[task].failures += 1;
-        if self.tasks[task].failures > self.cfg.job.retries {
+        let retries = self.cfg.job.retries_of(self.cfg.job.tasks[task].seq);
+        if self.tasks[task].failures > retries {
             return self.finish_task(task, Outcome::TimedOut);
         }
         let index = self.cfg.job.tasks[task].index;
         let name = self.hosts[host].spec.name.clone();
         let next = self.tasks[task].failures + 1;
-        let total = self.cfg.job.retries + 1;
+        let total = retries + 1;
         self.note(&format!(
             "task {index} timed out on {name}; retrying (attempt {next} of {total})"
         ));
@@ -1412,6 +1431,7 @@ impl Dispatcher {
             Outcome::Failed(status) => (Some(status.clone()), None),
             Outcome::NotRun(why) => (None, Some(why.as_str())),
             Outcome::Cancelled => (None, Some("cancelled")),
+            Outcome::Skipped => (None, Some(stages::SKIP_REASON)),
             _ => (None, None),
         };
         let seq = self.cfg.job.tasks[task].seq;
@@ -1426,7 +1446,76 @@ impl Dispatcher {
         };
         let recorded = self.store.task_finished(seq, &end);
         self.record(recorded);
-        self.tasks[task].state = TaskState::Done(outcome);
+        if outcome == Outcome::Skipped {
+            self.write_skipped(task);
+        }
+        self.tasks[task].state = TaskState::Done(outcome.clone());
+        self.release_dependents(task, &outcome);
+    }
+
+    /// A pipeline task ended: start the tasks it released, or end those that now can never
+    /// run (skipped after a failure; interrupted or cancelled with it otherwise).
+    fn release_dependents(&mut self, task: usize, outcome: &Outcome) {
+        let Some(readiness) = self.readiness.as_mut() else {
+            return;
+        };
+        if *outcome == Outcome::Succeeded {
+            let host = self.tasks[task].last_run.map(|(h, _, _)| h);
+            for ready in readiness.succeeded(task, host) {
+                self.start_ready(ready);
+            }
+            return;
+        }
+        let follows = stages::dependent_outcome(outcome);
+        for dependent in readiness.failed(task) {
+            self.finish_task(dependent, follows.clone());
+        }
+    }
+
+    /// The tasks a pipeline holds for their predecessor's host until dispatch begins.
+    fn take_held(&mut self) -> Vec<Ready> {
+        self.readiness
+            .as_mut()
+            .map(Readiness::take_held)
+            .unwrap_or_default()
+    }
+
+    /// A released task starts at once where its `each_after` predecessor ran (its files are
+    /// there) while that host can take it now, else it is queued like any other.
+    fn start_ready(&mut self, ready: Ready) {
+        if let Some(why) = self.stopped {
+            return self.finish_task(ready.task, why.outcome());
+        }
+        let throttle = self.cfg.job.throttle.unwrap_or(u32::MAX);
+        let may_start = !self.paused && self.dispatching && self.running < throttle;
+        match placement::affinity::host_for(&self.views, ready.prefer) {
+            Some(host) if may_start => self.launch(ready.task, host),
+            _ => self.placement.push(TaskRef {
+                id: ready.task as u32,
+                key: self.tasks[ready.task].key,
+            }),
+        }
+    }
+
+    /// The joblog line of a task skipped because a task it depends on failed.
+    fn write_skipped(&mut self, task: usize) {
+        let Some(log) = self.joblog.as_mut() else {
+            return;
+        };
+        let entry = joblog::Entry {
+            seq: self.cfg.job.tasks[task].index,
+            host: "-",
+            start: (self.started_epoch + self.started.elapsed())
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64(),
+            runtime: 0.0,
+            received: 0,
+            status: None,
+            timed_out: false,
+            command: stages::SKIPPED,
+        };
+        log.write(&entry, &mut self.out);
     }
 
     // ----- timers, signals and control ---------------------------------------------------
@@ -1520,7 +1609,11 @@ impl Dispatcher {
         launch.kill = Some(Kill::Timeout);
         let (task, host, conn) = (launch.task, launch.host, launch.conn);
         self.outbox.push((host, conn, Command::Kill(id)));
-        let timeout = self.cfg.job.timeout.unwrap_or_default();
+        let timeout = self
+            .cfg
+            .job
+            .timeout_of(self.cfg.job.tasks[task].seq)
+            .unwrap_or_default();
         self.note(&format!(
             "task {} timed out after {} on {}; killing it",
             self.cfg.job.tasks[task].index,
@@ -1587,7 +1680,8 @@ impl Dispatcher {
         let outcome = why.outcome();
         let waiting = self.placement.drain().into_iter().map(|id| id as usize);
         let delayed = std::mem::take(&mut self.delayed);
-        for task in waiting.chain(delayed).collect::<Vec<_>>() {
+        let held = self.take_held().into_iter().map(|r| r.task);
+        for task in waiting.chain(delayed).chain(held).collect::<Vec<_>>() {
             self.finish_task(task, outcome.clone());
         }
         let running: Vec<(LaunchId, usize, usize)> = self
@@ -1753,6 +1847,7 @@ fn task_label(outcome: &Outcome) -> &'static str {
         Outcome::TimedOut => task_state::TIMED_OUT,
         Outcome::Cancelled => task_state::CANCELLED,
         Outcome::NotRun(_) => task_state::NOT_RUN,
+        Outcome::Skipped => task_state::SKIPPED,
     }
 }
 
@@ -1761,7 +1856,7 @@ fn attempt_label(outcome: &Outcome) -> &'static str {
         Outcome::Succeeded => attempt_outcome::SUCCEEDED,
         Outcome::Failed(_) => attempt_outcome::FAILED,
         Outcome::TimedOut => attempt_outcome::TIMED_OUT,
-        Outcome::Cancelled | Outcome::NotRun(_) => attempt_outcome::CANCELLED,
+        Outcome::Cancelled | Outcome::NotRun(_) | Outcome::Skipped => attempt_outcome::CANCELLED,
     }
 }
 
@@ -1772,6 +1867,7 @@ fn describe(outcome: &Outcome) -> String {
         Outcome::Succeeded => "succeeded".into(),
         Outcome::Cancelled => "cancelled".into(),
         Outcome::NotRun(why) => why.clone(),
+        Outcome::Skipped => stages::SKIPPED.into(),
     }
 }
 

@@ -138,7 +138,7 @@ impl HostRt {
     }
 
     /// What requests may take here: the slots, the inventory's `mem` (else the latest
-    /// probe's available memory) and the inventory's `gpus`.
+    /// probe's available memory) and the inventory's `gpus` (else what the probe counted).
     fn resource_capacity(&self) -> Capacity {
         let probed_mem = || {
             let kib = self.probe.as_ref()?.mem_available_kib?;
@@ -147,7 +147,16 @@ impl HostRt {
         Capacity {
             slots: self.slots.unwrap_or(u32::MAX),
             mem: self.spec.mem.or_else(probed_mem),
-            gpus: self.spec.gpus,
+            gpus: self.gpus(),
+        }
+    }
+
+    /// The host's GPUs: the inventory's `gpus` when it sets some, else what `nvidia-smi -L`
+    /// listed in the probe (0 without it).
+    pub fn gpus(&self) -> u32 {
+        match self.spec.gpus {
+            0 => self.probe.as_ref().and_then(|p| p.gpus).unwrap_or(0),
+            set => set,
         }
     }
 
@@ -255,6 +264,7 @@ impl HostRt {
         let capacity = self.resource_capacity();
         if let Some((_, ledger)) = &mut self.resources {
             ledger.resize(capacity.slots, capacity.mem);
+            ledger.grow_gpus(capacity.gpus);
         }
     }
 

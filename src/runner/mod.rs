@@ -11,6 +11,7 @@ mod gating;
 pub mod hosts;
 pub mod joblog;
 pub mod output;
+mod stages;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,7 +50,14 @@ pub struct RunConfig {
     pub quiet: bool,
     /// Positions in `job.tasks` in the order they start (`--order`); empty: as listed.
     pub queue_order: Vec<usize>,
+    /// What earlier sessions of a pipeline left: tasks that cannot run now, and where the
+    /// tasks that succeeded ran (empty for a fresh run or a plain job).
+    pub earlier: Earlier,
+    /// Work of each of `job.tasks` known from earlier runs, for placement (empty: none).
+    pub known_work: Vec<Option<f64>>,
 }
+
+pub use stages::Earlier;
 
 /// How a task ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +71,8 @@ pub enum Outcome {
     Cancelled,
     /// Never finished: interrupted, or no host left to run it.
     NotRun(String),
+    /// Never ran: a task it depends on (in a pipeline) failed.
+    Skipped,
 }
 
 /// Why a run stopped early.
@@ -151,10 +161,12 @@ impl RunOutcome {
     /// The run's final state, as the store records it: succeeded only when every task of
     /// the run did, including those this session left out.
     pub fn state(&self) -> &'static str {
-        let session_failed = self
-            .tasks
-            .iter()
-            .any(|t| matches!(t.outcome, Outcome::Failed(_) | Outcome::TimedOut));
+        let session_failed = self.tasks.iter().any(|t| {
+            matches!(
+                t.outcome,
+                Outcome::Failed(_) | Outcome::TimedOut | Outcome::Skipped
+            )
+        });
         match self.stopped {
             Some(Stop::Cancelled) => "cancelled",
             Some(Stop::Interrupted | Stop::StoreFailed) => "interrupted",

@@ -65,6 +65,13 @@ impl History {
                  host TEXT NOT NULL,
                  runs INTEGER NOT NULL DEFAULT 1,
                  PRIMARY KEY (job, key)
+             );
+             CREATE TABLE IF NOT EXISTS host_time (
+                 job TEXT NOT NULL,
+                 key BLOB NOT NULL,
+                 host TEXT NOT NULL,
+                 seconds REAL NOT NULL,
+                 PRIMARY KEY (job, key, host)
              )",
         )
         .map_err(|e| db_error(path, e))?;
@@ -86,6 +93,36 @@ impl History {
         read().map_err(|e| db_error(&self.path, e))
     }
 
+    /// The latest recorded run of every task of `job`, by key: its seconds and its host.
+    pub fn timings(&self, job: &str) -> Result<HashMap<Vec<u8>, (f64, String)>, Error> {
+        let read = || -> rusqlite::Result<HashMap<Vec<u8>, (f64, String)>> {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT key, seconds, host FROM duration WHERE job = ?1")?;
+            let rows = stmt.query_map(params![job], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+            rows.collect()
+        };
+        read().map_err(|e| db_error(&self.path, e))
+    }
+
+    /// The latest run time of every key of `job` on every host it ran on.
+    pub fn host_times(&self, job: &str) -> Result<Vec<Timing>, Error> {
+        let read = || -> rusqlite::Result<Vec<Timing>> {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT key, host, seconds FROM host_time WHERE job = ?1")?;
+            let rows = stmt.query_map(params![job], |r| {
+                Ok(Timing {
+                    key: r.get(0)?,
+                    host: r.get(1)?,
+                    seconds: r.get(2)?,
+                })
+            })?;
+            rows.collect()
+        };
+        read().map_err(|e| db_error(&self.path, e))
+    }
+
     /// Records what the tasks of one run of `job` took; a key seen before takes the new time.
     pub fn record(&self, job: &str, timings: &[Timing]) -> Result<(), Error> {
         let write = || -> rusqlite::Result<()> {
@@ -96,8 +133,14 @@ impl History {
                      ON CONFLICT (job, key) DO UPDATE SET
                          seconds = excluded.seconds, host = excluded.host, runs = runs + 1",
                 )?;
+                // The latest time of each key on each host, for host speeds.
+                let mut per_host = tx.prepare(
+                    "INSERT INTO host_time (job, key, host, seconds) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (job, key, host) DO UPDATE SET seconds = excluded.seconds",
+                )?;
                 for t in timings {
                     upsert.execute(params![job, &t.key[..], t.seconds, t.host])?;
+                    per_host.execute(params![job, &t.key[..], t.host, t.seconds])?;
                 }
             }
             tx.commit()
@@ -135,5 +178,22 @@ mod tests {
         assert_eq!(sweep[b"a".as_slice()], 3.0);
         assert_eq!(sweep[b"b".as_slice()], 2.0);
         assert_eq!(history.durations("none").unwrap().len(), 0);
+    }
+
+    #[test]
+    fn each_host_keeps_its_own_time_of_a_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = History::open_at(&dir.path().join(FILE)).unwrap();
+        let on = |host: &str, seconds| Timing {
+            host: host.into(),
+            ..timing("a", seconds)
+        };
+        history.record("sweep", &[on("h1", 1.0)]).unwrap();
+        history.record("sweep", &[on("h2", 2.5)]).unwrap();
+        history.record("sweep", &[on("h1", 1.5)]).unwrap();
+        let mut times = history.host_times("sweep").unwrap();
+        times.sort_by(|a, b| a.host.cmp(&b.host));
+        assert_eq!(times, vec![on("h1", 1.5), on("h2", 2.5)]);
+        assert_eq!(history.durations("sweep").unwrap()[b"a".as_slice()], 1.5);
     }
 }

@@ -42,6 +42,8 @@ pub struct Counts {
     pub timed_out: usize,
     pub cancelled: usize,
     pub not_run: usize,
+    /// Never ran because a task they depend on failed.
+    pub skipped: usize,
 }
 
 impl Counts {
@@ -51,7 +53,7 @@ impl Counts {
     }
 
     pub fn done(&self) -> usize {
-        self.succeeded + self.failed + self.timed_out + self.cancelled + self.not_run
+        self.succeeded + self.failed + self.timed_out + self.cancelled + self.not_run + self.skipped
     }
 }
 
@@ -190,6 +192,7 @@ fn run_row(conn: &Connection, dir: &Path) -> Result<RunRow, Error> {
             "failed" => &mut row.counts.failed,
             "timed-out" => &mut row.counts.timed_out,
             "cancelled" => &mut row.counts.cancelled,
+            "skipped" => &mut row.counts.skipped,
             _ => &mut row.counts.not_run,
         };
         *slot += n;
@@ -391,7 +394,7 @@ impl RunDetail {
                 speed: h.weight,
             })
             .collect();
-        stats::compute(&tasks, &attempts, &capacity)
+        stats::compute_taking(&tasks, &attempts, &capacity, self.spec.resources.cpus)
     }
 
     /// The task with this array index.

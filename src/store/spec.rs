@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::inventory::Host;
+use crate::job::pipeline::{Pipeline, SavedStage};
 use crate::job::{JobSpec, Matrix, Task, TemplateSpec};
 use crate::placement::Algorithm;
 use crate::placement::gate::Gates;
@@ -65,6 +66,10 @@ pub struct RunSpec {
     /// File staging (`--tf`, `--return`, `--cleanup`, `--bf`; runs from before it stage none).
     #[serde(default, skip_serializing_if = "crate::staging::Staging::is_off")]
     pub staging: crate::staging::Staging,
+    /// A pipeline's `[[stage]]`s, each with its command, matrix, dependencies and task
+    /// count (plain jobs, and runs from before pipelines, have none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<SavedStage>,
 }
 
 /// How a run reacts to failing tasks, silent hosts and stragglers.
@@ -136,6 +141,10 @@ impl RunSpec {
             resources: self.resources,
             order: self.order,
             staging: self.staging.clone(),
+            pipeline: match self.stages.as_slice() {
+                [] => None,
+                saved => Some(Pipeline::from_saved(saved).map_err(|e| bad("pipeline", e))?),
+            },
         })
     }
 }

@@ -54,6 +54,8 @@ pub mod task_state {
     pub const TIMED_OUT: &str = "timed-out";
     pub const CANCELLED: &str = "cancelled";
     pub const NOT_RUN: &str = "not-run";
+    /// Never ran: a task it depends on failed (its reason says so).
+    pub const SKIPPED: &str = "skipped";
 }
 
 /// How one attempt ended, as stored.
@@ -360,9 +362,9 @@ impl RunWriter {
     pub fn requeue_unfinished(&mut self, only_failed: bool, at: f64) -> Result<usize, Error> {
         self.usable()?;
         let states = if only_failed {
-            "('failed', 'timed-out')"
+            "('failed', 'timed-out', 'skipped')"
         } else {
-            "('queued', 'running', 'failed', 'timed-out', 'cancelled', 'not-run')"
+            "('queued', 'running', 'failed', 'timed-out', 'cancelled', 'not-run', 'skipped')"
         };
         let run = || -> rusqlite::Result<usize> {
             let tx = self.conn.unchecked_transaction()?;
@@ -409,12 +411,37 @@ impl RunWriter {
         for row in rows {
             let (state, n) = row.map_err(|e| self.err(e))?;
             match state.as_str() {
-                "failed" | "timed-out" => left.failed += n,
+                "failed" | "timed-out" | "skipped" => left.failed += n,
                 "cancelled" => left.cancelled += n,
                 _ => left.not_run += n,
             }
         }
         Ok(left)
+    }
+
+    /// The tasks this session leaves alone that did not succeed, by `seq` (call it before
+    /// the session runs): in a pipeline, what depends on them cannot run.
+    pub fn unsucceeded_left_out(&self) -> Result<Vec<u32>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq FROM task WHERE state NOT IN ('queued', 'succeeded') ORDER BY seq")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, u32>(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// The tasks that succeeded, with the host of their final attempt, by `seq`.
+    pub fn succeeded_hosts(&self) -> Result<Vec<(u32, String)>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, host FROM task WHERE state = 'succeeded' AND host IS NOT NULL ORDER BY seq")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
     /// Records that a coordinator (this process) now runs the run.
@@ -770,6 +797,7 @@ mod tests {
             order: Default::default(),
             slurm: None,
             staging: Default::default(),
+            stages: Vec::new(),
         }
     }
 

@@ -16,6 +16,7 @@ pub mod series;
 use std::collections::HashMap;
 
 use super::document::{RunDocument, is_live};
+use crate::job::pipeline::stage_name;
 use crate::job::{Context, Template};
 use crate::store::reader::RunDetail;
 
@@ -130,6 +131,8 @@ pub struct Bar {
     pub status: Option<String>,
     /// Queued before this attempt: since submission, or since the task's previous attempt.
     pub wait: f64,
+    /// The pipeline stage of the task, if the run is a pipeline.
+    pub stage: Option<String>,
 }
 
 /// Everything the page shows.
@@ -214,6 +217,7 @@ pub fn page(detail: &RunDetail, doc: RunDocument, now: f64) -> Page {
             speculative: earlier.1.iter().any(|&e| e > start),
             status: a.status.as_ref().map(ToString::to_string),
             wait: (start - ready).max(0.0),
+            stage: stage_name(&detail.spec.stages, task.seq).map(str::to_string),
         });
         earlier.1.push(end);
     }

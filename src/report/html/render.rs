@@ -410,7 +410,11 @@ fn task_bar(bar: &Bar, doc: &RunDocument, layout: &Layout, lane: usize) -> Strin
 /// What a bar's tooltip says.
 fn describe(bar: &Bar, doc: &RunDocument) -> String {
     let host = doc.hosts.get(bar.host).map_or("?", |h| h.name.as_str());
-    let mut first = format!("task {} · item {}", bar.index, shorten(&bar.item));
+    let mut first = format!("task {}", bar.index);
+    if let Some(stage) = &bar.stage {
+        let _ = write!(first, " (stage {stage})");
+    }
+    let _ = write!(first, " · item {}", shorten(&bar.item));
     if let Some(key) = &bar.key {
         let _ = write!(first, " · key {}", shorten(key));
     }

@@ -161,6 +161,7 @@ fn spec() -> RunSpec {
         order: Default::default(),
         slurm: None,
         staging: Default::default(),
+        stages: Vec::new(),
     }
 }
 
@@ -272,6 +273,7 @@ fn big_page(attempts: usize) -> Page {
                 speculative: false,
                 status: Some(format!("exit {}", u8::from(i % 50 == 0))),
                 wait: start,
+                stage: None,
             }
         })
         .collect();

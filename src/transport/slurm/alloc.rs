@@ -238,10 +238,14 @@ fn wait_running(job: u64, note: &mut dyn FnMut(&str)) -> Result<(), SlurmError> 
             }
             Some(line) if line.state == "PENDING" || line.state == "CONFIGURING" => {
                 if line.reason != last_reason {
+                    // Slurm says `None` before it has looked at a new job.
+                    let reason = match line.reason.as_str() {
+                        "None" | "" => String::new(),
+                        reason => format!(" ({reason})"),
+                    };
                     note(&format!(
-                        "slurm job {job} {} ({}) after {:.0?}",
+                        "slurm job {job} {}{reason} after {:.0?}",
                         line.state.to_lowercase(),
-                        line.reason,
                         started.elapsed()
                     ));
                     last_reason = line.reason;

@@ -21,6 +21,7 @@ use tokio::process::Child;
 use tokio::sync::oneshot;
 
 use super::parse;
+use super::worker::{Ended, Worker};
 use crate::probe::ProbeReport;
 use crate::transport::{
     Command, ConnHandle, ConnId, Event, EventSender, ExitStatus, HostError, LaunchId, Stream,
@@ -29,10 +30,12 @@ use crate::transport::{
 /// How often the monitor asks Slurm about the node and the job.
 const MONITOR_EVERY: Duration = Duration::from_secs(1);
 /// After its control line is closed, how long a step may take before srun gets TERM.
-const KILL_BACKSTOP: Duration = Duration::from_secs(30);
+pub(super) const KILL_BACKSTOP: Duration = Duration::from_secs(30);
 
 /// Kill switches of running steps.
 type Running = Arc<Mutex<HashMap<LaunchId, oneshot::Sender<()>>>>;
+/// Warm workers waiting for a task.
+type Idle = Arc<Mutex<Vec<Worker>>>;
 
 /// The dispatcher's handle on one node.
 pub struct SlurmConn {
@@ -55,11 +58,21 @@ struct Target {
     /// Set once the connection reported itself down: later exits are not reported (their
     /// launches are lost with the connection and requeued).
     down: Arc<std::sync::atomic::AtomicBool>,
+    /// Tasks go to long-lived worker steps ([`super::worker`]) rather than a step each;
+    /// cleared when a worker cannot run on the node.
+    warm: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Starts the node's connection on the current tokio runtime: up once Slurm says the node
 /// is usable and the job runs.
-pub fn spawn(conn: ConnId, job: u64, node: String, slots: u32, events: EventSender) -> SlurmConn {
+pub fn spawn(
+    conn: ConnId,
+    job: u64,
+    node: String,
+    slots: u32,
+    warm: bool,
+    events: EventSender,
+) -> SlurmConn {
     let (commands, inbox) = tokio::sync::mpsc::unbounded_channel();
     let (lost, lost_rx) = tokio::sync::mpsc::unbounded_channel();
     let down = Arc::default();
@@ -68,6 +81,7 @@ pub fn spawn(conn: ConnId, job: u64, node: String, slots: u32, events: EventSend
         node,
         lost,
         down,
+        warm: Arc::new(std::sync::atomic::AtomicBool::new(warm)),
     };
     tokio::spawn(serve(conn, target, slots, events, inbox, lost_rx));
     SlurmConn { commands }
@@ -97,11 +111,17 @@ async fn serve(
         return;
     }
     let running: Running = Arc::default();
+    let idle: Idle = Arc::default();
     let mut monitor = tokio::time::interval(MONITOR_EVERY);
     monitor.tick().await;
     let failed = loop {
         tokio::select! {
             command = inbox.recv() => match command {
+                Some(Command::Launch { id, script, input })
+                    if target.warm.load(std::sync::atomic::Ordering::SeqCst) =>
+                {
+                    launch_warm(&target, id, script, input, &events, &running, &idle).await
+                }
                 Some(Command::Launch { id, script, input }) => {
                     launch(&target, id, script, input, &events, &running).await
                 }
@@ -141,6 +161,10 @@ async fn serve(
         .collect();
     for id in ids {
         kill(&running, id);
+    }
+    let workers: Vec<Worker> = std::mem::take(&mut *idle.lock().expect("not poisoned"));
+    for worker in workers {
+        worker.stop().await;
     }
     if let Some(error) = failed {
         let _ = events.send(Event::Down { conn, error }).await;
@@ -217,6 +241,13 @@ fn kill(running: &Running, id: LaunchId) {
 
 /// The step's command: srun with the job's and the node's names, then the wrapper.
 fn srun_command(target: &Target, script: String) -> tokio::process::Command {
+    let mut command = srun_step(target);
+    command.args(["/bin/sh", "-c"]).arg(script);
+    command
+}
+
+/// srun for one step on the node, without the step's program.
+fn srun_step(target: &Target) -> tokio::process::Command {
     let mut command = tokio::process::Command::new("srun");
     // The job's own SLURM_* variables (dts inside sbatch) would size the step like the job.
     for (name, _) in std::env::vars_os() {
@@ -229,8 +260,6 @@ fn srun_command(target: &Target, script: String) -> tokio::process::Command {
         .arg(format!("--jobid={}", target.job))
         .args(["--nodes=1", "--ntasks=1", "--overlap", "--quiet"])
         .arg(format!("--nodelist={}", target.node))
-        .args(["/bin/sh", "-c"])
-        .arg(script)
         .process_group(0)
         .kill_on_drop(false)
         .stdin(Stdio::piped())
@@ -272,20 +301,80 @@ async fn launch(
     tokio::spawn(async move {
         let (status, node_failed) = supervise(id, &mut child, killed, &events).await;
         running.lock().expect("not poisoned").remove(&id);
-        // A step killed because its node went down or the job ended is lost with the
-        // host, not a failed task: ask Slurm before reporting anything but success.
         // srun exits 0 for a step its node's failure ended: its own line says so.
-        if node_failed || !status.success() {
-            if let Err(error) = check(&target).await {
-                target.down.store(true, std::sync::atomic::Ordering::SeqCst);
-                let _ = target.lost.send(error);
+        let suspect = node_failed || !status.success();
+        report_exit(&target, &events, id, status, suspect).await;
+    });
+}
+
+/// Reports a launch's end. A step killed because its node went down or the job ended is
+/// lost with the host, not a failed task: when `suspect`, Slurm is asked first.
+async fn report_exit(
+    target: &Target,
+    events: &EventSender,
+    id: LaunchId,
+    status: ExitStatus,
+    suspect: bool,
+) {
+    if suspect {
+        if let Err(error) = check(target).await {
+            target.down.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = target.lost.send(error);
+        }
+    }
+    if target.down.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let at = Instant::now();
+    let _ = events.send(Event::Exited { id, status, at }).await;
+}
+
+/// Runs the task on an idle worker of the node, or on a new one (started in the task's
+/// own tokio task, so the node's other launches do not wait for it).
+async fn launch_warm(
+    target: &Target,
+    id: LaunchId,
+    script: String,
+    input: Vec<u8>,
+    events: &EventSender,
+    running: &Running,
+    idle: &Idle,
+) {
+    let ready = idle.lock().expect("not poisoned").pop();
+    let (switch, killed) = oneshot::channel();
+    running.lock().expect("not poisoned").insert(id, switch);
+    let events = events.clone();
+    let running = running.clone();
+    let idle = idle.clone();
+    let target = target.clone();
+    tokio::spawn(async move {
+        let mut worker = match ready {
+            Some(worker) => worker,
+            None => match Worker::start(srun_step(&target)).await {
+                Ok(worker) => worker,
+                Err(why) => {
+                    // The node cannot run a worker: one step per task from now on.
+                    tracing::warn!("{}: {why}; one srun step per task instead", target.node);
+                    target
+                        .warm
+                        .store(false, std::sync::atomic::Ordering::SeqCst);
+                    running.lock().expect("not poisoned").remove(&id);
+                    return launch(&target, id, script, input, &events, &running).await;
+                }
+            },
+        };
+        let ended = worker.run(id, &script, &input, &events, killed).await;
+        running.lock().expect("not poisoned").remove(&id);
+        match ended {
+            Ended::Status(status) => {
+                idle.lock().expect("not poisoned").push(worker);
+                report_exit(&target, &events, id, status, false).await;
+            }
+            Ended::Lost => {
+                worker.abandon().await;
+                report_exit(&target, &events, id, ExitStatus::Code(-1), true).await;
             }
         }
-        if target.down.load(std::sync::atomic::Ordering::SeqCst) {
-            return;
-        }
-        let at = Instant::now();
-        let _ = events.send(Event::Exited { id, status, at }).await;
     });
 }
 

@@ -9,6 +9,7 @@
 pub mod alloc;
 pub mod conn;
 pub mod parse;
+pub mod worker;
 
 pub use alloc::{Allocation, Pool, SlurmError};
 
@@ -70,11 +71,12 @@ pub fn allocate(pool: &Pool, run_name: &str, quiet: bool) -> Result<Allocation, 
 }
 
 /// The allocation's nodes as dts hosts: one slot per CPU dts may use there.
-pub fn hosts(allocation: &Allocation, env: &inventory::Env) -> Vec<Host> {
-    node_hosts(allocation.job, &allocation.nodes, env)
+pub fn hosts(allocation: &Allocation, pool: &Pool, env: &inventory::Env) -> Vec<Host> {
+    node_hosts(allocation.job, &allocation.nodes, pool, env)
 }
 
-fn node_hosts(job: u64, nodes: &[(String, u32)], env: &inventory::Env) -> Vec<Host> {
+fn node_hosts(job: u64, nodes: &[(String, u32)], pool: &Pool, env: &inventory::Env) -> Vec<Host> {
+    let per_task = matches!(pool, Pool::Request(spec) if spec.per_task());
     let template = inventory::local_default(env).hosts.remove(0);
     nodes
         .iter()
@@ -82,7 +84,7 @@ fn node_hosts(job: u64, nodes: &[(String, u32)], env: &inventory::Env) -> Vec<Ho
             name: node.clone(),
             address: node.clone(),
             slots: Some(*slots),
-            transport: Transport::Slurm { job },
+            transport: Transport::Slurm { job, per_task },
             ..template.clone()
         })
         .collect()
@@ -100,7 +102,7 @@ pub fn predicted_hosts(
     let spec = match pool {
         Pool::Inside(_) => {
             let allocation = allocate(pool, name, quiet)?;
-            return Ok(hosts(&allocation, env));
+            return Ok(hosts(&allocation, pool, env));
         }
         Pool::Request(spec) => spec,
     };
@@ -115,7 +117,7 @@ pub fn predicted_hosts(
             prediction.partition
         );
     }
-    Ok(node_hosts(0, &nodes, env))
+    Ok(node_hosts(0, &nodes, pool, env))
 }
 
 /// Releases the allocations a run's saved hosts name (a crashed coordinator's), when
@@ -127,7 +129,7 @@ pub fn release_saved(hosts: &[Host], spec: Option<&PoolSpec>) {
     let mut jobs: Vec<u64> = hosts
         .iter()
         .filter_map(|h| match h.transport {
-            Transport::Slurm { job } => Some(job),
+            Transport::Slurm { job, .. } => Some(job),
             _ => None,
         })
         .collect();
@@ -138,7 +140,7 @@ pub fn release_saved(hosts: &[Host], spec: Option<&PoolSpec>) {
 /// The job id a run's hosts run in, for `dts status`.
 pub fn job_of(hosts: &[Host]) -> Option<u64> {
     hosts.iter().find_map(|h| match h.transport {
-        Transport::Slurm { job } => Some(job),
+        Transport::Slurm { job, .. } => Some(job),
         _ => None,
     })
 }

@@ -25,6 +25,17 @@ pub struct PoolSpec {
     /// Passed to sbatch as they are, after the others.
     #[serde(default)]
     pub sbatch_args: Vec<String>,
+    /// `"warm"` (the default: long-lived worker steps fed task after task) or
+    /// `"per-task"` (one srun step per task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
+}
+
+impl PoolSpec {
+    /// Whether each task gets its own srun step.
+    pub fn per_task(&self) -> bool {
+        self.execution.as_deref() == Some("per-task")
+    }
 }
 
 /// The file's `[slurm]` table alone; the rest of the file is the inventory's business.
@@ -43,6 +54,15 @@ pub fn pool_spec(text: &str) -> Result<Option<PoolSpec>, String> {
     let spec: PoolSpec = table.try_into().map_err(|e| format!("[slurm]: {e}"))?;
     if spec.cpus_per_node.is_some() && spec.cpus_per_task.is_some() {
         return Err("[slurm]: set cpus_per_node or cpus_per_task, not both".into());
+    }
+    if let Some(execution) = spec
+        .execution
+        .as_deref()
+        .filter(|e| !["warm", "per-task"].contains(e))
+    {
+        return Err(format!(
+            "[slurm]: execution = \"{execution}\": expected \"warm\" or \"per-task\""
+        ));
     }
     if spec.nodes == Some(0) || spec.cpus_per_node == Some(0) || spec.cpus_per_task == Some(0) {
         return Err("[slurm]: nodes, cpus_per_node and cpus_per_task must be at least 1".into());
@@ -191,6 +211,7 @@ impl NodeInfo {
             mem_total_kib: self.real_mem_mib.map(|m| m * 1024),
             mem_available_kib: self.free_mem_mib.map(|m| m * 1024),
             latency,
+            gpus: None,
         }
     }
 }
@@ -270,6 +291,20 @@ fn signal_by_description(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn execution_is_warm_or_per_task() {
+        let spec = |text: &str| pool_spec(&format!("[slurm]\n{text}"));
+        assert!(!spec("").unwrap().unwrap().per_task());
+        assert!(
+            spec("execution = \"per-task\"")
+                .unwrap()
+                .unwrap()
+                .per_task()
+        );
+        let err = spec("execution = \"hot\"").unwrap_err();
+        assert!(err.contains("expected \"warm\" or \"per-task\""), "{err}");
+    }
 
     #[test]
     fn sbatch_test_only_names_the_start_the_processors_and_the_nodes() {
