@@ -331,6 +331,25 @@ pub struct SubmitArgs {
     /// run times are recorded per name and task, for --order longest-first.
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+    /// Copy this file (or directory) to the task's host before it runs, at the same relative
+    /// path in the task's directory there; rendered per task (`--tf {}`). Repeatable.
+    #[arg(long = "transfer-file", visible_alias = "tf", value_name = "TEMPLATE")]
+    pub transfer: Vec<String>,
+    /// Bring this file (or directory) back after the task succeeds, to the same relative
+    /// path here; rendered per task (`--return {}.out`). Repeatable.
+    #[arg(long = "return", value_name = "TEMPLATE")]
+    pub returns: Vec<String>,
+    /// Remove on the host what a task staged and made, after it (and the run's directory
+    /// at the end).
+    #[arg(long)]
+    pub cleanup: bool,
+    /// Same as --tf {} --return TEMPLATE --cleanup. Repeatable.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub trc: Vec<String>,
+    /// Copy FILE to every host once, before its first task (in each task's directory).
+    /// Repeatable.
+    #[arg(long = "basefile", visible_alias = "bf", value_name = "FILE")]
+    pub basefiles: Vec<String>,
     /// Placement: random, round-robin, least-load or consistent-hash [default: round-robin].
     #[arg(long = "algo", value_name = "ALGO")]
     pub algorithm: Option<String>,

@@ -143,12 +143,21 @@ fn report(dir: &Path, spec: &crate::store::RunSpec, display: &Display) -> Result
     let doc = document::build(&detail, &stats, store::epoch_now(), |t| {
         detail.last_stderr_line(t)
     });
+    let staged = crate::staging::relay::read_stats(dir);
     if display.json {
-        let json = serde_json::to_string_pretty(&doc).expect("documents serialise");
+        let mut value = serde_json::to_value(&doc).expect("documents serialise");
+        if let (Some(staged), Some(map)) = (&staged, value.as_object_mut()) {
+            map.insert("staging".into(), serde_json::json!({ "hosts": staged }));
+        }
+        let json = serde_json::to_string_pretty(&value).expect("documents serialise");
         super::print_result(&format!("{json}\n"));
     } else if !display.quiet {
+        let mut text = end::render(&doc);
+        if let Some(staged) = &staged {
+            text.push_str(&crate::staging::relay::render_stats(staged));
+        }
         // Not `eprint!`: after SIGHUP the terminal may be gone, and the run is recorded anyway.
-        let _ = std::io::Write::write_all(&mut std::io::stderr(), end::render(&doc).as_bytes());
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
     }
     if let Some(path) = &spec.junit {
         let xml = junit::render(&detail, |t| detail.stderr_tail(t, 4096));

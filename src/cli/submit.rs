@@ -24,6 +24,12 @@ pub fn run(args: SubmitArgs) -> Result<i32, Error> {
         None => Some(inventory_hosts(&args, &request, &env)?),
     };
     let job = job::build(&overrides(&args), &mut std::io::stdin().lock())?;
+    if pool.is_some() && !job.staging.is_off() {
+        return Err(Error::Usage(
+            "file staging (--tf, --return, --cleanup, --bf) does not work with a Slurm pool yet"
+                .into(),
+        ));
+    }
     // Held until the run ends: dropping it releases a Slurm allocation dts made.
     let mut allocation = None;
     let hosts = match (inventory, &pool) {
@@ -173,6 +179,7 @@ fn run_spec(
             slurm::Pool::Request(spec) => Some(spec.clone()),
             slurm::Pool::Inside(_) => None,
         }),
+        staging: job.staging.clone(),
         stages: job.pipeline.as_ref().map(|p| p.saved()).unwrap_or_default(),
     })
 }
@@ -304,6 +311,13 @@ fn overrides(args: &SubmitArgs) -> Overrides {
         gpus: args.gpus,
         order: args.order.clone(),
         name: args.name.clone(),
+        staging: job::StagingFlags {
+            transfer: args.transfer.clone(),
+            returns: args.returns.clone(),
+            cleanup: args.cleanup,
+            trc: args.trc.clone(),
+            basefiles: args.basefiles.clone(),
+        },
     }
 }
 

@@ -46,6 +46,11 @@ struct Raw {
     gpus: Option<u32>,
     order: Option<Spanned<String>>,
     stage: Option<Vec<RawStage>>,
+    transfer: Option<Vec<Spanned<String>>>,
+    #[serde(rename = "return")]
+    returns: Option<Vec<Spanned<String>>>,
+    cleanup: Option<bool>,
+    basefiles: Option<Vec<Spanned<String>>>,
 }
 
 /// One `[[stage]]` table as written.
@@ -163,6 +168,8 @@ pub(super) struct JobFile {
     pub order: Option<Order>,
     /// `[[stage]]` tables, in written order.
     pub stages: Vec<FileStage>,
+    /// `transfer`, `return`, `cleanup`, `basefiles`.
+    pub staging: crate::staging::Staging,
 }
 
 /// Parses the job file `path` whose contents are `text`.
@@ -202,6 +209,13 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<JobFile, Located> {
             .map(|s| at.stages(s))
             .transpose()?
             .unwrap_or_default(),
+        staging: crate::staging::Staging {
+            transfer: at.staged("transfer", raw.transfer, true)?,
+            returns: at.staged("return", raw.returns, true)?,
+            cleanup: raw.cleanup.unwrap_or(false),
+            basefiles: at.staged("basefiles", raw.basefiles, false)?,
+            local_dir: None,
+        },
     })
 }
 
@@ -420,6 +434,41 @@ impl At<'_> {
         gate::parse_load(&text).map_err(|message| {
             self.error(load.span().start, format!("invalid load {text}: {message}"))
         })
+    }
+
+    /// Staged paths: each a valid template (or a plain path for `basefiles`); one without
+    /// placeholders must already be a path inside the task's directory.
+    fn staged(
+        &self,
+        key: &str,
+        values: Option<Vec<Spanned<String>>>,
+        template: bool,
+    ) -> Result<Vec<String>, Located> {
+        let mut out = Vec::new();
+        for value in values.into_iter().flatten() {
+            let text = value.get_ref();
+            let at = value.span().start;
+            let literal = match template {
+                true => match Template::key(text) {
+                    Ok(t) => !t.has_placeholder(),
+                    Err(e) => {
+                        return Err(self.spec_error(
+                            &value.span(),
+                            text,
+                            &format!("invalid {key}: "),
+                            e,
+                        ));
+                    }
+                },
+                false => true,
+            };
+            if literal {
+                crate::staging::path::validate(text)
+                    .map_err(|e| self.error(at, format!("invalid {key}: {e}")))?;
+            }
+            out.push(value.into_inner());
+        }
+        Ok(out)
     }
 
     fn order(&self, order: Spanned<String>) -> Result<Order, Located> {

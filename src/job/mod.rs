@@ -83,6 +83,8 @@ pub struct JobSpec {
     pub resources: Request,
     /// `--order`: as listed, or longest recorded time first.
     pub order: Order,
+    /// What each task stages to and from its host (off by default).
+    pub staging: crate::staging::Staging,
     /// `[[stage]]` tables: each task's command and matrix are its stage's, and a task is
     /// ready only once those it depends on have succeeded. `None` for a plain job.
     pub pipeline: Option<Pipeline>,
@@ -208,6 +210,18 @@ pub struct Overrides {
     /// `--order` and `--name` as given.
     pub order: Option<String>,
     pub name: Option<String>,
+    /// `--tf`, `--return`, `--cleanup`, `--trc`, `--bf` as given.
+    pub staging: StagingFlags,
+}
+
+/// The staging flags as given; each list given replaces the job file's.
+#[derive(Debug, Clone, Default)]
+pub struct StagingFlags {
+    pub transfer: Vec<String>,
+    pub returns: Vec<String>,
+    pub cleanup: bool,
+    pub trc: Vec<String>,
+    pub basefiles: Vec<String>,
 }
 
 /// The message when neither the flags nor the job file give a command.
@@ -246,6 +260,17 @@ pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Err
         pipeline,
     } = shape;
     let names = matrix.names();
+    let staging = resolve_staging(
+        &overrides.staging,
+        std::mem::take(&mut file.staging),
+        &matrix,
+        &tasks,
+    )?;
+    if !staging.is_off() && file.workdir.is_some() {
+        return Err(Error::Usage(
+            "`workdir` and file staging both say where tasks run: a task that stages files runs in its own directory on its host; drop one".into(),
+        ));
+    }
     Ok(JobSpec {
         name: check_name(&overrides.name)?
             .or(file.name)
@@ -281,8 +306,64 @@ pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Err
         order: flag(&overrides.order, "--order", str::parse)?
             .or(file.order)
             .unwrap_or_default(),
+        staging,
         pipeline,
     })
+}
+
+/// The staging flags over the job file's keys (a list given replaces the file's; `--trc T`
+/// adds `{}` to the transfers and `T` to the returns, and cleans up), checked for every
+/// task: a path that would leave the task's directory is exit 2 before anything runs.
+fn resolve_staging(
+    flags: &StagingFlags,
+    from_file: crate::staging::Staging,
+    matrix: &Matrix,
+    tasks: &[Task],
+) -> Result<crate::staging::Staging, Error> {
+    let pick = |flag: &[String], file: Vec<String>| match flag.is_empty() {
+        true => file,
+        false => flag.to_vec(),
+    };
+    let mut staging = crate::staging::Staging {
+        transfer: pick(&flags.transfer, from_file.transfer),
+        returns: pick(&flags.returns, from_file.returns),
+        cleanup: flags.cleanup || from_file.cleanup || !flags.trc.is_empty(),
+        basefiles: pick(&flags.basefiles, from_file.basefiles),
+        local_dir: None,
+    };
+    for template in &flags.trc {
+        if !staging.transfer.iter().any(|t| t == "{}") {
+            staging.transfer.push("{}".into());
+        }
+        staging.returns.push(template.clone());
+    }
+    if staging.is_off() {
+        return Ok(staging);
+    }
+    let prepared =
+        crate::staging::Prepared::new(&staging, &matrix.names()).map_err(Error::Usage)?;
+    for task in tasks {
+        let params = matrix.values_of(task.seq);
+        let ctx = Context {
+            item: &task.item,
+            seq: task.seq,
+            index: task.index,
+            host: "",
+            params: &params,
+        };
+        prepared
+            .plan(&ctx, 1)
+            .map_err(|e| Error::Usage(format!("task {}: {e}", task.index)))?;
+    }
+    for base in &staging.basefiles {
+        if let Err(e) = std::fs::metadata(base) {
+            return Err(Error::Usage(format!("--basefile '{base}': {e}")));
+        }
+    }
+    let here = std::env::current_dir()
+        .map_err(|e| Error::Usage(format!("cannot stage files: no working directory: {e}")))?;
+    staging.local_dir = Some(here);
+    Ok(staging)
 }
 
 /// What the job runs: its command, tasks and matrix, or a pipeline's stages.

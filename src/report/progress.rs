@@ -70,6 +70,8 @@ pub struct Snapshot {
     pub elapsed: Duration,
     pub paused: bool,
     pub hosts: Vec<HostLine>,
+    /// Bytes file staging moved so far, both ways (0 without staging).
+    pub staged: u64,
 }
 
 impl Snapshot {
@@ -105,6 +107,12 @@ pub fn counts(s: &Snapshot) -> String {
         text.push_str(&format!(", {} failed", s.failed));
     }
     text.push_str(&format!(", {} running, {:.1} tasks/s", s.running, s.rate()));
+    if s.staged > 0 {
+        text.push_str(&format!(
+            ", {:.1} MiB staged",
+            s.staged as f64 / 1_048_576.0
+        ));
+    }
     if s.paused {
         text.push_str(", paused");
     } else if let Some(eta) = s.eta() {
@@ -301,7 +309,18 @@ mod tests {
                 host("gpu-big-1", "reconnecting", 0, 12, 0),
                 host("node04", "up", 6, 150, 0),
             ],
+            staged: 0,
         }
+    }
+
+    #[test]
+    fn the_counts_say_what_staging_moved() {
+        let s = Snapshot {
+            staged: 3 * 1_048_576,
+            ..snapshot()
+        };
+        assert!(counts(&s).contains(", 3.0 MiB staged"), "{}", counts(&s));
+        assert!(!counts(&snapshot()).contains("staged"));
     }
 
     #[test]

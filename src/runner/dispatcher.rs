@@ -30,6 +30,7 @@ use crate::job::Context;
 use crate::placement::resources::Grant;
 use crate::placement::{self, Algorithm, HostView, Liveness, Placement, TaskRef};
 use crate::report::progress::{HostLine, Progress, Snapshot};
+use crate::staging::relay::Stager;
 use crate::store::{RunWriter, TaskEnd, attempt_outcome, task_state};
 use crate::transport::wrapper::{self, LoginShell, TaskScript};
 use crate::transport::{
@@ -178,6 +179,8 @@ pub struct Dispatcher {
     said_fd_limit: bool,
     /// Names a wait with every host shut by `--load` / `--memfree`.
     gate_watch: GateWatch,
+    /// File staging: wraps every connection in a relay (`None` when the job stages none).
+    staging: Option<Arc<Stager>>,
     /// A pipeline's readiness ([`stages`]): only ready tasks reach placement.
     readiness: Option<Readiness>,
 }
@@ -249,6 +252,20 @@ impl Dispatcher {
                 ..ssh::Options::default()
             }),
         };
+        let staging = match cfg.job.staging.is_off() {
+            true => None,
+            false => {
+                let names: Vec<String> = cfg.hosts.iter().map(|h| h.name.clone()).collect();
+                let stager = Stager::new(
+                    &cfg.run_id,
+                    &cfg.job.staging,
+                    &cfg.job.matrix.names(),
+                    &names,
+                )
+                .map_err(Error::Usage)?;
+                Some(Arc::new(stager))
+            }
+        };
         let mut out = Vec::new();
         let joblog = match &cfg.spec.joblog {
             Some(path) => {
@@ -308,6 +325,7 @@ impl Dispatcher {
                 window: cfg.spec.faults.quarantine_window,
                 retry: cfg.spec.faults.keepalive * cfg.spec.faults.keepalive_count,
             },
+            staging,
             secrets_input: if cfg.secrets.is_empty() {
                 Vec::new()
             } else {
@@ -362,6 +380,10 @@ impl Dispatcher {
             }
         }
         self.shutdown();
+        if let Some(stager) = self.staging.clone() {
+            stager.finish().await;
+            self.write_staging_stats(&stager);
+        }
         self.write_host_notes();
         self.record_unconnected();
         let outcome = self.outcome();
@@ -389,6 +411,7 @@ impl Dispatcher {
             self.paused,
         );
         let elapsed = self.started.elapsed();
+        let staged = self.staging.as_ref().map_or(0, |s| s.moved());
         self.progress.update(|| {
             // Running means started on its host, not dispatched: a launch waiting for its
             // channel (a host still connecting) is not running yet.
@@ -403,6 +426,7 @@ impl Dispatcher {
                 running: running.iter().sum(),
                 elapsed,
                 paused,
+                staged,
                 hosts: hosts
                     .iter()
                     .zip(&running)
@@ -465,6 +489,7 @@ impl Dispatcher {
         }
         self.next_launch += 1;
         let (command, start) = self.script(task, host, &grant.gpu_env());
+        self.expect_staging(id, task, host);
         let seq = self.cfg.job.tasks[task].seq;
         let at = self.epoch(Instant::now());
         let recorded = self
@@ -553,15 +578,41 @@ impl Dispatcher {
             Transport::Ssh => rt.shell,
             Transport::Local | Transport::Slurm { .. } => LoginShell::Sh,
         };
+        let staged_dir =
+            (self.staging.as_ref()).map(|s| s.workdir(t.index, self.tasks[task].attempt));
         let launch = TaskScript {
             env: &env,
-            workdir: job.workdir.as_deref(),
+            workdir: staged_dir.as_deref().or(job.workdir.as_deref()),
             command: &command,
             kill_grace: self.cfg.spec.kill_grace,
             secrets: !self.cfg.secrets.is_empty(),
         }
         .launch(shell, &self.secrets_input);
         (command, launch)
+    }
+
+    /// Tells the staging relay what launch `id` stages (rendered like its command).
+    fn expect_staging(&self, id: LaunchId, task: usize, host: usize) {
+        let Some(stager) = &self.staging else { return };
+        let t = &self.cfg.job.tasks[task];
+        let params = self.cfg.job.values_of(t.seq);
+        let ctx = Context {
+            item: &t.item,
+            seq: t.seq,
+            index: t.index,
+            host: &self.hosts[host].spec.name,
+            params: &params,
+        };
+        stager.expect(id, &ctx, self.tasks[task].attempt);
+    }
+
+    /// The staging figures beside the run's store, for its report.
+    fn write_staging_stats(&mut self, stager: &Stager) {
+        let path = self.store.dir().join(crate::staging::relay::STATS_FILE);
+        let json = serde_json::to_vec_pretty(&stager.stats()).expect("figures serialise");
+        if let Err(e) = std::fs::write(&path, json) {
+            let _ = writeln!(self.err, "dts: cannot write {}: {e}", path.display());
+        }
     }
 
     /// Commits what this turn recorded, then sends what it decided. When the store has
@@ -669,29 +720,23 @@ impl Dispatcher {
             host: h,
             conn: slot.unwrap_or(rt.conns.len()) as u32,
         };
+        let relay = (self.staging.as_ref()).map(|s| s.relay(conn, self.events_tx.clone()));
+        let events = relay
+            .as_ref()
+            .map_or_else(|| self.events_tx.clone(), |r| r.events());
         let handle: Box<dyn ConnHandle> = match rt.spec.transport {
             Transport::Local => {
                 let slots = *rt.slots.get_or_insert_with(local_cores);
-                Box::new(local::spawn(conn, slots, self.events_tx.clone()))
+                Box::new(local::spawn(conn, slots, events))
             }
             Transport::Slurm { job, per_task } => {
                 let slots = *rt.slots.get_or_insert(1);
                 let node = rt.spec.address.clone();
                 Box::new(crate::transport::slurm::conn::spawn(
-                    conn,
-                    job,
-                    node,
-                    slots,
-                    !per_task,
-                    self.events_tx.clone(),
+                    conn, job, node, slots, !per_task, events,
                 ))
             }
-            Transport::Ssh => match ssh::spawn(
-                conn,
-                rt.spec.clone(),
-                self.events_tx.clone(),
-                self.ssh.clone(),
-            ) {
+            Transport::Ssh => match ssh::spawn(conn, rt.spec.clone(), events, self.ssh.clone()) {
                 Ok(handle) => Box::new(handle),
                 Err(e) => {
                     let message = format!("cannot start a connection thread: {e}");
@@ -705,6 +750,10 @@ impl Dispatcher {
                     return;
                 }
             },
+        };
+        let handle = match relay {
+            Some(relay) => relay.wrap(handle),
+            None => handle,
         };
         let new = Conn {
             handle,

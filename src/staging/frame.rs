@@ -33,13 +33,18 @@ pub enum FrameError {
 pub fn encode(entry: &Entry, out: &mut Vec<u8>) {
     match entry {
         Entry::File { path, mode, bytes } => {
-            out.extend(format!("F {:o} {} {}\n", mode & 0o777, bytes.len(), path).bytes());
+            file_header(path, *mode, bytes.len() as u64, out);
             out.extend_from_slice(bytes);
         }
         Entry::Dir { path, mode } => {
             out.extend(format!("D {:o} 0 {}\n", mode & 0o777, path).bytes())
         }
     }
+}
+
+/// Appends the header of a file entry; its `len` bytes must follow.
+pub fn file_header(path: &str, mode: u32, len: u64, out: &mut Vec<u8>) {
+    out.extend(format!("F {:o} {len} {path}\n", mode & 0o777).bytes());
 }
 
 /// Ends a stream.

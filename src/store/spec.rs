@@ -63,6 +63,9 @@ pub struct RunSpec {
     /// `dts cancel` releases it (runs without Slurm have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slurm: Option<crate::transport::slurm::parse::PoolSpec>,
+    /// File staging (`--tf`, `--return`, `--cleanup`, `--bf`; runs from before it stage none).
+    #[serde(default, skip_serializing_if = "crate::staging::Staging::is_off")]
+    pub staging: crate::staging::Staging,
     /// A pipeline's `[[stage]]`s, each with its command, matrix, dependencies and task
     /// count (plain jobs, and runs from before pipelines, have none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -137,6 +140,7 @@ impl RunSpec {
             gates: self.gates,
             resources: self.resources,
             order: self.order,
+            staging: self.staging.clone(),
             pipeline: match self.stages.as_slice() {
                 [] => None,
                 saved => Some(Pipeline::from_saved(saved).map_err(|e| bad("pipeline", e))?),

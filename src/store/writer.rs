@@ -796,6 +796,7 @@ mod tests {
             resources: Default::default(),
             order: Default::default(),
             slurm: None,
+            staging: Default::default(),
             stages: Vec::new(),
         }
     }

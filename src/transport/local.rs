@@ -12,7 +12,8 @@ use tokio::sync::oneshot;
 
 use crate::probe;
 use crate::transport::{
-    Command, ConnHandle, ConnId, Event, EventSender, ExitStatus, LaunchId, Stream,
+    Command, ConnHandle, ConnId, Event, EventSender, ExitStatus, HelperOutput, HelperReply,
+    LaunchId, Stream,
 };
 
 /// Kill switches of running local tasks.
@@ -53,6 +54,13 @@ pub fn spawn(conn: ConnId, capacity: u32, events: EventSender) -> LocalConn {
                     let _ = events.send(Event::Probed { conn, probe }).await;
                 }
                 Command::Shutdown => break,
+                Command::Helper {
+                    script,
+                    input,
+                    reply,
+                } => {
+                    tokio::spawn(helper(script, input, reply));
+                }
             }
         }
         let ids: Vec<LaunchId> = running
@@ -178,6 +186,51 @@ async fn forward<R: tokio::io::AsyncRead + Unpin>(
             break;
         }
     }
+}
+
+/// Runs a helper script under `/bin/sh -c`, feeding `input` while its output is read.
+async fn helper(script: String, input: Vec<u8>, reply: HelperReply) {
+    let child = tokio::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            let _ = reply.send(HelperOutput {
+                status: ExitStatus::Code(127),
+                stdout: Vec::new(),
+                stderr: format!("cannot start /bin/sh: {e}").into_bytes(),
+            });
+            return;
+        }
+    };
+    let stdin = child.stdin.take();
+    let feed = async move {
+        use tokio::io::AsyncWriteExt;
+        if let Some(mut stdin) = stdin {
+            // A write error means the helper exited early; its status says why.
+            let _ = stdin.write_all(&input).await;
+        }
+    };
+    let (output, ()) = tokio::join!(child.wait_with_output(), feed);
+    let output = match output {
+        Ok(output) => HelperOutput {
+            status: convert(output.status),
+            stdout: output.stdout,
+            stderr: output.stderr,
+        },
+        Err(e) => HelperOutput {
+            status: ExitStatus::Code(-1),
+            stdout: Vec::new(),
+            stderr: format!("helper: {e}").into_bytes(),
+        },
+    };
+    let _ = reply.send(output);
 }
 
 fn convert(status: std::process::ExitStatus) -> ExitStatus {

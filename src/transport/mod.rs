@@ -74,7 +74,27 @@ pub enum Command {
     Probe,
     /// Kill everything still running and close the connection.
     Shutdown,
+    /// Run a helper `script` (POSIX `sh`, run as `sh -c SCRIPT` on the host) with `input`
+    /// on its stdin, then EOF, and answer on `reply`: file staging's way to move bytes
+    /// over the connection the run already has. The reply is dropped unanswered when the
+    /// connection fails first.
+    Helper {
+        script: String,
+        input: Vec<u8>,
+        reply: HelperReply,
+    },
 }
+
+/// What a helper script printed and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelperOutput {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Where a [`Command::Helper`] answers.
+pub type HelperReply = tokio::sync::oneshot::Sender<HelperOutput>;
 
 /// Why a connection failed.
 #[derive(Debug, Clone, PartialEq, Eq)]

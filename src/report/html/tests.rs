@@ -160,6 +160,7 @@ fn spec() -> RunSpec {
         resources: Default::default(),
         order: Default::default(),
         slurm: None,
+        staging: Default::default(),
         stages: Vec::new(),
     }
 }

@@ -133,6 +133,14 @@ async fn serve(
                     Err(error) => break Some(error),
                 },
                 Some(Command::Shutdown) | None => break None,
+                // Staging is refused with a Slurm pool before a run starts.
+                Some(Command::Helper { reply, .. }) => {
+                    let _ = reply.send(crate::transport::HelperOutput {
+                        status: crate::transport::ExitStatus::Code(127),
+                        stdout: Vec::new(),
+                        stderr: b"file staging does not work on Slurm nodes yet".to_vec(),
+                    });
+                }
             },
             Some(error) = lost.recv() => break Some(error),
             _ = monitor.tick() => {

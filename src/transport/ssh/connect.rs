@@ -205,6 +205,7 @@ fn secure(
         )
     })?;
     prefer_known_key_types(&session, &known, host);
+    prefer_fast_ciphers(&session);
     session
         .handshake()
         .map_err(|e| HostError::transient(format!("SSH handshake failed: {}", e.message())))?;
@@ -278,6 +279,25 @@ fn prefer_known_key_types(session: &Session, known: &KnownHosts, host: &Host) {
         }
     }
     let _ = session.method_pref(MethodType::HostKey, &order.join(","));
+}
+
+/// AES-GCM first: libssh2's chacha20-poly1305 (its default first choice) is portable C,
+/// while its AES-GCM is OpenSSL's, several times faster where the CPU has AES instructions,
+/// which staged files and large outputs feel (a 1 GB staging benchmark moved at half of
+/// scp's rate with chacha20).
+fn prefer_fast_ciphers(session: &Session) {
+    const FIRST: [&str; 2] = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"];
+    for direction in [MethodType::CryptCs, MethodType::CryptSc] {
+        let Ok(supported) = session.supported_algs(direction) else {
+            continue;
+        };
+        let mut order: Vec<&str> = FIRST
+            .into_iter()
+            .filter(|a| supported.contains(a))
+            .collect();
+        order.extend(supported.iter().filter(|a| !FIRST.contains(a)));
+        let _ = session.method_pref(direction, &order.join(","));
+    }
 }
 
 fn verify_host_key(session: &Session, known: &KnownHosts, host: &Host) -> Result<(), HostError> {

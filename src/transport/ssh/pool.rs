@@ -14,7 +14,8 @@ use ssh2::{BlockDirections, Channel, ErrorCode, Session};
 use super::{CHANNELS_PER_CONNECTION, EAGAIN, poll_events};
 use crate::probe;
 use crate::transport::{
-    Command, ConnId, Event, EventSender, ExitStatus, HostError, LaunchId, Stream, wrapper,
+    Command, ConnId, Event, EventSender, ExitStatus, HelperOutput, HelperReply, HostError,
+    LaunchId, Stream, wrapper,
 };
 
 /// Reads of up to 32 KiB one channel gets per turn: a task flooding its output must not
@@ -38,6 +39,12 @@ enum Job {
     Ping,
     /// The connection's guard (see [`wrapper::guard`]).
     Guard,
+    /// A staging helper ([`Command::Helper`]): counts as a task channel.
+    Helper {
+        script: String,
+        input: Vec<u8>,
+        reply: HelperReply,
+    },
 }
 
 /// What an open channel is running.
@@ -51,6 +58,12 @@ enum Work {
     /// The guard; what it printed since its last complete line.
     Guard {
         line: Vec<u8>,
+    },
+    /// A staging helper: what it printed, answered once it closes.
+    Helper {
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+        reply: HelperReply,
     },
 }
 
@@ -73,8 +86,9 @@ struct Chan {
     /// A kill was requested: close the control line once the command runs.
     kill: bool,
     eof_sent: bool,
-    /// What is still to be written on the control line (secrets), once the command runs.
-    input: Vec<u8>,
+    /// What is still to be written on the control line (secrets, a helper's stdin), once
+    /// the command runs; a deque, so writing a large input in pieces stays linear.
+    input: VecDeque<u8>,
 }
 
 pub(super) struct Pool {
@@ -205,6 +219,15 @@ impl Pool {
                 Command::Kill(id) => self.kill(id),
                 Command::Probe => self.request_probe(),
                 Command::Shutdown => self.shut_down(),
+                Command::Helper {
+                    script,
+                    input,
+                    reply,
+                } => self.queue.push_back(Job::Helper {
+                    script,
+                    input,
+                    reply,
+                }),
             }
         }
         // A dispatcher gone without a word is a shutdown, taken once: the channels still
@@ -271,7 +294,7 @@ impl Pool {
     fn task_channels(&self) -> u32 {
         self.chans
             .iter()
-            .filter(|c| matches!(c.work, Work::Task(_)))
+            .filter(|c| matches!(c.work, Work::Task(_) | Work::Helper { .. }))
             .count() as u32
     }
 
@@ -284,7 +307,9 @@ impl Pool {
                 Some(Job::Probe | Job::Ping | Job::Guard) => {
                     self.queue.pop_front().expect("front exists")
                 }
-                Some(Job::Task { .. }) if self.task_channels() < CHANNELS_PER_CONNECTION => {
+                Some(Job::Task { .. } | Job::Helper { .. })
+                    if self.task_channels() < CHANNELS_PER_CONNECTION =>
+                {
                     self.queue.pop_front().expect("front exists")
                 }
                 _ => return Ok(false),
@@ -331,6 +356,19 @@ impl Pool {
                 self.guard_script.take(),
                 Vec::new(),
             ),
+            Job::Helper {
+                script,
+                input,
+                reply,
+            } => (
+                Work::Helper {
+                    stdout: Vec::new(),
+                    stderr: Vec::new(),
+                    reply,
+                },
+                Some(wrapper::remote_command(wrapper::LoginShell::Other, &script)),
+                input,
+            ),
         };
         // A task killed while its channel was opening has an empty script: close it unused.
         let killed = matches!(&script, Some(s) if s.is_empty());
@@ -341,7 +379,7 @@ impl Pool {
             script,
             kill: killed,
             eof_sent: false,
-            input,
+            input: input.into(),
         });
     }
 
@@ -396,6 +434,8 @@ impl Pool {
         progress |= self.drain(i, Stream::Stdout)?;
         progress |= self.drain(i, Stream::Stderr)?;
         let chan = &mut self.chans[i];
+        // A helper's stdin ends once its input is written.
+        chan.kill |= matches!(chan.work, Work::Helper { .. }) && chan.input.is_empty();
         if chan.kill && !chan.eof_sent {
             match chan.channel.send_eof() {
                 Ok(()) => {
@@ -419,14 +459,24 @@ impl Pool {
         if chan.input.is_empty() || chan.kill {
             return Ok(false);
         }
-        match std::io::Write::write(&mut chan.channel, &chan.input) {
-            Ok(n) => {
-                chan.input.drain(..n);
-                Ok(n > 0)
+        // As many pieces as the window takes, within the turn's budget (a staging helper's
+        // input can be large).
+        let mut progress = false;
+        for _ in 0..DRAIN_PER_TURN {
+            if chan.input.is_empty() {
+                break;
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(false),
-            Err(e) => Err(HostError::transient(format!("connection lost: {e}"))),
+            match std::io::Write::write(&mut chan.channel, chan.input.as_slices().0) {
+                Ok(0) => break,
+                Ok(n) => {
+                    chan.input.drain(..n);
+                    progress = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => return Err(HostError::transient(format!("connection lost: {e}"))),
+            }
         }
+        Ok(progress)
     }
 
     fn drain(&mut self, i: usize, stream: Stream) -> Step {
@@ -464,6 +514,10 @@ impl Pool {
                             line.extend_from_slice(&self.buf[..n]);
                             self.guard_expired |= guard_said_expired(line);
                         }
+                        Work::Helper { stdout, stderr, .. } => match stream {
+                            Stream::Stdout => stdout.extend_from_slice(&self.buf[..n]),
+                            Stream::Stderr => stderr.extend_from_slice(&self.buf[..n]),
+                        },
                         Work::Probe { .. } | Work::Ping | Work::Guard { .. } => {}
                     }
                 }
@@ -518,6 +572,18 @@ impl Pool {
                 });
             }
             Work::Ping => {}
+            Work::Helper {
+                stdout,
+                stderr,
+                reply,
+            } => {
+                let status = exit_status(&chan.channel);
+                let _ = reply.send(HelperOutput {
+                    status,
+                    stdout,
+                    stderr,
+                });
+            }
             Work::Guard { .. } => {
                 if !self.shutting_down {
                     tracing::debug!("the guard ended: liveness by pings");
@@ -561,7 +627,7 @@ impl Pool {
             .find(|c| matches!(c.work, Work::Guard { .. }) && c.phase == Phase::Running)
         {
             if chan.input.len() < 64 && !chan.kill {
-                chan.input.extend_from_slice(b"h\n");
+                chan.input.extend(b"h\n");
             }
         }
     }
