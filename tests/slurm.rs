@@ -538,3 +538,51 @@ fn a_killed_coordinator_leaves_no_warm_worker_and_no_task() {
         !lab.steps().lines().any(|l| !l.contains(".batch"))
     });
 }
+
+/// File staging on a Slurm pool: each helper is a step of its own on the node, inputs
+/// go in and results come back byte-exact, and --cleanup leaves nothing behind.
+#[test]
+fn files_are_staged_to_slurm_nodes_and_their_results_returned() {
+    let Some(lab) = SlurmLab::start(2, 1) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    pool(home.path(), "nodes = 2\ncpus_per_node = 1\n");
+    let mut list = String::new();
+    for i in 1..=4 {
+        let name = format!("in {i}.bin");
+        let data: Vec<u8> = (0..=255u8).cycle().take(1000 * i).collect();
+        std::fs::write(home.path().join(&name), data).unwrap();
+        list.push_str(&name);
+        list.push('\n');
+    }
+    std::fs::write(home.path().join("list"), list).unwrap();
+    lab.dts(home.path())
+        .args(["submit", "--items", "list", "--trc", "{}.rev", "--"])
+        .arg("rev < {} > {}.rev; echo $SLURMD_NODENAME $PWD")
+        .assert()
+        .success()
+        .stdout(contains(format!(
+            "{}/.cache/dts/runs/",
+            home.path().display()
+        )));
+    for i in 1..=4 {
+        let name = format!("in {i}.bin");
+        let input = std::fs::read(home.path().join(&name)).unwrap();
+        let output = std::process::Command::new("rev")
+            .stdin(std::fs::File::open(home.path().join(&name)).unwrap())
+            .output()
+            .unwrap()
+            .stdout;
+        assert!(!input.is_empty());
+        assert_eq!(
+            std::fs::read(home.path().join(format!("{name}.rev"))).unwrap(),
+            output
+        );
+    }
+    // srun passes dts's HOME on, so the nodes' run directories were under this home, and
+    // --cleanup removed them.
+    let cache = home.path().join(".cache/dts");
+    assert!(!cache.exists(), "left on the nodes: {}", cache.display());
+    assert_released(&lab);
+}

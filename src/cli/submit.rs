@@ -24,12 +24,6 @@ pub fn run(args: SubmitArgs) -> Result<i32, Error> {
         None => Some(inventory_hosts(&args, &request, &env)?),
     };
     let job = job::build(&overrides(&args), &mut std::io::stdin().lock())?;
-    if pool.is_some() && !job.staging.is_off() {
-        return Err(Error::Usage(
-            "file staging (--tf, --return, --cleanup, --bf) does not work with a Slurm pool yet"
-                .into(),
-        ));
-    }
     // Held until the run ends: dropping it releases a Slurm allocation dts made.
     let mut allocation = None;
     let hosts = match (inventory, &pool) {
