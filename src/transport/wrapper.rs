@@ -136,6 +136,41 @@ impl TaskScript<'_> {
         }
     }
 
+    /// The job a warm worker runs for this task (see [`crate::transport::worker`]): in the
+    /// job's own subshell (its own process group), the watcher, double-forked into the
+    /// group so it holds the group id until the worker has swept it; then the environment
+    /// and the secrets as exports (never on a command line); then `exec sh -c`, with the
+    /// working directory entered by that `sh` as a per-task channel's prelude does.
+    ///
+    /// The watcher reads the worker's stdin, where dts writes only a kill line while a task
+    /// runs: a line or EOF sends TERM to the group (the watcher ignores it), KILL to the
+    /// task's shell after the grace, and it then waits to be swept with the group.
+    pub fn warm_code(&self, secrets: &[(String, String)]) -> String {
+        let tenths = (self.kill_grace.as_millis() / 100).max(1);
+        let mut code = String::with_capacity(600 + self.command.len());
+        code.push_str(&format!(
+            "trap - CHLD EXIT; __dts_w=$BASHPID; \
+             ( {{ trap '' TERM INT HUP QUIT; IFS= read -r l <&3; kill -TERM 0; i=0; \
+             while [ $i -lt {tenths} ] && kill -0 $__dts_w 2>/dev/null; do \
+             if sleep 0.1 2>/dev/null; then i=$((i+1)); else sleep 1; i=$((i+10)); fi; done; \
+             kill -KILL $__dts_w 2>/dev/null; while kill -0 $$ 2>/dev/null; do sleep 1; done; \
+             }} >/dev/null 2>&1 </dev/null & ); unset __dts_w; "
+        ));
+        self.push_env(&mut code);
+        if !secrets.is_empty() {
+            code.push_str("export");
+            for (name, value) in secrets {
+                code.push_str(&format!(" {name}={}", quote(value.as_bytes())));
+            }
+            code.push_str("; ");
+        }
+        let mut inner = String::new();
+        self.push_workdir(&mut inner);
+        inner.push_str(self.command);
+        code.push_str(&format!("exec sh -c {} 3<&-", quote(inner.as_bytes())));
+        code
+    }
+
     fn push_env(&self, script: &mut String) {
         if self.env.is_empty() {
             return;
