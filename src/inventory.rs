@@ -125,6 +125,19 @@ pub enum Execution {
     Warm,
 }
 
+impl Host {
+    /// How tasks run on this host: its `execution` (as `DTS_EXECUTION` overrides it) on an
+    /// SSH host; per-task on the others.
+    pub fn execution_mode(&self) -> Execution {
+        static OVERRIDE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        let forced = OVERRIDE.get_or_init(|| std::env::var("DTS_EXECUTION").ok());
+        match self.transport {
+            Transport::Ssh => self.execution.overridden(forced.as_deref()),
+            Transport::Local | Transport::Slurm { .. } => Execution::PerTask,
+        }
+    }
+}
+
 impl Execution {
     /// `DTS_EXECUTION=warm|per-task` overrides every SSH host's setting (to run a whole
     /// suite in one mode); anything else is ignored.

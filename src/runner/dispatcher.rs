@@ -469,6 +469,7 @@ impl Dispatcher {
                 id,
                 script: start.command,
                 input: start.input,
+                warm: start.warm,
             },
         ));
         let index = self.cfg.job.tasks[task].index;
@@ -534,14 +535,17 @@ impl Dispatcher {
             Transport::Ssh => rt.shell,
             Transport::Local | Transport::Slurm { .. } => LoginShell::Sh,
         };
-        let launch = TaskScript {
+        let task_script = TaskScript {
             env: &env,
             workdir: job.workdir.as_deref(),
             command: &command,
             kill_grace: self.cfg.spec.kill_grace,
             secrets: !self.cfg.secrets.is_empty(),
+        };
+        let mut launch = task_script.launch(shell, &self.secrets_input);
+        if rt.spec.execution_mode() == crate::inventory::Execution::Warm {
+            launch.warm = Some(task_script.warm_code(&self.cfg.secrets));
         }
-        .launch(shell, &self.secrets_input);
         (command, launch)
     }
 

@@ -102,7 +102,9 @@ async fn serve(
     let failed = loop {
         tokio::select! {
             command = inbox.recv() => match command {
-                Some(Command::Launch { id, script, input }) => {
+                Some(Command::Launch {
+                    id, script, input, ..
+                }) => {
                     launch(&target, id, script, input, &events, &running).await
                 }
                 Some(Command::Kill(id)) => kill(&running, id),

@@ -168,7 +168,8 @@ fn run(
             wrapper::guard(beat, beats, options.kill_grace)
         }),
     };
-    let mut pool = pool::Pool::new(conn, session, events.clone(), liveness);
+    let warm = host.execution_mode() == crate::inventory::Execution::Warm;
+    let mut pool = pool::Pool::new(conn, session, events.clone(), liveness, warm);
     let ended = pool.run(&inbox, &wake, &flag.pending);
     // The route (a jump relay, a ProxyCommand) carried the kills the pool sent: it goes
     // only after the session is closed.
