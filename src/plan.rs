@@ -275,6 +275,7 @@ mod tests {
             mem_total_kib: Some(mem_kib),
             mem_available_kib: Some(mem_kib),
             latency: std::time::Duration::ZERO,
+            bash: None,
         };
         let plan_hosts: Vec<PlanHost> = hosts
             .iter()

@@ -17,6 +17,8 @@ pub struct ProbeReport {
     pub mem_available_kib: Option<u64>,
     /// Time the probe command took, round trip.
     pub latency: Duration,
+    /// Whether `bash` is on the host's PATH (warm workers need it); None: not reported.
+    pub bash: Option<bool>,
 }
 
 /// The probe, as one command line any login shell (sh, bash, zsh, csh, fish) can start.
@@ -26,7 +28,8 @@ if [ -r /proc/loadavg ]; then read l < /proc/loadavg; echo \"loadavg=$l\"; \
 else echo \"loadavg=$(sysctl -n vm.loadavg 2>/dev/null)\"; fi; \
 echo \"cores=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null)\"; \
 if [ -r /proc/meminfo ]; then grep -E \"^(MemTotal|MemAvailable):\" /proc/meminfo; \
-else echo \"memtotal=$(sysctl -n hw.memsize 2>/dev/null || sysctl -n hw.physmem 2>/dev/null)\"; fi'";
+else echo \"memtotal=$(sysctl -n hw.memsize 2>/dev/null || sysctl -n hw.physmem 2>/dev/null)\"; fi; \
+if command -v bash >/dev/null 2>&1; then echo bash=yes; else echo bash=no; fi'";
 
 /// Parses the probe's output; unknown or malformed lines are ignored.
 pub fn parse(output: &[u8], latency: Duration) -> ProbeReport {
@@ -52,6 +55,7 @@ fn apply_pair(report: &mut ProbeReport, key: &str, value: &str) {
         "cores" => report.cores = value.parse().ok().filter(|&n| n > 0),
         "loadavg" => report.load = parse_loadavg(value),
         "memtotal" => report.mem_total_kib = value.parse::<u64>().ok().map(|b| b / 1024),
+        "bash" => report.bash = Some(value == "yes"),
         _ => {}
     }
 }
@@ -91,6 +95,7 @@ pub fn local() -> ProbeReport {
         mem_total_kib: Some(system.total_memory() / 1024),
         mem_available_kib: Some(system.available_memory() / 1024),
         latency: started.elapsed(),
+        bash: None,
     }
 }
 
@@ -119,6 +124,13 @@ MemTotal:       16314444 kB\nMemAvailable:   12000000 kB\n";
         assert_eq!(report.cores, Some(4));
         assert_eq!(report.mem_total_kib, Some(8 * 1024 * 1024));
         assert_eq!(report.mem_available_kib, None);
+    }
+
+    #[test]
+    fn bash_on_the_host_is_reported() {
+        assert_eq!(parse(b"bash=yes\n", Duration::ZERO).bash, Some(true));
+        assert_eq!(parse(b"bash=no\n", Duration::ZERO).bash, Some(false));
+        assert_eq!(parse(b"cores=2\n", Duration::ZERO).bash, None);
     }
 
     #[test]

@@ -243,3 +243,15 @@ fn a_cancelled_run_kills_its_warm_tasks_and_workers() {
         left_on_hosts(&lab, &mark).is_empty()
     });
 }
+
+#[test]
+fn dts_hosts_says_which_hosts_run_warm() {
+    let lab = warm_lab(1, 2);
+    dts(lab.dir.path())
+        .args(["hosts", "-H"])
+        .arg(lab.inventory())
+        .env_remove("DTS_EXECUTION")
+        .assert()
+        .success()
+        .stdout(contains("ok (warm)"));
+}

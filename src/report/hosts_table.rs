@@ -16,6 +16,9 @@ pub struct HostRow {
     pub mem_available_mib: Option<u64>,
     pub mem_total_mib: Option<u64>,
     pub slots: Option<u32>,
+    /// How tasks run there when it is not the default: `warm`, or why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
 }
 
 /// Renders the rows as a table.
@@ -36,7 +39,10 @@ pub fn render(rows: &[HostRow]) -> String {
         table.add_row([
             row.name.clone(),
             row.address.clone(),
-            row.status.clone(),
+            match &row.execution {
+                Some(execution) => format!("{} ({execution})", row.status),
+                None => row.status.clone(),
+            },
             opt(row.latency_ms.map(|l| format!("{l:.1}"))),
             opt(row.cores.map(|c| c.to_string())),
             opt(row.load1.map(|l| format!("{l:.2}"))),
@@ -77,6 +83,7 @@ mod tests {
             mem_available_mib: Some(60_000),
             mem_total_mib: Some(64_000),
             slots: Some(16),
+            execution: None,
         };
         let down = HostRow {
             name: "node02".into(),
@@ -88,6 +95,7 @@ mod tests {
             mem_available_mib: None,
             mem_total_mib: None,
             slots: Some(8),
+            execution: None,
         };
         insta::assert_snapshot!(render(&[ok, down]));
     }

@@ -75,6 +75,7 @@ mod tests {
             mem_total_kib: Some(mem_kib * 2),
             mem_available_kib: Some(mem_kib),
             latency: Duration::ZERO,
+            bash: None,
         });
         rt
     }

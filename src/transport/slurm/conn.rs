@@ -194,6 +194,7 @@ async fn check(target: &Target) -> Result<ProbeReport, HostError> {
         mem_total_kib: info.real_mem_mib.map(|m| m * 1024),
         mem_available_kib: info.free_mem_mib.map(|m| m * 1024),
         latency: started.elapsed(),
+        bash: None,
     })
 }
 
