@@ -137,6 +137,15 @@ pub const READY: &str = "__dts_warm_ready";
 /// byte line sent as the task ended, see [`KILL_LINE`]).
 pub const TOKEN_PREFIX: &str = "__dts_e_";
 
+/// The worker's shell function each task's job starts with, given the kill grace in
+/// tenths of a second: it double-forks the task's *watcher* into the job's process group,
+/// so the watcher holds the group id until the worker has swept the group. The watcher
+/// reads the worker's stdin, where dts writes only [`KILL_LINE`] while a task runs: a line
+/// or EOF sends TERM to the group (the watcher ignores it), KILL to the task's shell after
+/// the grace, and the watcher then waits to be swept with the group. A function keeps the
+/// frames short: bash reads a pipe a byte per system call.
+pub const JOB_PRELUDE: &str = "__dts_j";
+
 /// What dts writes on a worker's stdin to kill its running task: the task's watcher reads
 /// it (or EOF) and kills the task's process group, TERM then KILL.
 pub const KILL_LINE: &[u8] = b"k\n";
@@ -154,6 +163,12 @@ pub const KILL_LINE: &[u8] = b"k\n";
 pub fn worker_script() -> String {
     format!(
         "set -m; exec 3<&0 </dev/null; __dts_f=$(mktemp) || exit 1; \
+         {JOB_PRELUDE}() {{ trap - CHLD EXIT; __dts_w=$BASHPID; \
+         ( {{ trap '' TERM INT HUP QUIT; IFS= read -r l <&3; kill -TERM 0; i=0; \
+         while [ $i -lt $1 ] && kill -0 $__dts_w 2>/dev/null; do \
+         if sleep 0.1 2>/dev/null; then i=$((i+1)); else sleep 1; i=$((i+10)); fi; done; \
+         kill -KILL $__dts_w 2>/dev/null; while kill -0 $$ 2>/dev/null; do sleep 1; done; \
+         }} >/dev/null 2>&1 </dev/null & ); unset __dts_w; }}; \
          trap 'jobs -l >\"$__dts_f\"' CHLD; trap 'rm -f \"$__dts_f\"' EXIT; echo {READY}; \
          while IFS= read -r __dts_t <&3; do case $__dts_t in {TOKEN_PREFIX}*) ;; *) continue;; esac; \
          __dts_p=; \

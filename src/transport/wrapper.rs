@@ -141,24 +141,16 @@ impl TaskScript<'_> {
     }
 
     /// The job a warm worker runs for this task (see [`crate::transport::worker`]): in the
-    /// job's own subshell (its own process group), the watcher, double-forked into the
-    /// group so it holds the group id until the worker has swept it; then the environment
-    /// and the secrets as exports (never on a command line); then `exec sh -c`, with the
-    /// working directory entered by that `sh` as a per-task channel's prelude does.
-    ///
-    /// The watcher reads the worker's stdin, where dts writes only a kill line while a task
-    /// runs: a line or EOF sends TERM to the group (the watcher ignores it), KILL to the
-    /// task's shell after the grace, and it then waits to be swept with the group.
+    /// job's own subshell (its own process group), the worker's job prelude (the watcher,
+    /// given the grace in tenths of a second); then the environment and the secrets as
+    /// exports (never on a command line); then `exec sh -c`, with the working directory
+    /// entered by that `sh` as a per-task channel's prelude does.
     pub fn warm_code(&self, secrets: &[(String, String)]) -> String {
         let tenths = (self.kill_grace.as_millis() / 100).max(1);
-        let mut code = String::with_capacity(600 + self.command.len());
+        let mut code = String::with_capacity(300 + self.command.len());
         code.push_str(&format!(
-            "trap - CHLD EXIT; __dts_w=$BASHPID; \
-             ( {{ trap '' TERM INT HUP QUIT; IFS= read -r l <&3; kill -TERM 0; i=0; \
-             while [ $i -lt {tenths} ] && kill -0 $__dts_w 2>/dev/null; do \
-             if sleep 0.1 2>/dev/null; then i=$((i+1)); else sleep 1; i=$((i+10)); fi; done; \
-             kill -KILL $__dts_w 2>/dev/null; while kill -0 $$ 2>/dev/null; do sleep 1; done; \
-             }} >/dev/null 2>&1 </dev/null & ); unset __dts_w; "
+            "{} {tenths}; ",
+            crate::transport::worker::JOB_PRELUDE
         ));
         self.push_env(&mut code);
         if !secrets.is_empty() {
