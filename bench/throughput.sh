@@ -4,7 +4,11 @@
 #   ceiling   a bare persistent-connection loop (examples/ceiling.rs): the most SSH allows;
 #             also running dts's wrapper script instead of `true`, which shows what the
 #             no-orphans guarantee costs on the host
-#   dts       each placement algorithm
+#   dts       each placement algorithm, per-task channels (one sshd session per task)
+#   dts warm  warm workers (execution = "warm", here through DTS_EXECUTION=warm)
+#   yardstick ../shared/lab/warm: long-lived shells with no framing, cleanup or error
+#             handling, in its exact-ish modes pgroup (bash set -m) and termexec (exec sh -c),
+#             and fork (one fork per task, inexact): how fast a warm design could go here
 #   cm+xargs  what an experienced user does by hand: one OpenSSH ControlMaster per host,
 #             xargs -P spreading `ssh -S master host true` over them
 #   parallel  GNU parallel -S 8/h1,8/h2,... (fewer tasks: it is slow)
@@ -16,6 +20,14 @@ machine
 # ceiling_rate TASKS CMD: tasks/s of the bare loop running CMD on every lab host.
 ceiling_rate() {
   $CEILING dtsbench "$LAB/userkey" "$LAB/known_hosts" 8 "$1" "$2" "${ADDRS[@]}" | awk '{print $(NF-1)}'
+}
+# The warm yardstick, built once outside the shared tree.
+YARD_DIR=${YARD_DIR:-$ROOT/../shared/lab/warm}
+YARD=${YARD:-/tmp/warm-yardstick-target/release/warm}
+[ -x "$YARD" ] || (cd "$YARD_DIR" && CARGO_TARGET_DIR=/tmp/warm-yardstick-target cargo build --release -q)
+# yard_rate TASKS MODE: tasks/s of the yardstick, 8 workers on one connection per host.
+yard_rate() {
+  $YARD dtsbench "$LAB/userkey" 8 1 "$1" "$2" true "${ADDRS[@]}" | awk '{print $(NF-1)}'
 }
 for H in "${COUNTS[@]}"; do
   lab "$H"
@@ -30,6 +42,11 @@ for H in "${COUNTS[@]}"; do
     t0=$(now); $DTS submit -q -H "$LAB/hosts.toml" --algo "$algo" --array "1-$N" -- true; t1=$(now)
     r=$(rate "$N" "$t0" "$t1"); printf 'dts %-15s %s tasks, %s tasks/s\n' "$algo:" "$N" "$r"
     best=$(echo "if ($r > $best) $r else $best" | bc); sum=$(echo "$sum + $r" | bc)
+  done
+  t0=$(now); DTS_EXECUTION=warm $DTS submit -q -H "$LAB/hosts.toml" --array "1-$N" -- true; t1=$(now)
+  warm=$(rate "$N" "$t0" "$t1"); printf 'dts %-15s %s tasks, %s tasks/s\n' "warm:" "$N" "$warm"
+  for mode in pgroup termexec fork; do
+    printf 'yardstick %-9s %s tasks, %s tasks/s\n' "$mode:" "$N" "$(yard_rate "$N" "$mode")"
   done
   c2=$(ceiling_rate "$N" true); w2=$(ceiling_rate "$N" "$($DTS wrapper -- true)")
   ceiling=$(echo "scale=1; ($c1 + $c2) / 2" | bc); wrapped=$(echo "scale=1; ($w1 + $w2) / 2" | bc)
@@ -47,6 +64,7 @@ for H in "${COUNTS[@]}"; do
   t0=$(now); seq "$PN" | parallel --ssh "ssh -F $LAB/ssh_config" -S "$servers" true; t1=$(now)
   par=$(rate "$PN" "$t0" "$t1"); echo "GNU parallel:     $PN tasks, $par tasks/s"
   echo "ratios (best dts): $(ratio "$best" "$par")x GNU parallel, $(ratio "$best" "$cm")x cm+xargs, $(echo "scale=0; 100 * $best / $ceiling" | bc)% of the ceiling, $(echo "scale=0; 100 * $best / $wrapped" | bc)% of the ceiling running the wrapper"
+  echo "dts warm: $(ratio "$warm" "$ceiling")x the ceiling, $(ratio "$warm" "$best")x the best per-task dts"
   mean=$(echo "scale=1; $sum / 4" | bc)
   echo "mean of the 4 algorithms: $mean tasks/s, $(echo "scale=0; 100 * $mean / $ceiling" | bc)% of the ceiling, $(echo "scale=0; 100 * $mean / $wrapped" | bc)% of the ceiling running the wrapper"
   lab_stop; trap - EXIT

@@ -113,6 +113,44 @@ pub struct Host {
     /// Memory `--mem` requests may take, in bytes (`mem =`); `None`: the probed available.
     #[serde(default)]
     pub mem: Option<u64>,
+    /// How tasks run on the host (`execution =`): a channel each, or warm workers.
+    #[serde(default)]
+    pub execution: Execution,
+}
+
+/// `execution = "per-task" | "warm"`: one SSH channel (and sshd session) per task, or tasks
+/// sent to long-lived worker shells, one per slot (see [`crate::transport::worker`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Execution {
+    #[default]
+    PerTask,
+    Warm,
+}
+
+impl Host {
+    /// How tasks run on this host: its `execution` (as `DTS_EXECUTION` overrides it) on an
+    /// SSH host; per-task on the others.
+    pub fn execution_mode(&self) -> Execution {
+        static OVERRIDE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        let forced = OVERRIDE.get_or_init(|| std::env::var("DTS_EXECUTION").ok());
+        match self.transport {
+            Transport::Ssh => self.execution.overridden(forced.as_deref()),
+            Transport::Local | Transport::Slurm { .. } => Execution::PerTask,
+        }
+    }
+}
+
+impl Execution {
+    /// `DTS_EXECUTION=warm|per-task` overrides every SSH host's setting (to run a whole
+    /// suite in one mode); anything else is ignored.
+    pub fn overridden(self, env_value: Option<&str>) -> Execution {
+        match env_value {
+            Some("warm") => Execution::Warm,
+            Some("per-task") => Execution::PerTask,
+            _ => self,
+        }
+    }
 }
 
 /// One hop of a jump chain, resolved through the OpenSSH configuration when there is one.
@@ -708,6 +746,7 @@ struct RawSettings {
     jump: Option<Spanned<String>>,
     gpus: Option<Spanned<Int>>,
     mem: Option<Spanned<toml::Value>>,
+    execution: Option<Spanned<String>>,
     /// `[defaults]` only: the OpenSSH client configuration file, or `false`.
     ssh_config: Option<Spanned<SshConfigValue>>,
 }
@@ -730,6 +769,7 @@ struct RawHost {
     jump: Option<Spanned<String>>,
     gpus: Option<Spanned<Int>>,
     mem: Option<Spanned<toml::Value>>,
+    execution: Option<Spanned<String>>,
 }
 
 impl RawHost {
@@ -749,6 +789,7 @@ impl RawHost {
             jump: self.jump.clone(),
             gpus: self.gpus.clone(),
             mem: self.mem.clone(),
+            execution: self.execution.clone(),
             ssh_config: None,
         }
     }
@@ -948,6 +989,7 @@ struct Partial {
     server_alive_count: Option<u32>,
     gpus: Option<u32>,
     mem: Option<u64>,
+    execution: Option<Execution>,
 }
 
 impl Partial {
@@ -978,6 +1020,7 @@ impl Partial {
             server_alive_count: self.server_alive_count.or(base.server_alive_count),
             gpus: self.gpus.or(base.gpus),
             mem: self.mem.or(base.mem),
+            execution: self.execution.or(base.execution),
         }
     }
 
@@ -1028,6 +1071,7 @@ impl Partial {
             server_alive_count: self.server_alive_count,
             gpus: self.gpus.unwrap_or(0),
             mem: self.mem,
+            execution: self.execution.unwrap_or_default(),
         }
     }
 }
@@ -1100,6 +1144,7 @@ impl<'a> Context<'a> {
             jump: checked(&raw.jump, |text, span| self.jump(text, span))?,
             gpus: checked(&raw.gpus, |gpus, span| self.gpus(*gpus, span))?,
             mem: checked(&raw.mem, |mem, span| self.mem(mem, span))?,
+            execution: checked(&raw.execution, |text, span| self.execution(text, span))?,
             ..Partial::default()
         })
     }
@@ -1143,6 +1188,18 @@ impl<'a> Context<'a> {
                     format!("port must be between 1 and 65535, got {port}"),
                 )
             })
+    }
+
+    /// `execution = "warm" | "per-task"`.
+    fn execution(&self, text: &str, span: Range<usize>) -> Result<Execution, Located> {
+        match text {
+            "warm" => Ok(Execution::Warm),
+            "per-task" => Ok(Execution::PerTask),
+            other => Err(self.error(
+                span.start,
+                format!("execution must be \"warm\" or \"per-task\", got \"{other}\""),
+            )),
+        }
     }
 
     /// `gpus = N`: 0 or more.
@@ -1495,6 +1552,7 @@ mod tests {
                 server_alive_count: None,
                 gpus: 0,
                 mem: None,
+                execution: Execution::PerTask,
             }]
         );
     }
@@ -1720,6 +1778,30 @@ transport = "local"
 
     fn host_error(key_value: &str) -> String {
         error(&format!("[[host]]\nname = \"a\"\n{key_value}\n"))
+    }
+
+    #[test]
+    fn execution_is_read_defaulted_and_checked() {
+        let a = host("[defaults]\nexecution = \"warm\"\n[[host]]\nname = \"a\"\n");
+        assert_eq!(a.execution, Execution::Warm);
+        let b = host(
+            "[defaults]\nexecution = \"warm\"\n[[host]]\nname = \"b\"\nexecution = \"per-task\"\n",
+        );
+        assert_eq!(b.execution, Execution::PerTask);
+        assert_eq!(
+            host("[[host]]\nname = \"c\"\n").execution,
+            Execution::PerTask
+        );
+        assert_eq!(
+            error("[[host]]\nname = \"d\"\nexecution = \"hot\"\n"),
+            "hosts.toml:3:13: execution must be \"warm\" or \"per-task\", got \"hot\""
+        );
+        assert_eq!(Execution::PerTask.overridden(Some("warm")), Execution::Warm);
+        assert_eq!(
+            Execution::Warm.overridden(Some("per-task")),
+            Execution::PerTask
+        );
+        assert_eq!(Execution::Warm.overridden(Some("x")), Execution::Warm);
     }
 
     #[test]

@@ -130,6 +130,13 @@ fn row(host: &Host, result: Result<ProbeReport, HostError>) -> HostRow {
             name: host.name.clone(),
             address,
             status: "ok".into(),
+            execution: match (host.execution_mode(), probe.bash) {
+                (crate::inventory::Execution::PerTask, _) => None,
+                (crate::inventory::Execution::Warm, Some(false)) => {
+                    Some("per-task: no bash for warm workers".into())
+                }
+                (crate::inventory::Execution::Warm, _) => Some("warm".into()),
+            },
             latency_ms: Some(probe.latency.as_secs_f64() * 1000.0),
             cores: probe.cores,
             load1: probe.load.map(|l| l[0]),
@@ -152,6 +159,7 @@ fn row(host: &Host, result: Result<ProbeReport, HostError>) -> HostRow {
             mem_total_mib: None,
             slots: host.slots,
             gpus: (host.gpus > 0).then_some(host.gpus),
+            execution: None,
         },
     }
 }

@@ -18,6 +18,9 @@ pub struct HostRow {
     pub slots: Option<u32>,
     /// The inventory's `gpus`, else what `nvidia-smi -L` listed; `None`: neither says.
     pub gpus: Option<u32>,
+    /// How tasks run there when it is not the default: `warm`, or why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
 }
 
 /// Renders the rows as a table.
@@ -39,7 +42,10 @@ pub fn render(rows: &[HostRow]) -> String {
         table.add_row([
             row.name.clone(),
             row.address.clone(),
-            row.status.clone(),
+            match &row.execution {
+                Some(execution) => format!("{} ({execution})", row.status),
+                None => row.status.clone(),
+            },
             opt(row.latency_ms.map(|l| format!("{l:.1}"))),
             opt(row.cores.map(|c| c.to_string())),
             opt(row.load1.map(|l| format!("{l:.2}"))),
@@ -82,6 +88,7 @@ mod tests {
             mem_total_mib: Some(64_000),
             slots: Some(16),
             gpus: Some(4),
+            execution: None,
         };
         let down = HostRow {
             name: "node02".into(),
@@ -94,6 +101,7 @@ mod tests {
             mem_total_mib: None,
             slots: Some(8),
             gpus: None,
+            execution: None,
         };
         insta::assert_snapshot!(render(&[ok, down]));
     }

@@ -508,6 +508,7 @@ impl Dispatcher {
                 id,
                 script: start.command,
                 input: start.input,
+                warm: start.warm,
             },
         ));
         let index = self.cfg.job.tasks[task].index;
@@ -580,14 +581,17 @@ impl Dispatcher {
         };
         let staged_dir =
             (self.staging.as_ref()).map(|s| s.workdir(t.index, self.tasks[task].attempt));
-        let launch = TaskScript {
+        let task_script = TaskScript {
             env: &env,
             workdir: staged_dir.as_deref().or(job.workdir.as_deref()),
             command: &command,
             kill_grace: self.cfg.spec.kill_grace,
             secrets: !self.cfg.secrets.is_empty(),
+        };
+        let mut launch = task_script.launch(shell, &self.secrets_input);
+        if rt.spec.execution_mode() == crate::inventory::Execution::Warm {
+            launch.warm = Some(task_script.warm_code(&self.cfg.secrets));
         }
-        .launch(shell, &self.secrets_input);
         (command, launch)
     }
 

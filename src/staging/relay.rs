@@ -277,16 +277,31 @@ impl ConnHandle for StagedConn {
     fn send(&self, command: Command) {
         let ctx = &self.ctx;
         match command {
-            Command::Launch { id, script, input } => {
+            Command::Launch {
+                id,
+                script,
+                input,
+                warm,
+            } => {
                 let plan = ctx.stager.plans.lock().expect("not poisoned").remove(&id);
                 let Some(plan) = plan else {
-                    return ctx.send(Command::Launch { id, script, input });
+                    return ctx.send(Command::Launch {
+                        id,
+                        script,
+                        input,
+                        warm,
+                    });
                 };
                 ctx.launches
                     .lock()
                     .expect("not poisoned")
                     .insert(id, Phase::StagingIn { killed: false });
-                tokio::spawn(stage_then_launch(ctx.clone(), id, plan, script, input));
+                tokio::spawn(stage_then_launch(
+                    ctx.clone(),
+                    id,
+                    plan,
+                    (script, input, warm),
+                ));
             }
             Command::Kill(id) => {
                 let mut launches = ctx.launches.lock().expect("not poisoned");
@@ -383,8 +398,7 @@ async fn stage_then_launch(
     ctx: Ctx,
     id: LaunchId,
     plan: Result<TaskPlan, String>,
-    script: String,
-    input: Vec<u8>,
+    (script, input, warm): (String, Vec<u8>, Option<String>),
 ) {
     let staged = match &plan {
         Ok(plan) => stage_in(&ctx, plan).await,
@@ -397,7 +411,12 @@ async fn stage_then_launch(
             (Ok(()), Ok(plan)) if !killed => {
                 launches.insert(id, Phase::Running(plan.clone()));
                 drop(launches);
-                return ctx.send(Command::Launch { id, script, input });
+                return ctx.send(Command::Launch {
+                    id,
+                    script,
+                    input,
+                    warm,
+                });
             }
             _ => launches.remove(&id),
         };

@@ -45,9 +45,9 @@ pub fn spawn(conn: ConnId, capacity: u32, events: EventSender) -> LocalConn {
         let running: Running = Arc::default();
         while let Some(command) = inbox.recv().await {
             match command {
-                Command::Launch { id, script, input } => {
-                    launch(id, script, input, &events, &running).await
-                }
+                Command::Launch {
+                    id, script, input, ..
+                } => launch(id, script, input, &events, &running).await,
                 Command::Kill(id) => kill(&running, id),
                 Command::Probe => {
                     let probe = probe::local();

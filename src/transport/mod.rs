@@ -67,6 +67,9 @@ pub enum Command {
         id: LaunchId,
         script: String,
         input: Vec<u8>,
+        /// The job a warm worker runs instead ([`wrapper::TaskScript::warm_code`]), for a
+        /// host whose `execution` is warm; `script` and `input` remain the fallback.
+        warm: Option<String>,
     },
     /// Kill a launch: close its control line so the wrapper kills its process group.
     Kill(LaunchId),

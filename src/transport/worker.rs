@@ -1,41 +1,49 @@
-//! Building blocks of warm execution (issue 15): the pure parts a long-lived worker shell
-//! needs, separate from the pool that will drive it.
+//! Warm execution (issue 15): long-lived worker shells, one per slot of an SSH
+//! connection, each running one task at a time, and the pure parts dts needs to drive
+//! them (the pool in [`crate::transport::ssh`] does the driving).
 //!
-//! Design (not yet wired into the SSH pool): one worker channel per slot keeps the channel's
-//! own stdout and stderr as the task's streams, one task at a time. When the task and its
-//! leftovers are dead, the worker writes an end record introduced by a per-task random
-//! token on both streams, so nothing can write after it and task output cannot forge it
-//! (the token is never in the task's text or environment). [`EndSplitter`] cuts a stream at
-//! the token, whatever the read boundaries; [`job_status`] turns the worker's `jobs -l`
-//! listing into the exact status.
+//! A worker channel keeps the channel's own stdout and stderr as the task's streams. dts
+//! writes a task as a frame (a per-task random token line, shell code, the token line). The
+//! worker (bash with `set -m`) runs the code as a job in a process group of its own; the
+//! job double-forks a *watcher* into that group and then `exec sh -c` runs the command, so
+//! the task sees what a per-task channel's `sh -c` shows. When the task's shell ends, the
+//! worker KILLs its group (the leftovers: background jobs the task left behind), which the
+//! watcher holds, so the group id cannot have been reused; only then does it write the end
+//! record, introduced by the token on both streams: nothing of the task can write after
+//! it, and task output cannot forge it (the token is never in the task's text or
+//! environment). [`EndSplitter`] cuts a stream at the token, whatever the read boundaries;
+//! [`record_status`] turns the record into the exact status.
+//!
+//! Kills: while a task runs, dts writes only [`KILL_LINE`] on the worker's stdin (cancel,
+//! timeout, Ctrl-C); the watcher reads it, or EOF when dts or its connection dies, and
+//! sends TERM to the group, then KILL to the task's shell after the grace; the worker then
+//! sweeps the group as after any task. Between tasks the worker reads its stdin itself and
+//! exits at EOF. When dts is alive but silent, the connection's guard
+//! ([`crate::transport::wrapper::guard`]) kills every process of the connection's
+//! sessions, task groups included.
 //!
 //! Facts verified on dash 0.5 and bash 5 that decide the shape of the worker:
 //! * `wait` gives 128+n for both "killed by signal n" and "exit 128+n". The `jobs -l` line
-//!   of the finished job tells them apart, and it survives `wait PID` until `jobs` reports
-//!   it: dash prints `Done`, `Done(143)` or the signal's description (`Terminated`), bash
-//!   with `set -m` prints `Done`, `Exit 143` or `Terminated` but forgets the job at
-//!   `wait PID` (and announces it on its own stderr instead), so bash needs the listing
-//!   taken before the wait, e.g. from a CHLD trap. `$(jobs -l)` is empty in dash (a
-//!   subshell has no jobs), so the listing must go straight into the record.
+//!   of the finished job tells them apart: bash with `set -m` prints `Done`, `Exit 143` or
+//!   `Terminated` but forgets the job at `wait PID`, so the listing is taken before the
+//!   wait, by a CHLD trap. The signal's name comes from the host's `kill -l`, not from
+//!   this machine's numbering.
 //! * An async job of a shell without job control has SIGINT and SIGQUIT ignored, and
-//!   `trap - INT QUIT` in the job's subshell does NOT undo it in dash, so `exec sh -c CMD`
-//!   from a dash `&` job leaks ignored signals into the task: not exact.
-//! * A foreground job avoids that, and dash then prints the signal's description on its
-//!   own stderr (capturable with `$( { ( task ) ; echo $?; } 2>&1 )`), except for SIGINT and
-//!   SIGPIPE, which it keeps silent: `exit 130` and death by INT stay ambiguous.
-//! * bash with `set -m` works without a tty: every async job gets its own process group
-//!   and no ignored signals. So the exact worker is bash `set -m` where bash exists (with
-//!   the status read before `wait`), and per-task channels where it does not.
-//! * GNU `env --default-signal=INT,QUIT` (coreutils 8.31+) undoes the ignoring, so a dash
-//!   worker can run the task as an async job and stay exact ([`dash_worker`]).
+//!   `trap - INT QUIT` in the job's subshell does NOT undo it in dash (bash does), and dash
+//!   has no job control without a tty: a dash worker is either inexact or pays an exec of
+//!   GNU `env --default-signal` per task. bash with `set -m` works without a tty: every
+//!   async job gets its own process group and no ignored signals. So the worker is bash,
+//!   and a host without bash gets per-task channels.
+//! * bash's `read` is not interrupted by a CHLD trap, so the worker cannot wait for the
+//!   task and read its stdin at once: the per-task watcher does the reading.
+//! * A bash job's pipeline members are not reported one by one before the whole job ends,
+//!   so a pipeline cannot serve as the group holder; the double-forked watcher does.
 //!
-//! Host CPU per trivial task through these workers on pipes (1,000 tasks, loaded 2-core
-//! machine, `time setsid dash|bash WORKER < FRAMES`): dash worker with `env` 3.2 ms, the
-//! same without `env` (inexact) 1.7 ms, bash `set -m` worker 3.2 ms, a plain `sh -c true`
-//! loop 1.0 ms; the issue measured 2.7 ms for a whole per-task sshd session. So exactness
-//! through `env` or bash costs about what the per-task session costs: a warm design that
-//! beats the ceiling 3× needs a subshell (no exec) wherever it is indistinguishable
-//! from `sh -c`, which these workers do not do yet.
+//! Host CPU per trivial task through the first version of this worker on pipes (1,000
+//! tasks, loaded 2-core machine): bash `set -m` 3.2 ms, a plain `sh -c true` loop 1.0 ms;
+//! the issue measured 2.7 ms for a whole per-task sshd session. Beating the per-task
+//! ceiling 3× needs a subshell (no exec) wherever it is indistinguishable from `sh -c`,
+//! which this worker does not do.
 
 use crate::job::quote::quote;
 use crate::transport::ExitStatus;
@@ -121,78 +129,107 @@ pub fn job_status(listing: &str, pid: u32, waited: i32) -> Option<ExitStatus> {
     })
 }
 
-/// The bash worker: reads frames from stdin (a token line, shell code, the token line
-/// again), runs each as a `set -m` job in its own process group with exact `sh -c`
-/// semantics, then writes the token on stderr and the end record on stdout:
-/// `TOKEN PID WAITED`, the job listing taken by the CHLD trap before `wait` forgets the
-/// job, and `TOKEN` again. Not yet: an EOF watcher during a task (dts closing stdin
-/// cancels only between tasks) and KILL for leftovers that ignore TERM.
-pub fn bash_worker() -> String {
-    "set -m; exec 3<&0 </dev/null; __dts_f=$(mktemp) || exit 1; \
-     trap 'jobs -l >\"$__dts_f\"' CHLD; trap 'rm -f \"$__dts_f\"' EXIT; \
-     while IFS= read -r __dts_t <&3; do __dts_p=; \
-     while :; do IFS= read -r __dts_l <&3 || exit 0; [ \"$__dts_l\" = \"$__dts_t\" ] && break; \
-     __dts_p=\"$__dts_p$__dts_l\n\"; done; \
-     eval \"$__dts_p\" 3<&- & __dts_k=$!; \
-     while wait $__dts_k; __dts_s=$?; kill -0 $__dts_k 2>/dev/null; do :; done; \
-     kill -TERM -$__dts_k 2>/dev/null; \
-     printf '%s' \"$__dts_t\" >&2; printf '%s %s %s\\n' \"$__dts_t\" $__dts_k $__dts_s; \
-     while IFS= read -r __dts_l; do printf '%s\\n' \"$__dts_l\"; done <\"$__dts_f\"; \
-     printf '%s\\n' \"$__dts_t\"; done"
-        .to_string()
+/// The line a worker prints once it runs, before it reads any frame: a channel that ends
+/// without it means the host cannot run workers (no bash), and gets per-task channels.
+pub const READY: &str = "__dts_warm_ready";
+
+/// Every frame token starts with this; other lines between frames are skipped (a kill
+/// byte line sent as the task ended, see [`KILL_LINE`]).
+pub const TOKEN_PREFIX: &str = "__dts_e_";
+
+/// The worker's shell function each task's job starts with, given the kill grace in
+/// tenths of a second: it double-forks the task's *watcher* into the job's process group,
+/// so the watcher holds the group id until the worker has swept the group. The watcher
+/// reads the worker's stdin, where dts writes only [`KILL_LINE`] while a task runs: a line
+/// or EOF sends TERM to the group (the watcher ignores it), KILL to the task's shell after
+/// the grace, and the watcher then waits to be swept with the group. A function keeps the
+/// frames short: bash reads a pipe a byte per system call.
+pub const JOB_PRELUDE: &str = "__dts_j";
+
+/// What dts writes on a worker's stdin to kill its running task: the task's watcher reads
+/// it (or EOF) and kills the task's process group, TERM then KILL.
+pub const KILL_LINE: &[u8] = b"k\n";
+
+/// The worker, run by bash (`set -m`, so every task is a job in a process group of its own,
+/// with no signal ignored). It reads frames from stdin (a token line, shell code, the
+/// token line again), runs each as an async job (the code from
+/// [`TaskScript::warm_code`](crate::transport::wrapper::TaskScript::warm_code)) and when it
+/// ends, KILLs what is left of the task's group, which the task's watcher holds (so the
+/// group id cannot have been reused), then writes the token on stderr and on stdout the
+/// end record: `TOKEN PID WAITED`, the signal's name (`kill -l`, the host's own
+/// numbering) or `-`, the job listing the CHLD trap took before `wait` forgot the job, and
+/// `TOKEN` again. At EOF between tasks it exits. bash's `exec` undoes its own `SHLVL` bump, so
+/// where the login shell is bash a task sees the `SHLVL` a per-task channel shows.
+pub fn worker_script() -> String {
+    format!(
+        "set -m; exec 3<&0 </dev/null; __dts_f=$(mktemp) || exit 1; \
+         {JOB_PRELUDE}() {{ trap - CHLD EXIT; __dts_w=$BASHPID; \
+         ( {{ trap '' TERM INT HUP QUIT; IFS= read -r l <&3; kill -TERM 0; i=0; \
+         while [ $i -lt $1 ] && kill -0 $__dts_w 2>/dev/null; do \
+         if sleep 0.1 2>/dev/null; then i=$((i+1)); else sleep 1; i=$((i+10)); fi; done; \
+         kill -KILL $__dts_w 2>/dev/null; while kill -0 $$ 2>/dev/null; do sleep 1; done; \
+         }} >/dev/null 2>&1 </dev/null & ); unset __dts_w; }}; \
+         trap 'jobs -l >\"$__dts_f\"' CHLD; trap 'rm -f \"$__dts_f\"' EXIT; echo {READY}; \
+         while IFS= read -r __dts_t <&3; do case $__dts_t in {TOKEN_PREFIX}*) ;; *) continue;; esac; \
+         __dts_p=; \
+         while :; do IFS= read -r __dts_l <&3 || exit 0; [ \"$__dts_l\" = \"$__dts_t\" ] && break; \
+         __dts_p=\"$__dts_p$__dts_l\n\"; done; \
+         eval \"$__dts_p\" & __dts_k=$!; __dts_p=; \
+         while wait $__dts_k; __dts_s=$?; kill -0 $__dts_k 2>/dev/null; do :; done; \
+         kill -0 -$__dts_k 2>/dev/null && kill -KILL -$__dts_k 2>/dev/null; \
+         printf '%s' \"$__dts_t\" >&2; printf '%s %s %s\\n' \"$__dts_t\" $__dts_k $__dts_s; \
+         {{ [ $__dts_s -gt 128 ] && kill -l $__dts_s 2>/dev/null; }} || echo -; \
+         while IFS= read -r __dts_l; do printf '%s\\n' \"$__dts_l\"; done <\"$__dts_f\"; \
+         printf '%s\\n' \"$__dts_t\"; done"
+    )
 }
 
-/// One task's frame for [`bash_worker`]: the task runs as `exec sh -c COMMAND` with the
-/// environment exported and the directory changed in its own subshell only.
-pub fn frame(token: &str, env: &[(&str, &str)], command: &str) -> Vec<u8> {
-    let mut code = String::from("trap - CHLD EXIT; ");
-    for (name, value) in env {
-        code.push_str(&format!("export {name}={}; ", quote(value.as_bytes())));
+/// The exec request that starts a worker, whatever the login shell.
+pub fn worker_command() -> String {
+    format!("exec bash -c {}", quote(worker_script().as_bytes()))
+}
+
+/// One task's frame: an empty line, then `code` between two lines of `token`. The empty
+/// line is there because the first byte written after an end record was now and then
+/// lost on a loaded machine (the worker then read `_dts_e_…`, skipped the frame and hung);
+/// the cause is not pinned down, and an empty line the worker skips absorbs it.
+pub fn frame(token: &str, code: &str) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(2 * token.len() + code.len() + 4);
+    for part in ["\n", token, "\n", code, "\n", token, "\n"] {
+        frame.extend_from_slice(part.as_bytes());
     }
-    code.push_str(&format!("exec sh -c {}", quote(command.as_bytes())));
-    format!("{token}\n{code}\n{token}\n").into_bytes()
+    frame
 }
 
-/// The dash worker, cheaper than [`bash_worker`] (one fork and two execs a task): the task
-/// is a plain async job, so its listing survives `wait` and is printed straight into the
-/// record; the worker ignores TERM so that `kill -TERM 0` sweeps the task's leftovers
-/// but not the worker. An async job has INT and QUIT ignored, which dash cannot undo, so
-/// the frame ([`dash_frame`]) runs the task under GNU `env --default-signal` (coreutils
-/// 8.31 or later); a host without it needs per-task channels. Same gaps as the bash one.
-pub fn dash_worker() -> String {
-    "exec 3<&0 </dev/null; trap '' TERM; \
-     while IFS= read -r __dts_t <&3; do __dts_p=; \
-     while :; do IFS= read -r __dts_l <&3 || exit 0; [ \"$__dts_l\" = \"$__dts_t\" ] && break; \
-     __dts_p=\"$__dts_p$__dts_l\n\"; done; \
-     eval \"$__dts_p\" 3<&- & __dts_k=$!; wait $__dts_k; __dts_s=$?; kill -TERM 0; \
-     printf '%s' \"$__dts_t\" >&2; printf '%s %s %s\\n' \"$__dts_t\" $__dts_k $__dts_s; \
-     jobs -l; printf '%s\\n' \"$__dts_t\"; done"
-        .to_string()
-}
-
-/// One task's frame for [`dash_worker`].
-pub fn dash_frame(token: &str, env: &[(&str, &str)], command: &str) -> Vec<u8> {
-    let mut code = String::new();
-    for (name, value) in env {
-        code.push_str(&format!("export {name}={}; ", quote(value.as_bytes())));
-    }
-    code.push_str(&format!(
-        "exec env --default-signal=INT,QUIT,TERM sh -c {}",
-        quote(command.as_bytes())
-    ));
-    format!("{token}\n{code}\n{token}\n").into_bytes()
+/// A token for launch `seq`: unguessable by the task (it never sees it), unique per task.
+pub fn token(seed: u64, seq: u64) -> String {
+    let mixed = xxhash_rust::xxh3::xxh3_64_with_seed(&seq.to_le_bytes(), seed);
+    format!("{TOKEN_PREFIX}{seq:x}_{mixed:016x}")
 }
 
 /// The status in an end record (the bytes after the token on stdout): None until the
 /// closing token has arrived.
 pub fn record_status(record: &[u8], token: &str) -> Option<ExitStatus> {
     let end = find(record, token.as_bytes())?;
-    let listing = std::str::from_utf8(&record[..end]).ok()?;
-    let (head, listing) = listing.split_once('\n')?;
+    let text = std::str::from_utf8(&record[..end]).ok()?;
+    let (head, rest) = text.split_once('\n')?;
+    let (signal, listing) = rest.split_once('\n').unwrap_or((rest, ""));
     let mut words = head.split_whitespace();
     let pid = words.next()?.parse().ok()?;
     let waited = words.next()?.parse().ok()?;
-    job_status(listing, pid, waited).or(Some(ExitStatus::Code(waited)))
+    let status = job_status(listing, pid, waited).unwrap_or(ExitStatus::Code(waited));
+    Some(match status {
+        // The host's name for the signal, not this machine's numbering.
+        ExitStatus::Signal(_) if !signal.is_empty() && signal != "-" => {
+            ExitStatus::Signal(signal.trim().trim_start_matches("SIG").to_string())
+        }
+        other => other,
+    })
+}
+
+/// Where the end record's closing token ends in `record`, once it has come.
+pub fn record_len(record: &[u8], token: &str) -> Option<usize> {
+    find(record, token.as_bytes()).map(|at| at + token.len())
 }
 
 #[cfg(test)]
@@ -330,81 +367,89 @@ mod tests {
             "{text}"
         );
     }
-    /// Runs `commands` one after another through a real bash worker on pipes; returns
-    /// each task's stdout, stderr and status as dts would cut them.
     /// One task's stdout, stderr and status as dts cuts them.
     type Ran = (Vec<u8>, Vec<u8>, ExitStatus);
 
-    type Framer = fn(&str, &[(&str, &str)], &str) -> Vec<u8>;
+    fn warm_code(command: &str) -> String {
+        crate::transport::wrapper::TaskScript {
+            env: &[("DTS_X", "a b")],
+            workdir: None,
+            command,
+            kill_grace: std::time::Duration::from_secs(1),
+            secrets: false,
+        }
+        .warm_code(&[])
+    }
 
-    fn through_worker(
-        shell: &str,
-        worker: &str,
-        framer: Framer,
-        commands: &[&str],
-    ) -> Option<Vec<Ran>> {
-        use std::io::Write;
+    /// Runs `commands` one after another through a real worker on pipes, in its own group
+    /// as sshd's setsid gives a worker channel, each frame sent once the previous record
+    /// came, as the pool does; returns what dts would cut.
+    fn through_worker(commands: &[&str]) -> Option<Vec<Ran>> {
+        use std::io::{Read, Write};
         use std::os::unix::process::CommandExt;
-        // Its own group, as sshd's setsid gives a worker channel: the dash worker sweeps
-        // leftovers with `kill -TERM 0`.
-        let mut child = std::process::Command::new(shell)
-            .args(["-c", worker])
+        let mut child = std::process::Command::new("bash")
+            .args(["-c", &worker_script()])
             .process_group(0)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .ok()?;
-        let tokens: Vec<String> = (0..commands.len())
-            .map(|i| format!("__dts_e_{:016x}", 0x5eed_0000_u64 + i as u64 * 7919))
-            .collect();
+        let reader = |mut pipe: Box<dyn Read + Send>| {
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            std::thread::spawn(move || {
+                let mut buf = vec![0; 65536];
+                while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            });
+            rx
+        };
+        let stdout = reader(Box::new(child.stdout.take().unwrap()));
+        let stderr = reader(Box::new(child.stderr.take().unwrap()));
         let mut stdin = child.stdin.take().unwrap();
-        for (token, command) in tokens.iter().zip(commands) {
-            stdin
-                .write_all(&framer(token, &[("DTS_X", "a b")], command))
-                .unwrap();
+        let mut ready = Vec::new();
+        while !ready.ends_with(b"\n") {
+            ready.extend(stdout.recv().unwrap());
         }
-        drop(stdin);
-        let out = child.wait_with_output().unwrap();
-        let (mut stdout, mut stderr) = (&out.stdout[..], &out.stderr[..]);
+        assert_eq!(ready, format!("{READY}\n").as_bytes());
         let mut results = Vec::new();
-        for token in &tokens {
-            let mut split_out = EndSplitter::new(token.as_bytes());
-            let task_out = split_out.feed(stdout);
-            let record = split_out.record().expect("an end record").to_vec();
-            let status = record_status(&record, token).expect("a whole record");
-            let end = record
-                .windows(token.len())
-                .position(|w| w == token.as_bytes())
+        for (i, command) in commands.iter().enumerate() {
+            let token = token(0x5eed, i as u64);
+            stdin
+                .write_all(&frame(&token, &warm_code(command)))
                 .unwrap();
-            stdout = &stdout[stdout.len() - record.len() + end + token.len() + 1..];
+            let mut split_out = EndSplitter::new(token.as_bytes());
+            let mut task_out = Vec::new();
+            let status = loop {
+                task_out.extend(split_out.feed(&stdout.recv().expect("a whole record")));
+                if let Some(record) = split_out.record() {
+                    if let Some(status) = record_status(record, &token) {
+                        let end = record_len(record, &token).unwrap();
+                        assert_eq!(&record[end..], b"\n", "after the record");
+                        break status;
+                    }
+                }
+            };
             let mut split_err = EndSplitter::new(token.as_bytes());
-            let task_err = split_err.feed(stderr);
-            stderr = &stderr[stderr.len() - split_err.record().unwrap().len()..];
+            let mut task_err = Vec::new();
+            while split_err.record().is_none() {
+                task_err.extend(split_err.feed(&stderr.recv().expect("the stderr token")));
+            }
+            assert_eq!(split_err.record(), Some(&b""[..]));
             results.push((task_out, task_err, status));
         }
-        assert!(
-            stdout.is_empty(),
-            "stdout after the last record: {stdout:?}"
-        );
-        assert!(
-            stderr.is_empty(),
-            "stderr after the last record: {stderr:?}"
-        );
+        drop(stdin);
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+        let late: Vec<u8> = stdout.iter().chain(stderr.iter()).flatten().collect();
+        assert!(late.is_empty(), "after the last record: {late:?}");
         Some(results)
     }
 
     #[test]
-    fn a_bash_worker_gives_exact_statuses_and_byte_exact_streams() {
-        exact_statuses_and_byte_exact_streams("bash", &bash_worker(), frame);
-    }
-
-    #[test]
-    fn a_dash_worker_gives_exact_statuses_and_byte_exact_streams() {
-        exact_statuses_and_byte_exact_streams("dash", &dash_worker(), dash_frame);
-    }
-
-    fn exact_statuses_and_byte_exact_streams(shell: &str, worker: &str, framer: Framer) {
+    fn a_worker_gives_exact_statuses_and_byte_exact_streams() {
         let hostile = "printf '__dts_e_\\000x\\377'; printf 'no newline' >&2";
         let commands = [
             "exit 143",
@@ -412,13 +457,13 @@ mod tests {
             "kill -INT $$",
             "exit 130",
             hostile,
-            "echo \"$DTS_X|$0|${__dts_f-unset}\"; trap",
+            "echo \"$DTS_X|$0|${__dts_f-unset}|${__dts_t-unset}\"; trap",
             "grep SigIgn /proc/self/status",
             "(sleep 5; echo late; echo late >&2) & echo started",
             "echo next",
         ];
-        let Some(results) = through_worker(shell, worker, framer, &commands) else {
-            return; // no such shell on this machine
+        let Some(results) = through_worker(&commands) else {
+            return; // no bash on this machine
         };
         let statuses: Vec<_> = results.iter().map(|r| r.2.clone()).collect();
         assert_eq!(
@@ -432,7 +477,7 @@ mod tests {
         );
         assert_eq!(results[4].0, b"__dts_e_\0x\xff");
         assert_eq!(results[4].1, b"no newline");
-        assert_eq!(results[5].0, b"a b|sh|unset\n");
+        assert_eq!(results[5].0, b"a b|sh|unset|unset\n");
         let direct = std::process::Command::new("sh")
             .args(["-c", commands[6]])
             .output()
@@ -441,5 +486,73 @@ mod tests {
             results[6].0, direct.stdout,
             "the worker leaks no ignored signal"
         );
+        assert_eq!(results[7].0, b"started\n");
+        assert_eq!(results[8].0, b"next\n", "the leftover never prints later");
+    }
+
+    /// The wrapper's exactness list (`a_task_sees_exactly_what_sh_c_shows`), through a
+    /// worker: every command's streams and status byte-compared with plain `sh -c`.
+    #[test]
+    fn a_task_in_a_worker_sees_exactly_what_sh_c_shows() {
+        let commands = [
+            "echo \"$0 $# [$*] [$-]\"",
+            "jobs; echo \"bang=[$!]\"",
+            "trap",
+            "set | grep -c __dts || true",
+            "env | grep -v '^DTS_X=' | sort",
+            "ls -l /proc/self/fd | tail -n +2 | wc -l",
+            "exit 137",
+            "exit 143",
+            "exit 255",
+            "kill -TERM $$; echo after",
+            "sh -c 'kill -KILL $$'",
+            "sleep 0.2 & kill -TERM $!; wait $!; echo $?",
+            "sleep 0.1 & wait; echo done",
+            "if",
+            "echo one\nfi",
+            "cat; echo read-stdin",
+            "read x; echo \"[$x]\"",
+            "printf 'no newline'",
+            "echo err >&2; exit 3",
+            "grep -E 'Sig(Ign|Blk)' /proc/self/status",
+        ];
+        let Some(results) = through_worker(&commands) else {
+            return;
+        };
+        for (command, (out, err, status)) in commands.iter().zip(results) {
+            use std::os::unix::process::{CommandExt, ExitStatusExt};
+            let direct = std::process::Command::new("/bin/sh")
+                .arg0("sh")
+                .args(["-c", command])
+                .env_remove("_")
+                .process_group(0)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            let want = match direct.status.signal() {
+                Some(n) => ExitStatus::Signal(crate::transport::local::signal_name(n)),
+                None => ExitStatus::Code(direct.status.code().unwrap()),
+            };
+            let strip_underscore = |text: &[u8]| -> String {
+                String::from_utf8_lossy(text)
+                    .lines()
+                    .filter(|l| !l.starts_with("_="))
+                    .map(|l| format!("{l}\n"))
+                    .collect()
+            };
+            assert_eq!(
+                (
+                    strip_underscore(&out),
+                    String::from_utf8_lossy(&err),
+                    status
+                ),
+                (
+                    strip_underscore(&direct.stdout),
+                    String::from_utf8_lossy(&direct.stderr),
+                    want
+                ),
+                "{command}"
+            );
+        }
     }
 }

@@ -78,6 +78,8 @@ pub struct TaskScript<'a> {
 pub struct Launch {
     pub command: String,
     pub input: Vec<u8>,
+    /// For a warm host, the job its worker runs instead (set by the caller).
+    pub warm: Option<String>,
 }
 
 impl TaskScript<'_> {
@@ -112,6 +114,7 @@ impl TaskScript<'_> {
             return Launch {
                 command,
                 input: secrets.to_vec(),
+                warm: None,
             };
         }
         // Too long for the exec request: a bootstrap reads the script from the control
@@ -133,7 +136,35 @@ impl TaskScript<'_> {
         Launch {
             command: remote_command(shell, &bootstrap),
             input,
+            warm: None,
         }
+    }
+
+    /// The job a warm worker runs for this task (see [`crate::transport::worker`]): in the
+    /// job's own subshell (its own process group), the worker's job prelude (the watcher,
+    /// given the grace in tenths of a second); then the environment and the secrets as
+    /// exports (never on a command line); then `exec sh -c`, with the working directory
+    /// entered by that `sh` as a per-task channel's prelude does.
+    pub fn warm_code(&self, secrets: &[(String, String)]) -> String {
+        let tenths = (self.kill_grace.as_millis() / 100).max(1);
+        let mut code = String::with_capacity(300 + self.command.len());
+        code.push_str(&format!(
+            "{} {tenths}; ",
+            crate::transport::worker::JOB_PRELUDE
+        ));
+        self.push_env(&mut code);
+        if !secrets.is_empty() {
+            code.push_str("export");
+            for (name, value) in secrets {
+                code.push_str(&format!(" {name}={}", quote(value.as_bytes())));
+            }
+            code.push_str("; ");
+        }
+        let mut inner = String::new();
+        self.push_workdir(&mut inner);
+        inner.push_str(self.command);
+        code.push_str(&format!("exec sh -c {} 3<&-", quote(inner.as_bytes())));
+        code
     }
 
     fn push_env(&self, script: &mut String) {
@@ -228,17 +259,21 @@ pub const GUARD_EXPIRED: &str = "dts-guard-expired";
 /// open; this bounds how long tasks outlive a coordinator they cannot hear.
 ///
 /// Sessions of one connection are the children of the same sshd process, the guard's
-/// parent; each is a session leader, so its pid is its group. The guard and its helpers are
-/// its own children, in its own group, which it kills last.
+/// parent; each is a session leader, so its pid is its session id. Every process of those
+/// sessions is signalled, whatever its group: a warm worker's tasks run in groups of their
+/// own inside the worker's session. The guard and its helpers are in its own session,
+/// which it kills last.
 pub fn guard(beat: Duration, beats: u32, grace: Duration) -> String {
     let secs = |d: Duration| format!("{:.3}", d.as_secs_f64().max(0.1));
     format!(
         "exec sh -c {}",
         quote(
             format!(
-                "k() {{ g=$1; if [ -r /proc/self/stat ]; then for d in /proc/[0-9]*; do p=${{d#/proc/}}; \
+                "k() {{ g=$1; if [ -r /proc/self/stat ]; then l=' '; for d in /proc/[0-9]*; do p=${{d#/proc/}}; \
                  [ \"$p\" = \"$$\" ] && continue; {{ read -r s < \"$d/stat\"; }} 2>/dev/null || continue; \
-                 s=${{s##*) }}; set -- $s; [ \"$2\" = \"$PPID\" ] && kill -$g -\"$p\" 2>/dev/null; done; \
+                 s=${{s##*) }}; set -- $s; [ \"$2\" = \"$PPID\" ] && l=\"$l$p \"; done; \
+                 for d in /proc/[0-9]*; do {{ read -r s < \"$d/stat\"; }} 2>/dev/null || continue; \
+                 s=${{s##*) }}; set -- $s; case $l in *\" $4 \"*) kill -$g \"${{d#/proc/}}\" 2>/dev/null;; esac; done; \
                  else ps -A -o pid= -o ppid= | while read -r p q; do [ \"$q\" = \"$PPID\" ] && [ \"$p\" != \"$$\" ] && \
                  kill -$g -\"$p\" 2>/dev/null; done; fi; }}; \
                  (while sleep {beat}; do echo t; done & t=$!; cat; kill $t 2>/dev/null; echo e) | \

@@ -117,12 +117,12 @@ async fn serve(
     let failed = loop {
         tokio::select! {
             command = inbox.recv() => match command {
-                Some(Command::Launch { id, script, input })
+                Some(Command::Launch { id, script, input, .. })
                     if target.warm.load(std::sync::atomic::Ordering::SeqCst) =>
                 {
                     launch_warm(&target, id, script, input, &events, &running, &idle).await
                 }
-                Some(Command::Launch { id, script, input }) => {
+                Some(Command::Launch { id, script, input, .. }) => {
                     launch(&target, id, script, input, &events, &running).await
                 }
                 Some(Command::Kill(id)) => kill(&running, id),

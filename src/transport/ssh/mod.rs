@@ -144,6 +144,7 @@ fn run(
             return;
         }
     };
+    let has_bash = probe.bash;
     let up = Event::Up {
         conn,
         capacity: CHANNELS_PER_CONNECTION,
@@ -168,7 +169,15 @@ fn run(
             wrapper::guard(beat, beats, options.kill_grace)
         }),
     };
-    let mut pool = pool::Pool::new(conn, session, events.clone(), liveness);
+    let mut warm = host.execution_mode() == crate::inventory::Execution::Warm;
+    if warm && has_bash == Some(false) {
+        tracing::info!(
+            "{}: no bash for warm workers: tasks run on per-task channels",
+            host.name
+        );
+        warm = false;
+    }
+    let mut pool = pool::Pool::new(conn, session, events.clone(), liveness, warm);
     let ended = pool.run(&inbox, &wake, &flag.pending);
     // The route (a jump relay, a ProxyCommand) carried the kills the pool sent: it goes
     // only after the session is closed.

@@ -13,6 +13,7 @@ use ssh2::{BlockDirections, Channel, ErrorCode, Session};
 
 use super::{CHANNELS_PER_CONNECTION, EAGAIN, poll_events};
 use crate::probe;
+use crate::transport::worker::{self, EndSplitter};
 use crate::transport::{
     Command, ConnId, Event, EventSender, ExitStatus, HelperOutput, HelperReply, HostError,
     LaunchId, Stream, wrapper,
@@ -32,7 +33,11 @@ enum Job {
         id: LaunchId,
         script: String,
         input: Vec<u8>,
+        /// What a warm worker runs instead, on a warm host.
+        warm: Option<String>,
     },
+    /// A warm worker (see [`worker`]).
+    Worker,
     Probe,
     /// A liveness check: a channel opened and closed at once, answered by sshd itself.
     /// Used only where the guard could not start.
@@ -65,6 +70,101 @@ enum Work {
         stderr: Vec<u8>,
         reply: HelperReply,
     },
+    /// A warm worker and the task it runs.
+    Worker(Box<WorkerSlot>),
+}
+
+/// A warm worker channel: whether it said [`worker::READY`], and its task.
+#[derive(Default)]
+struct WorkerSlot {
+    ready: bool,
+    /// Its stdout until the ready line.
+    head: Vec<u8>,
+    task: Option<WarmTask>,
+}
+
+/// The task a worker runs: both streams are cut at its token.
+struct WarmTask {
+    id: LaunchId,
+    token: String,
+    stdout: EndSplitter,
+    stderr: EndSplitter,
+    /// The kill line was written.
+    killed: bool,
+}
+
+impl WorkerSlot {
+    /// Takes bytes the worker wrote; returns what to report: the task's bytes, and its
+    /// exit once both streams have reached the token and the record is whole.
+    fn take(&mut self, stream: Stream, data: &[u8]) -> Vec<Event> {
+        if !self.ready {
+            if stream == Stream::Stdout {
+                self.head.extend_from_slice(data);
+                let line = format!("{}\n", worker::READY);
+                self.ready = self.head.windows(line.len()).any(|w| w == line.as_bytes());
+            }
+            return Vec::new();
+        }
+        let Some(task) = &mut self.task else {
+            return Vec::new();
+        };
+        let splitter = match stream {
+            Stream::Stdout => &mut task.stdout,
+            Stream::Stderr => &mut task.stderr,
+        };
+        let bytes = splitter.feed(data);
+        let mut events = Vec::new();
+        if !bytes.is_empty() {
+            events.push(Event::Output {
+                id: task.id,
+                stream,
+                data: bytes,
+            });
+        }
+        let status = task
+            .stdout
+            .record()
+            .and_then(|record| worker::record_status(record, &task.token));
+        if let (Some(status), Some(_)) = (status, task.stderr.record()) {
+            events.push(Event::Exited {
+                id: task.id,
+                status,
+                at: Instant::now(),
+            });
+            self.task = None;
+        }
+        events
+    }
+
+    /// The worker ended during its task: what it had held back is the task's, and the
+    /// task ended as the worker did.
+    fn abandon(&mut self, status: ExitStatus) -> Vec<Event> {
+        let Some(mut task) = self.task.take() else {
+            return Vec::new();
+        };
+        let mut events = Vec::new();
+        for (stream, splitter) in [
+            (Stream::Stdout, &mut task.stdout),
+            (Stream::Stderr, &mut task.stderr),
+        ] {
+            if splitter.record().is_none() {
+                let data = splitter.finish();
+                if !data.is_empty() {
+                    events.push(Event::Output {
+                        id: task.id,
+                        stream,
+                        data,
+                    });
+                }
+            }
+        }
+        events.push(Event::Exited {
+            id: task.id,
+            status,
+            at: Instant::now(),
+        });
+        events
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -119,6 +219,11 @@ pub(super) struct Pool {
     /// When the loop last ran: a gap longer than any wait means dts itself was stopped.
     last_turn: Instant,
     buf: Vec<u8>,
+    /// Tasks that come with warm code run on workers; false once a worker could not start.
+    warm: bool,
+    /// Makes the tasks' frame tokens unguessable; `next_token` makes them unique.
+    token_seed: u64,
+    next_token: u64,
 }
 
 type Step = Result<bool, HostError>;
@@ -151,8 +256,15 @@ impl Pool {
         session: Session,
         events: EventSender,
         liveness: Liveness,
+        warm: bool,
     ) -> Pool {
         let fd = session.as_raw_fd();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let token_seed = xxhash_rust::xxh3::xxh3_64(
+            format!("{:?} {} {:?}", now, std::process::id(), conn).as_bytes(),
+        );
         Pool {
             conn,
             session,
@@ -173,6 +285,9 @@ impl Pool {
             next_beat: Instant::now(),
             last_turn: Instant::now(),
             buf: vec![0; 32 * 1024],
+            warm,
+            token_seed,
+            next_token: 0,
         }
     }
 
@@ -195,6 +310,7 @@ impl Pool {
             if self.shutting_down && self.chans.is_empty() && self.opening.is_none() {
                 return Ok(());
             }
+            progress |= self.assign_warm();
             progress |= self.open_next()?;
             for i in (0..self.chans.len()).rev() {
                 progress |= self.service(i)?;
@@ -213,9 +329,17 @@ impl Pool {
         let mut progress = !commands.is_empty();
         for command in commands {
             match command {
-                Command::Launch { id, script, input } => {
-                    self.queue.push_back(Job::Task { id, script, input })
-                }
+                Command::Launch {
+                    id,
+                    script,
+                    input,
+                    warm,
+                } => self.queue.push_back(Job::Task {
+                    id,
+                    script,
+                    input,
+                    warm,
+                }),
                 Command::Kill(id) => self.kill(id),
                 Command::Probe => self.request_probe(),
                 Command::Shutdown => self.shut_down(),
@@ -268,6 +392,18 @@ impl Pool {
             .find(|c| matches!(c.work, Work::Task(t) if t == id))
         {
             chan.kill = true;
+        } else if let Some(chan) = self.chans.iter_mut().find(
+            |c| matches!(&c.work, Work::Worker(w) if w.task.as_ref().is_some_and(|t| t.id == id)),
+        ) {
+            // The task's watcher reads it and kills the task's group; the worker lives on.
+            if let Work::Worker(slot) = &mut chan.work {
+                if let Some(task) = &mut slot.task {
+                    if !task.killed {
+                        task.killed = true;
+                        chan.input.extend(worker::KILL_LINE.iter());
+                    }
+                }
+            }
         } else if matches!(self.opening, Some(Job::Task { id: q, .. }) if q == id) {
             // libssh2 must finish the open; the channel is closed unused once it is open.
             if let Some(Job::Task { script, .. }) = &mut self.opening {
@@ -294,8 +430,121 @@ impl Pool {
     fn task_channels(&self) -> u32 {
         self.chans
             .iter()
-            .filter(|c| matches!(c.work, Work::Task(_) | Work::Helper { .. }))
+            .filter(|c| {
+                matches!(
+                    c.work,
+                    Work::Task(_) | Work::Helper { .. } | Work::Worker(_)
+                )
+            })
             .count() as u32
+    }
+
+    /// Whether the queue's next task waits for a worker.
+    fn front_is_warm(&self) -> bool {
+        self.warm
+            && matches!(
+                self.queue.iter().find(|j| matches!(j, Job::Task { .. })),
+                Some(Job::Task { warm: Some(_), .. })
+            )
+    }
+
+    /// Gives queued warm tasks to idle workers, and asks for more workers while tasks wait
+    /// and the connection has room.
+    fn assign_warm(&mut self) -> bool {
+        let mut progress = false;
+        while self.front_is_warm() {
+            let Some(i) = self.chans.iter().position(|c| {
+                c.phase == Phase::Running
+                    && !c.kill
+                    && matches!(&c.work, Work::Worker(w) if w.ready && w.task.is_none())
+            }) else {
+                break;
+            };
+            let at = self
+                .queue
+                .iter()
+                .position(|j| matches!(j, Job::Task { .. }))
+                .expect("a task is queued");
+            let Some(Job::Task {
+                id,
+                warm: Some(code),
+                ..
+            }) = self.queue.remove(at)
+            else {
+                unreachable!("front_is_warm saw a warm task");
+            };
+            let token = worker::token(self.token_seed, self.next_token);
+            self.next_token += 1;
+            let chan = &mut self.chans[i];
+            chan.input.extend(worker::frame(&token, &code).iter());
+            if let Work::Worker(slot) = &mut chan.work {
+                slot.task = Some(WarmTask {
+                    id,
+                    stdout: EndSplitter::new(token.as_bytes()),
+                    stderr: EndSplitter::new(token.as_bytes()),
+                    token,
+                    killed: false,
+                });
+            }
+            self.emit(Event::Started {
+                id,
+                at: Instant::now(),
+            });
+            progress = true;
+        }
+        if self.front_is_warm() {
+            self.start_workers();
+        }
+        progress
+    }
+
+    /// Queues worker opens for the warm tasks no starting worker will take.
+    fn start_workers(&mut self) {
+        let waiting = self
+            .queue
+            .iter()
+            .filter(|j| matches!(j, Job::Task { warm: Some(_), .. }))
+            .count() as u32;
+        let starting = self
+            .chans
+            .iter()
+            .filter(|c| matches!(&c.work, Work::Worker(w) if !w.ready))
+            .count() as u32
+            + self
+                .queue
+                .iter()
+                .filter(|j| matches!(j, Job::Worker))
+                .count() as u32
+            + u32::from(matches!(self.opening, Some(Job::Worker)));
+        let workers = self.task_channels() + starting
+            - self
+                .chans
+                .iter()
+                .filter(|c| matches!(&c.work, Work::Worker(w) if !w.ready))
+                .count() as u32;
+        let room = CHANNELS_PER_CONNECTION.saturating_sub(workers);
+        for _ in 0..waiting.saturating_sub(starting).min(room) {
+            self.queue.push_front(Job::Worker);
+        }
+    }
+
+    /// A worker could not start on this host: its tasks get per-task channels from now on.
+    fn fall_back(&mut self, why: &str) {
+        if !self.warm {
+            return;
+        }
+        self.warm = false;
+        let host = std::thread::current().name().unwrap_or("ssh-?").to_string();
+        tracing::info!(
+            "{}: warm workers cannot start ({why}): tasks run on per-task channels",
+            host.trim_start_matches("ssh-")
+        );
+        self.queue.retain(|j| !matches!(j, Job::Worker));
+        for chan in &mut self.chans {
+            if matches!(&chan.work, Work::Worker(w) if !w.ready) {
+                chan.kill = true;
+            }
+        }
     }
 
     /// Opens a channel for the next job when there is room. libssh2 opens one channel at a
@@ -307,8 +556,15 @@ impl Pool {
                 Some(Job::Probe | Job::Ping | Job::Guard) => {
                     self.queue.pop_front().expect("front exists")
                 }
-                Some(Job::Task { .. } | Job::Helper { .. })
-                    if self.task_channels() < CHANNELS_PER_CONNECTION =>
+                Some(Job::Worker) if self.task_channels() < CHANNELS_PER_CONNECTION => {
+                    self.queue.pop_front().expect("front exists")
+                }
+                Some(Job::Helper { .. }) if self.task_channels() < CHANNELS_PER_CONNECTION => {
+                    self.queue.pop_front().expect("front exists")
+                }
+                Some(Job::Task { warm, .. })
+                    if !(self.warm && warm.is_some())
+                        && self.task_channels() < CHANNELS_PER_CONNECTION =>
                 {
                     self.queue.pop_front().expect("front exists")
                 }
@@ -340,7 +596,14 @@ impl Pool {
 
     fn add_channel(&mut self, job: Job, channel: Channel) {
         let (work, script, input) = match job {
-            Job::Task { id, script, input } => (Work::Task(id), Some(script), input),
+            Job::Task {
+                id, script, input, ..
+            } => (Work::Task(id), Some(script), input),
+            Job::Worker => (
+                Work::Worker(Box::default()),
+                Some(worker::worker_command()),
+                Vec::new(),
+            ),
             Job::Probe => (
                 Work::Probe {
                     output: Vec::new(),
@@ -420,6 +683,7 @@ impl Pool {
                     Work::Guard { .. } => {
                         tracing::debug!("guard refused ({}): liveness by pings", e.message())
                     }
+                    Work::Worker(_) => self.fall_back(&format!("exec refused: {}", e.message())),
                     _ => {}
                 }
                 Ok(true)
@@ -518,6 +782,11 @@ impl Pool {
                             Stream::Stdout => stdout.extend_from_slice(&self.buf[..n]),
                             Stream::Stderr => stderr.extend_from_slice(&self.buf[..n]),
                         },
+                        Work::Worker(slot) => {
+                            for event in slot.take(stream, &self.buf[..n]) {
+                                self.emit(event);
+                            }
+                        }
                         Work::Probe { .. } | Work::Ping | Work::Guard { .. } => {}
                     }
                 }
@@ -529,7 +798,7 @@ impl Pool {
 
     /// Waits for the server's close (sent once the command has exited), then closes ours.
     fn close(&mut self, i: usize) -> Step {
-        if matches!(self.chans[i].work, Work::Task(_)) {
+        if matches!(self.chans[i].work, Work::Task(_) | Work::Worker(_)) {
             // A task ended by the guard must not be reported as the task's own end: the
             // guard's word came first on the connection, so read it first.
             self.read_guard()?;
@@ -583,6 +852,15 @@ impl Pool {
                     stdout,
                     stderr,
                 });
+            }
+            Work::Worker(mut slot) => {
+                let status = exit_status(&chan.channel);
+                if !slot.ready && !self.shutting_down {
+                    self.fall_back(&format!("the worker ended with {status}"));
+                }
+                for event in slot.abandon(status) {
+                    self.emit(event);
+                }
             }
             Work::Guard { .. } => {
                 if !self.shutting_down {

@@ -676,6 +676,7 @@ mod tests {
             server_alive_count: None,
             gpus: 0,
             mem: None,
+            execution: Default::default(),
         }
     }
 

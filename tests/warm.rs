@@ -1,0 +1,257 @@
+//! Warm execution (issue 15) on real sshd: tasks run on long-lived worker shells, one per
+//! slot, with the per-task wrapper's guarantees: exact streams and statuses, leftovers
+//! killed before the next task, kills of one task only, nothing left when dts dies, and a
+//! lost host requeued. Each test's inventory says `execution = "warm"`.
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::*;
+use predicates::str::contains;
+
+/// hosts.toml for every lab host, warm, with `slots` each.
+fn warm_inventory(lab: &Lab, slots: u32) {
+    let mut text = lab.defaults(slots);
+    text.push_str("execution = \"warm\"\n");
+    for h in &lab.hosts {
+        text.push_str(&host_entry(&h.name, &h.address.to_string(), h.port));
+    }
+    std::fs::write(lab.inventory(), text).unwrap();
+}
+
+fn warm_lab(hosts: usize, slots: u32) -> Lab {
+    let lab = Lab::start(hosts);
+    warm_inventory(&lab, slots);
+    lab
+}
+
+fn spawn(lab: &Lab, args: &[&str]) -> Child {
+    dts_process(lab.dir.path())
+        .args(["submit", "-H"])
+        .arg(lab.inventory())
+        .args(args)
+        .env_remove("DTS_EXECUTION")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn submit(lab: &Lab) -> assert_cmd::Command {
+    let mut cmd = lab.submit();
+    cmd.env_remove("DTS_EXECUTION");
+    cmd
+}
+
+/// Processes below the lab's sshds that are warm workers (their script names the ready
+/// line) or carry `mark`.
+fn left_on_hosts(lab: &Lab, mark: &str) -> Vec<String> {
+    let pids: Vec<i32> = lab
+        .hosts
+        .iter()
+        .flat_map(|h| descendants(h.pid()))
+        .collect();
+    pids.iter()
+        .filter_map(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).ok())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains("__dts_warm_ready") || cmdline.contains(mark))
+        .collect()
+}
+
+#[test]
+fn tasks_run_on_workers_with_exact_streams_and_statuses() {
+    let lab = warm_lab(1, 2);
+    let out = submit(&lab)
+        .args(["--array", "1-6", "--"])
+        .arg(
+            "case {} in 1) exit 143;; 2) kill -TERM $$;; 3) printf 'no newline' >&2;; \
+             *) tr '\\0' '\\n' </proc/$PPID/cmdline | grep -c __dts_warm_ready;; esac",
+        )
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("[h1 4] 1\n"),
+        "task 4's parent is a worker: {stdout}"
+    );
+    assert!(stdout.contains("[h1 6] 1\n"), "{stdout}");
+    assert!(stderr.contains("[h1 3] no newline"), "{stderr}");
+    assert!(stderr.contains("exit 143"), "{stderr}");
+    assert!(stderr.contains("signal TERM"), "{stderr}");
+}
+
+#[test]
+fn a_leftover_background_job_of_a_finished_task_is_killed_and_never_prints_into_the_run() {
+    let lab = warm_lab(1, 1);
+    let mark = marker("warm-leftover");
+    let out = submit(&lab)
+        .args(["--array", "1-4", "--"])
+        .arg(format!(
+            "if [ {{}} = 1 ]; then (sleep 1; echo late; echo late >&2; : {mark}) & fi; \
+             sleep 0.5; echo done {{}}"
+        ))
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !all.contains("late"),
+        "a leftover printed into the run: {all}"
+    );
+    for i in 1..=4 {
+        assert!(all.contains(&format!("[h1 {i}] done {i}\n")), "{all}");
+    }
+    wait_until(Duration::from_secs(5), "no leftover", || {
+        processes_matching(&mark).is_empty()
+    });
+}
+
+#[test]
+fn a_timeout_inside_a_worker_kills_only_that_task() {
+    let lab = warm_lab(1, 2);
+    let mark = marker("warm-timeout");
+    submit(&lab)
+        .args([
+            "--timeout",
+            "2s",
+            "--kill-grace",
+            "1s",
+            "--array",
+            "1-4",
+            "--",
+        ])
+        .arg(format!(
+            "if [ {{}} = 2 ]; then trap '' TERM; sleep 30 & sleep 30; fi; sleep 0.3; echo ok {{}}; : {mark}"
+        ))
+        .assert()
+        .code(1)
+        .stderr(contains("task 2 timed out after 2s on h1; killing it"))
+        .stdout(contains("[h1 1] ok 1"))
+        .stdout(contains("[h1 3] ok 3"))
+        .stdout(contains("[h1 4] ok 4"));
+    no_process_left(&mark, Duration::from_secs(10));
+}
+
+#[test]
+fn coordinator_sigkill_leaves_no_worker_and_no_task_on_the_hosts() {
+    let lab = warm_lab(2, 2);
+    let mark = marker("warm-sigkill");
+    let child = spawn(
+        &lab,
+        &[
+            "--kill-grace",
+            "1s",
+            "--array",
+            "1-8",
+            "--",
+            &format!("sleep 30; : {mark}"),
+        ],
+    );
+    wait_until(Duration::from_secs(30), "four tasks running", || {
+        processes_matching(&mark).len() >= 4
+    });
+    // SAFETY: killing our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let mut child = child;
+    child.wait().unwrap();
+    wait_until(Duration::from_secs(3), "workers and tasks to go", || {
+        left_on_hosts(&lab, &mark).is_empty()
+    });
+}
+
+#[test]
+fn a_host_whose_sshd_dies_mid_run_has_its_tasks_requeued() {
+    let mut lab = warm_lab(2, 2);
+    let markers = lab.path("markers");
+    std::fs::create_dir_all(&markers).unwrap();
+    let command = format!("sleep 0.5; echo $DTS_ATTEMPT >> {}/{{}}", markers.display());
+    let child = spawn(&lab, &["--array", "1-16", "--", &command]);
+    wait_until(Duration::from_secs(30), "some tasks to finish", || {
+        std::fs::read_dir(&markers).unwrap().count() >= 2
+    });
+    lab.kill_host(1);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("h2: connection lost"), "{stderr}");
+    for i in 1..=16 {
+        assert!(markers.join(i.to_string()).exists(), "task {i} never ran");
+    }
+}
+
+#[test]
+fn framing_survives_hostile_output() {
+    let lab = warm_lab(1, 1);
+    let out = submit(&lab)
+        .args(["--array", "1-3", "--"])
+        .arg(
+            "case {} in \
+             1) printf '__dts_e_\\000__dts_warm_ready\\n__dts_e_0_0 1 2\\n-\\n\\377';; \
+             2) head -c 10485760 /dev/zero | tr '\\0' x;; \
+             3) echo after;; esac",
+        )
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stdout = &out.stdout;
+    let hostile =
+        b"[h1 1] __dts_e_\0__dts_warm_ready\n[h1 1] __dts_e_0_0 1 2\n[h1 1] -\n[h1 1] \xff";
+    assert!(
+        stdout.windows(hostile.len()).any(|w| w == hostile),
+        "{:?}",
+        String::from_utf8_lossy(&stdout[..stdout.len().min(300)])
+    );
+    let xs = stdout.iter().filter(|&&b| b == b'x').count();
+    assert_eq!(xs, 10 << 20, "10 MB without a newline come through whole");
+    assert!(String::from_utf8_lossy(stdout).contains("[h1 3] after\n"));
+}
+
+#[test]
+fn a_cancelled_run_kills_its_warm_tasks_and_workers() {
+    let lab = warm_lab(1, 2);
+    let mark = marker("warm-ctrlc");
+    let child = spawn(
+        &lab,
+        &[
+            "--kill-grace",
+            "1s",
+            "--array",
+            "1-4",
+            "--",
+            &format!("sleep 30; : {mark}"),
+        ],
+    );
+    wait_until(Duration::from_secs(30), "two tasks running", || {
+        processes_matching(&mark).len() >= 2
+    });
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    wait_until(Duration::from_secs(5), "workers and tasks to go", || {
+        left_on_hosts(&lab, &mark).is_empty()
+    });
+}
+
+#[test]
+fn dts_hosts_says_which_hosts_run_warm() {
+    let lab = warm_lab(1, 2);
+    dts(lab.dir.path())
+        .args(["hosts", "-H"])
+        .arg(lab.inventory())
+        .env_remove("DTS_EXECUTION")
+        .assert()
+        .success()
+        .stdout(contains("ok (warm)"));
+}
