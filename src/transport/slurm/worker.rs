@@ -14,8 +14,9 @@
 //!   timeout) makes the worker close the FIFO; EOF (dts died, srun died) KILLs the worker,
 //!   which closes it too. dts writes nothing else during a task;
 //! * after the task and its process group are gone, the worker writes a per-task random
-//!   token on stderr and `TOKEN PID WAITED`, the shell's `jobs -l` listing and the token
-//!   again on stdout, read with [`EndSplitter`] and [`record_status`]: dash's listing tells
+//!   token on stderr and `TOKEN PID WAITED`, the signal's name by the node's `kill -l` (or
+//!   `-`), the shell's `jobs -l` listing and the token again on stdout (the SSH worker's
+//!   record), read with [`EndSplitter`] and [`record_status`]: dash's listing tells
 //!   exit 143 from death by TERM. "Gone" ignores zombies (`pgrep -r`, else a /proc scan): the killed watcher is init's child, and an init that reaps
 //!   slowly (every 2 s on this machine) would otherwise hold every task.
 //!
@@ -59,6 +60,7 @@ exec 4>&-
 while kill -0 -$__dts_k 2>/dev/null && __dts_live; do sleep 0.01; done
 printf '%s\n' "$__dts_t" >&2
 printf '%s %s %s\n' "$__dts_t" $__dts_k $__dts_w
+{ [ $__dts_w -gt 128 ] && kill -l $__dts_w 2>/dev/null; } || echo -
 while IFS= read -r __dts_l; do printf '%s\n' "$__dts_l"; done <"$__dts_d/jobs"
 printf '%s\n' "$__dts_t"
 done
@@ -262,6 +264,48 @@ mod tests {
     fn a_frame_carries_the_lengths_the_worker_reads() {
         let frame = frame("T", "echo hi\n", b"ab");
         assert_eq!(frame, b"T 8 2\necho hi\nab");
+    }
+
+    /// Regression: the shared record parser gained a signal-name line and this worker,
+    /// which did not print it, reported death by TERM as an unknown signal. Frames go one
+    /// at a time, as dts sends them (during a task only a kill line may come).
+    #[test]
+    fn the_worker_s_records_tell_exit_143_from_death_by_term() {
+        use std::io::{Read, Write};
+        let mut worker = std::process::Command::new("sh")
+            .args(["-c", SCRIPT])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = worker.stdin.take().unwrap();
+        let mut stdout = worker.stdout.take().unwrap();
+        let mut run = |token: &str, script: &str| {
+            stdin.write_all(&frame(token, script, b"")).unwrap();
+            let mut text = Vec::new();
+            let mut buf = [0u8; 4096];
+            while String::from_utf8_lossy(&text).matches(token).count() < 2 {
+                let n = stdout.read(&mut buf).unwrap();
+                assert!(
+                    n > 0,
+                    "the worker ended: {}",
+                    String::from_utf8_lossy(&text)
+                );
+                text.extend_from_slice(&buf[..n]);
+            }
+            let text = String::from_utf8(text).unwrap();
+            let record = text.split_once(token).unwrap().1.to_string();
+            record_status(record.as_bytes(), token).unwrap()
+        };
+        assert_eq!(run("T1x", "exit 143"), ExitStatus::Code(143));
+        assert_eq!(
+            run("T2x", "kill -TERM $$"),
+            ExitStatus::Signal("TERM".into())
+        );
+        assert_eq!(run("T3x", "exit 7"), ExitStatus::Code(7));
+        drop(stdin);
+        worker.wait().unwrap();
     }
 
     #[test]
