@@ -190,9 +190,24 @@ async fn forward<R: tokio::io::AsyncRead + Unpin>(
 
 /// Runs a helper script under `/bin/sh -c`, feeding `input` while its output is read.
 async fn helper(script: String, input: Vec<u8>, reply: HelperReply) {
-    let child = tokio::process::Command::new("/bin/sh")
-        .arg("-c")
-        .arg(script)
+    let mut command = tokio::process::Command::new("/bin/sh");
+    command.arg("-c").arg(script);
+    run_helper(command, input, reply).await;
+}
+
+/// Runs a staging helper's `command` (`/bin/sh -c` here, an srun step on Slurm), feeding
+/// `input` while its output is read, and answers `reply`.
+pub(crate) async fn run_helper(
+    mut command: tokio::process::Command,
+    input: Vec<u8>,
+    reply: HelperReply,
+) {
+    let program = command
+        .as_std()
+        .get_program()
+        .to_string_lossy()
+        .into_owned();
+    let child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -204,7 +219,7 @@ async fn helper(script: String, input: Vec<u8>, reply: HelperReply) {
             let _ = reply.send(HelperOutput {
                 status: ExitStatus::Code(127),
                 stdout: Vec::new(),
-                stderr: format!("cannot start /bin/sh: {e}").into_bytes(),
+                stderr: format!("cannot start {program}: {e}").into_bytes(),
             });
             return;
         }

@@ -135,7 +135,9 @@ async fn serve(
                 Some(Command::Shutdown) | None => break None,
                 // Staging is refused with a Slurm pool before a run starts.
                 Some(Command::Helper { script, input, reply }) => {
-                    tokio::spawn(helper(srun_command(&target, script), input, reply));
+                    // A helper (file staging) is a step of its own on the node.
+                    let srun = srun_command(&target, script);
+                    tokio::spawn(crate::transport::local::run_helper(srun, input, reply));
                 }
             },
             Some(error) = lost.recv() => break Some(error),
@@ -323,45 +325,6 @@ async fn report_exit(
     }
     let at = Instant::now();
     let _ = events.send(Event::Exited { id, status, at }).await;
-}
-
-/// Runs a helper script (file staging) as a step of its own on the node, feeding `input`
-/// while its output is read.
-async fn helper(
-    mut srun: tokio::process::Command,
-    input: Vec<u8>,
-    reply: crate::transport::HelperReply,
-) {
-    let failed = |why: String| crate::transport::HelperOutput {
-        status: ExitStatus::Code(-1),
-        stdout: Vec::new(),
-        stderr: why.into_bytes(),
-    };
-    let mut child = match srun.kill_on_drop(true).spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            let _ = reply.send(failed(format!("cannot start srun: {e}")));
-            return;
-        }
-    };
-    let stdin = child.stdin.take();
-    let feed = async move {
-        use tokio::io::AsyncWriteExt;
-        if let Some(mut stdin) = stdin {
-            // A write error means the helper exited early; its status says why.
-            let _ = stdin.write_all(&input).await;
-        }
-    };
-    let (output, ()) = tokio::join!(child.wait_with_output(), feed);
-    let output = match output {
-        Ok(output) => crate::transport::HelperOutput {
-            status: ExitStatus::Code(output.status.code().unwrap_or(-1)),
-            stdout: output.stdout,
-            stderr: output.stderr,
-        },
-        Err(e) => failed(format!("srun: {e}")),
-    };
-    let _ = reply.send(output);
 }
 
 /// Runs the task on an idle worker of the node, or on a new one (started in the task's
