@@ -33,11 +33,7 @@ fn the_second_run_of_a_named_job_starts_the_longest_recorded_tasks_first() {
             .args(["--", SKEWED])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_succeeded(&out);
         (
             start_order(&out.stdout),
             String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -99,11 +95,7 @@ fn least_load_is_told_the_recorded_work_of_a_named_job_on_its_second_run() {
             .args(["--", SKEWED])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_succeeded(&out);
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     let first = run();

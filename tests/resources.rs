@@ -69,11 +69,7 @@ fn gpu_tasks_on_two_gpu_hosts_never_share_an_index_while_running() {
         .args(["--gpus", "1", "--array", "1-12", "--", RECORD])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let spans = spans(&out.stdout);
     assert_eq!(spans.len(), 12);
     for s in &spans {
@@ -112,11 +108,7 @@ fn cpus_four_on_eight_slot_hosts_runs_at_most_two_at_once_per_host() {
         .args(["--cpus", "4", "--array", "1-10", "--", RECORD])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let spans = spans(&out.stdout);
     assert_eq!(spans.len(), 10);
     assert!(
@@ -182,11 +174,7 @@ fn mem_that_fits_runs_every_task() {
         .args(["--mem", "400M", "--array", "1-5", "--", RECORD])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let spans = spans(&out.stdout);
     assert_eq!(spans.len(), 5);
     assert_eq!(most_at_once(&spans, "h1"), 2, "1G / 400M: two at once");

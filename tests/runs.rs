@@ -274,11 +274,7 @@ fn two_runs_at_once_share_the_state_directory() {
         .collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_succeeded(&out);
     }
     let runs = reader::list(&state(lab.dir.path()));
     assert_eq!(runs.len(), 2);

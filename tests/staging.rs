@@ -10,7 +10,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Lab, tagged_lines};
+use common::{Lab, assert_succeeded, tagged_lines};
 use sha2::{Digest, Sha256};
 
 /// A lab whose hosts each have their own home directory, `home_<name>` in the lab dir.
@@ -178,11 +178,7 @@ fn cleanup_leaves_nothing_on_the_hosts() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     for host in ["h1", "h2"] {
         let left: Vec<_> = std::fs::read_dir(home_of(&lab, host))
             .unwrap()
@@ -210,11 +206,7 @@ fn a_basefile_is_sent_once_per_host() {
         .args(["--", "cmp base.dat base.dat && wc -c < base.dat"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let hosts = doc["staging"]["hosts"].as_array().expect("staging figures");
     let mut tasks = 0;
@@ -350,11 +342,7 @@ fn job_file_keys_stage_like_the_flags_and_bad_ones_point_at_their_value() {
     )
     .unwrap();
     let out = lab.submit().arg("job.toml").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     assert_eq!(
         std::fs::read_to_string(lab.path("in.txt.out")).unwrap(),
         "lib\nin\n"
@@ -472,11 +460,7 @@ fn the_host_side_unpacker_refuses_what_dts_would_never_send() {
     // What dts sends is placed, byte-exact, as a link to the run's cache.
     let stream = format!("F 640 3 c/{hash}\nabcE\n- 755 d\n{hash} 640 d/f g\n");
     let out = unpack(home.path(), stream.as_bytes());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let task = home.path().join(".cache/dts/runs/r1/t/1.1");
     assert_eq!(std::fs::read(task.join("d/f g")).unwrap(), b"abc");
 }

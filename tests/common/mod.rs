@@ -408,6 +408,15 @@ pub fn dts_process(home: &Path) -> Command {
     cmd
 }
 
+/// Asserts the process exited 0, showing its stderr when it did not.
+pub fn assert_succeeded(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Polls `condition` until it holds; fails the test after `limit`.
 pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
