@@ -18,7 +18,11 @@
 //! timeout, Ctrl-C); the watcher reads it, or EOF when dts or its connection dies, and
 //! sends TERM to the group, then KILL to the task's shell after the grace; the worker then
 //! sweeps the group as after any task. Between tasks the worker reads its stdin itself and
-//! exits at EOF. When dts is alive but silent, the connection's guard
+//! exits at EOF. The sweep is not enough before the end record: a watcher asleep in `read`
+//! that the KILL woke but that has not run yet still completes that read if data comes
+//! first (the kernel checks for data before it checks for the signal), and would eat the
+//! first byte of the next frame. So the worker waits until the watcher (whose pid the job
+//! leaves in a file) is a zombie or gone before it writes the record. When dts is alive but silent, the connection's guard
 //! ([`crate::transport::wrapper::guard`]) kills every process of the connection's
 //! sessions, task groups included.
 //!
@@ -168,8 +172,8 @@ pub fn worker_script() -> String {
          while [ $i -lt $1 ] && kill -0 $__dts_w 2>/dev/null; do \
          if sleep 0.1 2>/dev/null; then i=$((i+1)); else sleep 1; i=$((i+10)); fi; done; \
          kill -KILL $__dts_w 2>/dev/null; while kill -0 $$ 2>/dev/null; do sleep 1; done; \
-         }} >/dev/null 2>&1 </dev/null & ); unset __dts_w; }}; \
-         trap 'jobs -l >\"$__dts_f\"' CHLD; trap 'rm -f \"$__dts_f\"' EXIT; echo {READY}; \
+         }} >/dev/null 2>&1 </dev/null & echo $! >\"$__dts_f.w\" ); unset __dts_w; }}; \
+         trap 'jobs -l >\"$__dts_f\"' CHLD; trap 'rm -f \"$__dts_f\" \"$__dts_f.w\"' EXIT; echo {READY}; \
          while IFS= read -r __dts_t <&3; do case $__dts_t in {TOKEN_PREFIX}*) ;; *) continue;; esac; \
          __dts_p=; \
          while :; do IFS= read -r __dts_l <&3 || exit 0; [ \"$__dts_l\" = \"$__dts_t\" ] && break; \
@@ -177,6 +181,11 @@ pub fn worker_script() -> String {
          eval \"$__dts_p\" & __dts_k=$!; __dts_p=; \
          while wait $__dts_k; __dts_s=$?; kill -0 $__dts_k 2>/dev/null; do :; done; \
          kill -0 -$__dts_k 2>/dev/null && kill -KILL -$__dts_k 2>/dev/null; \
+         __dts_x=; {{ read -r __dts_x <\"$__dts_f.w\"; }} 2>/dev/null; : >\"$__dts_f.w\"; __dts_n=0; \
+         while [ -n \"$__dts_x\" ] && {{ read -r __dts_y <\"/proc/$__dts_x/stat\"; }} 2>/dev/null; do \
+         __dts_y=${{__dts_y##*) }}; case $__dts_y in Z*) break;; esac; __dts_y=${{__dts_y#* * }}; \
+         [ \"${{__dts_y%% *}}\" = $__dts_k ] || break; __dts_n=$((__dts_n+1)); \
+         [ $__dts_n -lt 50 ] || sleep 0.001; done; \
          printf '%s' \"$__dts_t\" >&2; printf '%s %s %s\\n' \"$__dts_t\" $__dts_k $__dts_s; \
          {{ [ $__dts_s -gt 128 ] && kill -l $__dts_s 2>/dev/null; }} || echo -; \
          while IFS= read -r __dts_l; do printf '%s\\n' \"$__dts_l\"; done <\"$__dts_f\"; \
@@ -189,13 +198,10 @@ pub fn worker_command() -> String {
     format!("exec bash -c {}", quote(worker_script().as_bytes()))
 }
 
-/// One task's frame: an empty line, then `code` between two lines of `token`. The empty
-/// line is there because the first byte written after an end record was now and then
-/// lost on a loaded machine (the worker then read `_dts_e_…`, skipped the frame and hung);
-/// the cause is not pinned down, and an empty line the worker skips absorbs it.
+/// One task's frame: `code` between two lines of `token`.
 pub fn frame(token: &str, code: &str) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(2 * token.len() + code.len() + 4);
-    for part in ["\n", token, "\n", code, "\n", token, "\n"] {
+    let mut frame = Vec::with_capacity(2 * token.len() + code.len() + 3);
+    for part in [token, "\n", code, "\n", token, "\n"] {
         frame.extend_from_slice(part.as_bytes());
     }
     frame
@@ -367,6 +373,10 @@ mod tests {
             "{text}"
         );
     }
+    /// Longer than any task of these tests takes: a record that has not come by then never
+    /// will (the worker lost part of its frame and waits for the rest).
+    const RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
     /// One task's stdout, stderr and status as dts cuts them.
     type Ran = (Vec<u8>, Vec<u8>, ExitStatus);
 
@@ -424,7 +434,9 @@ mod tests {
             let mut split_out = EndSplitter::new(token.as_bytes());
             let mut task_out = Vec::new();
             let status = loop {
-                task_out.extend(split_out.feed(&stdout.recv().expect("a whole record")));
+                task_out.extend(
+                    split_out.feed(&stdout.recv_timeout(RECORD_WAIT).expect("a whole record")),
+                );
                 if let Some(record) = split_out.record() {
                     if let Some(status) = record_status(record, &token) {
                         let end = record_len(record, &token).unwrap();
@@ -436,7 +448,9 @@ mod tests {
             let mut split_err = EndSplitter::new(token.as_bytes());
             let mut task_err = Vec::new();
             while split_err.record().is_none() {
-                task_err.extend(split_err.feed(&stderr.recv().expect("the stderr token")));
+                task_err.extend(
+                    split_err.feed(&stderr.recv_timeout(RECORD_WAIT).expect("the stderr token")),
+                );
             }
             assert_eq!(split_err.record(), Some(&b""[..]));
             results.push((task_out, task_err, status));
@@ -446,6 +460,24 @@ mod tests {
         let late: Vec<u8> = stdout.iter().chain(stderr.iter()).flatten().collect();
         assert!(late.is_empty(), "after the last record: {late:?}");
         Some(results)
+    }
+
+    /// Regression (issue 15): the worker wrote a task's end record while the task's watcher,
+    /// KILLed in the sweep but not yet scheduled, was still inside `read` on the worker's
+    /// stdin; the next frame's first byte then completed that read and was lost, and the slot
+    /// hung waiting for the rest of a frame. It took 20 to 1,200 back-to-back tasks on pipes.
+    /// Now the worker waits until the watcher is a zombie or gone before writing the record.
+    #[test]
+    fn a_killed_watcher_never_eats_the_next_frame() {
+        let commands = vec!["echo hi"; 1500];
+        let Some(results) = through_worker(&commands) else {
+            return; // no bash on this machine
+        };
+        assert!(
+            results
+                .iter()
+                .all(|r| r.0 == b"hi\n" && r.2 == ExitStatus::Code(0))
+        );
     }
 
     #[test]
