@@ -19,7 +19,7 @@ lab() {
   # Labs share addresses and ports: only one runs at a time.
   for old in /tmp/dts-bench-lab*; do [ -d "$old" ] && bench/lab.sh stop "$old" >/dev/null 2>&1; done
   LAB=$(bench/lab.sh "$1" "/tmp/dts-bench-lab-$1")
-  ADDRS=(); for i in $(seq 1 "$1"); do ADDRS+=("127.0.0.$((i+1)):$((2200+i))"); done
+  ADDRS=(); for i in $(seq 1 "$1"); do ADDRS+=("${LAB_NET:-127.0.0}.$((i+1)):$((${LAB_PORT:-2200}+i))"); done
 }
 lab_stop() { bench/lab.sh stop "$LAB" >/dev/null 2>&1 || true; }
 

@@ -4,8 +4,11 @@
 # creates the user `dtsbench` whose login shell is /bin/sh, so shell start-up files do not
 # dominate per-task cost. Writes hosts.toml (dts) and ssh_config (ssh, GNU parallel).
 # usage: bench/lab.sh N [LABDIR]      stop: bench/lab.sh stop [LABDIR]
+# LAB_NET (default 127.0.0) and LAB_PORT (default 2200) move the lab, so that it can run
+# next to another one: host i listens on LAB_NET.(i+1), port LAB_PORT+i.
 set -euo pipefail
 N=${1:-4}; LAB=${2:-${TMPDIR:-/tmp}/dts-bench-lab}
+NET=${LAB_NET:-127.0.0}; PORT0=${LAB_PORT:-2200}
 if [ "$N" = stop ]; then
   for p in "$LAB"/sshd_*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; rm -f "$p"; done
   exit 0
@@ -22,7 +25,7 @@ install -d -m 700 -o dtsbench /home/dtsbench/.ssh
 install -m 600 -o dtsbench userkey.pub /home/dtsbench/.ssh/authorized_keys
 : > known_hosts; : > ssh_config
 for i in $(seq 1 "$N"); do
-  ip=127.0.0.$((i+1)); port=$((2200+i))
+  ip=$NET.$((i+1)); port=$((PORT0+i))
   cat > "sshd_$i.conf" <<CONF
 Port $port
 ListenAddress $ip
@@ -47,11 +50,11 @@ done
   echo "known_hosts = \"$LAB/known_hosts\""
   echo 'slots = 8'
   for i in $(seq 1 "$N"); do
-    printf '\n[[host]]\nname = "h%s"\naddress = "127.0.0.%s"\nport = %s\n' "$i" $((i+1)) $((2200+i))
+    printf '\n[[host]]\nname = "h%s"\naddress = "%s.%s"\nport = %s\n' "$i" "$NET" $((i+1)) $((PORT0+i))
   done
 } > hosts.toml
 # Wait until every server accepts connections.
 for i in $(seq 1 "$N"); do
-  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.$((i+1))/$((2200+i))") 2>/dev/null && break; sleep 0.1; done
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/$NET.$((i+1))/$((PORT0+i))") 2>/dev/null && break; sleep 0.1; done
 done
 echo "$LAB"

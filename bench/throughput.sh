@@ -4,7 +4,8 @@
 #   ceiling   a bare persistent-connection loop (examples/ceiling.rs): the most SSH allows;
 #             also running dts's wrapper script instead of `true`, which shows what the
 #             no-orphans guarantee costs on the host
-#   dts       each placement algorithm, per-task channels (one sshd session per task)
+#   dts       each placement algorithm, per-task channels (one sshd session per task,
+#             DTS_EXECUTION=per-task)
 #   dts warm  warm workers (execution = "warm", here through DTS_EXECUTION=warm)
 #   yardstick ../shared/lab/warm: long-lived shells with no framing, cleanup or error
 #             handling, in its exact-ish modes pgroup (bash set -m) and termexec (exec sh -c),
@@ -39,7 +40,7 @@ for H in "${COUNTS[@]}"; do
   c1=$(ceiling_rate "$N" true); w1=$(ceiling_rate "$N" "$($DTS wrapper -- true)")
   best=0; sum=0
   for algo in round-robin least-load consistent-hash random; do
-    t0=$(now); $DTS submit -q -H "$LAB/hosts.toml" --algo "$algo" --array "1-$N" -- true; t1=$(now)
+    t0=$(now); DTS_EXECUTION=per-task $DTS submit -q -H "$LAB/hosts.toml" --algo "$algo" --array "1-$N" -- true; t1=$(now)
     r=$(rate "$N" "$t0" "$t1"); printf 'dts %-15s %s tasks, %s tasks/s\n' "$algo:" "$N" "$r"
     best=$(echo "if ($r > $best) $r else $best" | bc); sum=$(echo "$sum + $r" | bc)
   done

@@ -276,7 +276,7 @@ mod tests {
             mem_available_kib: Some(mem_kib),
             latency: std::time::Duration::ZERO,
             gpus: None,
-            bash: None,
+            perl: None,
         };
         let plan_hosts: Vec<PlanHost> = hosts
             .iter()

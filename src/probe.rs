@@ -19,8 +19,8 @@ pub struct ProbeReport {
     pub latency: Duration,
     /// GPUs `nvidia-smi -L` lists; `None` where there is no `nvidia-smi`.
     pub gpus: Option<u32>,
-    /// Whether `bash` is on the host's PATH (warm workers need it); None: not reported.
-    pub bash: Option<bool>,
+    /// Whether `perl` is on the host's PATH (warm workers need it); None: not reported.
+    pub perl: Option<bool>,
 }
 
 /// The probe, as one command line any login shell (sh, bash, zsh, csh, fish) can start.
@@ -32,7 +32,7 @@ echo \"cores=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || sys
 if [ -r /proc/meminfo ]; then grep -E \"^(MemTotal|MemAvailable):\" /proc/meminfo; \
 else echo \"memtotal=$(sysctl -n hw.memsize 2>/dev/null || sysctl -n hw.physmem 2>/dev/null)\"; fi; \
 if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi -L 2>/dev/null | sed -n \"s/^GPU \\([0-9]*\\):.*/gpu=\\1/p\"; echo gpus-listed; fi; \
-if command -v bash >/dev/null 2>&1; then echo bash=yes; else echo bash=no; fi'";
+if command -v perl >/dev/null 2>&1; then echo perl=yes; else echo perl=no; fi'";
 
 /// Parses the probe's output; unknown or malformed lines are ignored.
 pub fn parse(output: &[u8], latency: Duration) -> ProbeReport {
@@ -65,7 +65,7 @@ fn apply_pair(report: &mut ProbeReport, key: &str, value: &str) {
         "cores" => report.cores = value.parse().ok().filter(|&n| n > 0),
         "loadavg" => report.load = parse_loadavg(value),
         "memtotal" => report.mem_total_kib = value.parse::<u64>().ok().map(|b| b / 1024),
-        "bash" => report.bash = Some(value == "yes"),
+        "perl" => report.perl = Some(value == "yes"),
         _ => {}
     }
 }
@@ -106,7 +106,7 @@ pub fn local() -> ProbeReport {
         mem_available_kib: Some(system.available_memory() / 1024),
         latency: started.elapsed(),
         gpus: local_gpus(),
-        bash: None,
+        perl: None,
     }
 }
 
@@ -161,10 +161,10 @@ MemTotal:       16314444 kB\nMemAvailable:   12000000 kB\n";
     }
 
     #[test]
-    fn bash_on_the_host_is_reported() {
-        assert_eq!(parse(b"bash=yes\n", Duration::ZERO).bash, Some(true));
-        assert_eq!(parse(b"bash=no\n", Duration::ZERO).bash, Some(false));
-        assert_eq!(parse(b"cores=2\n", Duration::ZERO).bash, None);
+    fn perl_on_the_host_is_reported() {
+        assert_eq!(parse(b"perl=yes\n", Duration::ZERO).perl, Some(true));
+        assert_eq!(parse(b"perl=no\n", Duration::ZERO).perl, Some(false));
+        assert_eq!(parse(b"cores=2\n", Duration::ZERO).perl, None);
     }
 
     #[test]

@@ -150,11 +150,11 @@ fn coordinator_sigkill_leaves_no_worker_and_no_task_on_the_hosts() {
         &lab,
         &[
             "--kill-grace",
-            "1s",
+            "20s",
             "--array",
             "1-8",
             "--",
-            &format!("sleep 30; : {mark}"),
+            &format!("trap '' TERM; sleep 30; : {mark}"),
         ],
     );
     wait_until(Duration::from_secs(30), "four tasks running", || {
@@ -164,9 +164,36 @@ fn coordinator_sigkill_leaves_no_worker_and_no_task_on_the_hosts() {
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let mut child = child;
     child.wait().unwrap();
+    // The tasks ignore TERM and have a 20 s grace: a worker that sees EOF (dts is gone)
+    // KILLs its task 0.5 s after the TERM, so nothing is left seconds later.
     wait_until(Duration::from_secs(3), "workers and tasks to go", || {
         left_on_hosts(&lab, &mark).is_empty()
     });
+}
+
+/// A background job that left the task's process group (setsid) is no longer reached by
+/// a group kill; the worker, a child subreaper, inherits it once its parent is gone and
+/// kills it before the slot takes the next task.
+#[test]
+fn a_leftover_that_left_the_task_s_group_is_killed_before_the_next_task() {
+    let lab = warm_lab(1, 1);
+    let pidfile = lab.path("leftover.pid");
+    std::fs::write(&pidfile, "").unwrap();
+    let pidfile = pidfile.display();
+    let out = submit(&lab)
+        .args(["--array", "1-2", "--"])
+        .arg(format!(
+            "if [ {{}} = 1 ]; then setsid sh -c 'echo $$ > {pidfile}; exec sleep 300' & \
+             while [ ! -s {pidfile} ]; do sleep 0.05; done; echo started; \
+             elif kill -0 \"$(cat {pidfile})\" 2>/dev/null; then echo alive; else echo none left; fi"
+        ))
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("[h1 1] started\n"), "{stdout}");
+    assert!(stdout.contains("[h1 2] none left\n"), "{stdout}");
 }
 
 #[test]

@@ -130,10 +130,10 @@ fn row(host: &Host, result: Result<ProbeReport, HostError>) -> HostRow {
             name: host.name.clone(),
             address,
             status: "ok".into(),
-            execution: match (host.execution_mode(), probe.bash) {
+            execution: match (host.execution_mode(), probe.perl) {
                 (crate::inventory::Execution::PerTask, _) => None,
                 (crate::inventory::Execution::Warm, Some(false)) => {
-                    Some("per-task: no bash for warm workers".into())
+                    Some("per-task: no perl for warm workers".into())
                 }
                 (crate::inventory::Execution::Warm, _) => Some("warm".into()),
             },

@@ -76,7 +76,7 @@ mod tests {
             mem_available_kib: Some(mem_kib),
             latency: Duration::ZERO,
             gpus: None,
-            bash: None,
+            perl: None,
         });
         rt
     }

@@ -1,53 +1,51 @@
-//! Warm execution (issue 15): long-lived worker shells, one per slot of an SSH
-//! connection, each running one task at a time, and the pure parts dts needs to drive
-//! them (the pool in [`crate::transport::ssh`] does the driving).
+//! Warm execution (issue 15): one long-lived worker per slot of an SSH connection, each
+//! running one task at a time, and the pure parts dts needs to drive it (the pool in
+//! [`crate::transport::ssh`] does the driving).
 //!
-//! A worker channel keeps the channel's own stdout and stderr as the task's streams. dts
-//! writes a task as a frame (a per-task random token line, shell code, the token line). The
-//! worker (bash with `set -m`) runs the code as a job in a process group of its own; the
-//! job double-forks a *watcher* into that group and then `exec sh -c` runs the command, so
-//! the task sees what a per-task channel's `sh -c` shows. When the task's shell ends, the
-//! worker KILLs its group (the leftovers: background jobs the task left behind), which the
-//! watcher holds, so the group id cannot have been reused; only then does it write the end
-//! record, introduced by the token on both streams: nothing of the task can write after
-//! it, and task output cannot forge it (the token is never in the task's text or
-//! environment). [`EndSplitter`] cuts a stream at the token, whatever the read boundaries;
-//! [`record_status`] turns the record into the exact status.
+//! The worker is a Perl program ([`WORKER_PL`], sent as `perl -e`; nothing is installed).
+//! Every task is still the exact `sh -c COMMAND` of a per-task channel: the worker forks,
+//! puts the child in a process group of its own (as sshd's `setsid` does), gives it
+//! `/dev/null` as stdin, default signal dispositions and an empty signal mask, sets the
+//! secrets in its environment (never on a command line), and execs `sh -c CODE`, where
+//! CODE is the per-task prelude's environment and working directory followed by the
+//! command line. Nothing of the worker reaches the task but its fds 1 and 2, which are the
+//! channel's own stdout and stderr.
 //!
-//! Kills: while a task runs, dts writes only [`KILL_LINE`] on the worker's stdin (cancel,
-//! timeout, Ctrl-C); the watcher reads it, or EOF when dts or its connection dies, and
-//! sends TERM to the group, then KILL to the task's shell after the grace; the worker then
-//! sweeps the group as after any task. Between tasks the worker reads its stdin itself and
-//! exits at EOF. The sweep is not enough before the end record: a watcher asleep in `read`
-//! that the KILL woke but that has not run yet still completes that read if data comes
-//! first (the kernel checks for data before it checks for the signal), and would eat the
-//! first byte of the next frame. So the worker waits until the watcher (whose pid the job
-//! leaves in a file) is a zombie or gone before it writes the record. When dts is alive but silent, the connection's guard
-//! ([`crate::transport::wrapper::guard`]) kills every process of the connection's
-//! sessions, task groups included.
+//! Why Perl and not a shell (measured, see BENCHMARKS.md "Warm execution"): a POSIX shell
+//! cannot make a process group without exec'ing `setsid` or being bash with `set -m`; it
+//! cannot wait for a task and read its stdin at once, so a second process must read dts's
+//! kill lines, and two readers of one pipe lose bytes (a KILLed reader that had not run
+//! yet completed its `read` with the next frame's first byte: the kernel checks for data
+//! before the signal); and dash cannot tell `exit 130` from death by SIGINT for a
+//! foreground job. The bash worker of the first version paid three forks and an exec per
+//! task, more host CPU than a whole per-task sshd session. Perl is on every Debian and
+//! Ubuntu host (`perl-base` is essential) and most others; a host without it, or where
+//! the worker does not start, gets per-task channels.
 //!
-//! Facts verified on dash 0.5 and bash 5 that decide the shape of the worker:
-//! * `wait` gives 128+n for both "killed by signal n" and "exit 128+n". The `jobs -l` line
-//!   of the finished job tells them apart: bash with `set -m` prints `Done`, `Exit 143` or
-//!   `Terminated` but forgets the job at `wait PID`, so the listing is taken before the
-//!   wait, by a CHLD trap. The signal's name comes from the host's `kill -l`, not from
-//!   this machine's numbering.
-//! * An async job of a shell without job control has SIGINT and SIGQUIT ignored, and
-//!   `trap - INT QUIT` in the job's subshell does NOT undo it in dash (bash does), and dash
-//!   has no job control without a tty: a dash worker is either inexact or pays an exec of
-//!   GNU `env --default-signal` per task. bash with `set -m` works without a tty: every
-//!   async job gets its own process group and no ignored signals. So the worker is bash,
-//!   and a host without bash gets per-task channels.
-//! * bash's `read` is not interrupted by a CHLD trap, so the worker cannot wait for the
-//!   task and read its stdin at once: the per-task watcher does the reading.
-//! * A bash job's pipeline members are not reported one by one before the whole job ends,
-//!   so a pipeline cannot serve as the group holder; the double-forked watcher does.
+//! What the worker guarantees, each by construction:
+//! * **One reader.** The worker alone reads its stdin, with `select`, so frames and kill
+//!   lines are read in order and none is lost; a kill line that crossed its task's end is
+//!   read before the next frame, when no task runs, and dropped.
+//! * **Kills** ([`KILL_LINE`], or EOF when dts or its connection is gone): TERM to the
+//!   task's group, then KILL to the group after the grace (at most 0.5 s after EOF, so
+//!   nothing outlives a dead dts by more than that). A TERM, HUP or INT to the worker does
+//!   the same.
+//! * **Group ids are never reused under it.** The worker finds that a task ended by its
+//!   `/proc/PID/stat` state turning `Z` (woken by SIGCHLD), KILLs the group while that
+//!   unreaped zombie still holds the group id, and only then reaps it; it never signals
+//!   the group afterwards.
+//! * **Leftovers** die before the end record: the worker is a child subreaper
+//!   (`PR_SET_CHILD_SUBREAPER`), so background jobs of the task, even ones that left its
+//!   group with `setsid`, become its children once their parent is gone; it KILLs and
+//!   reaps its children until `/proc/self/task/…/children` is empty. Nothing of the task
+//!   can write after the record.
+//! * **Exact status.** `waitpid` tells exit 143 from death by TERM; signal names are the
+//!   host's (`$Config{sig_name}`).
 //!
-//! Host CPU per trivial task through the first version of this worker on pipes (1,000
-//! tasks, loaded 2-core machine): bash `set -m` 3.2 ms, a plain `sh -c true` loop 1.0 ms;
-//! the issue measured 2.7 ms for a whole per-task sshd session. Beating the per-task
-//! ceiling 3× needs a subshell (no exec) wherever it is indistinguishable from `sh -c`,
-//! which this worker does not do.
+//! The end record is the token on stderr and, on stdout, `TOKEN PID WAITED`, the signal
+//! name or `-`, a job line in `jobs -l` form and the token again; [`EndSplitter`] cuts each
+//! stream at the token whatever the read boundaries and [`record_status`] reads it. Task
+//! output cannot forge it: the token is never in the task's text or environment.
 
 use crate::job::quote::quote;
 use crate::transport::ExitStatus;
@@ -134,76 +132,42 @@ pub fn job_status(listing: &str, pid: u32, waited: i32) -> Option<ExitStatus> {
 }
 
 /// The line a worker prints once it runs, before it reads any frame: a channel that ends
-/// without it means the host cannot run workers (no bash), and gets per-task channels.
+/// without it means the host cannot run workers (no perl, or no child subreaper), and gets
+/// per-task channels.
 pub const READY: &str = "__dts_warm_ready";
 
 /// Every frame token starts with this; other lines between frames are skipped (a kill
 /// byte line sent as the task ended, see [`KILL_LINE`]).
 pub const TOKEN_PREFIX: &str = "__dts_e_";
 
-/// The worker's shell function each task's job starts with, given the kill grace in
-/// tenths of a second: it double-forks the task's *watcher* into the job's process group,
-/// so the watcher holds the group id until the worker has swept the group. The watcher
-/// reads the worker's stdin, where dts writes only [`KILL_LINE`] while a task runs: a line
-/// or EOF sends TERM to the group (the watcher ignores it), KILL to the task's shell after
-/// the grace, and the watcher then waits to be swept with the group. A function keeps the
-/// frames short: bash reads a pipe a byte per system call.
-pub const JOB_PRELUDE: &str = "__dts_j";
-
-/// What dts writes on a worker's stdin to kill its running task: the task's watcher reads
-/// it (or EOF) and kills the task's process group, TERM then KILL.
+/// What dts writes on a worker's stdin to kill its running task (TERM, grace, KILL).
 pub const KILL_LINE: &[u8] = b"k\n";
 
-/// The worker, run by bash (`set -m`, so every task is a job in a process group of its own,
-/// with no signal ignored). It reads frames from stdin (a token line, shell code, the
-/// token line again), runs each as an async job (the code from
-/// [`TaskScript::warm_code`](crate::transport::wrapper::TaskScript::warm_code)) and when it
-/// ends, KILLs what is left of the task's group, which the task's watcher holds (so the
-/// group id cannot have been reused), then writes the token on stderr and on stdout the
-/// end record: `TOKEN PID WAITED`, the signal's name (`kill -l`, the host's own
-/// numbering) or `-`, the job listing the CHLD trap took before `wait` forgot the job, and
-/// `TOKEN` again. At EOF between tasks it exits. bash's `exec` undoes its own `SHLVL` bump, so
-/// where the login shell is bash a task sees the `SHLVL` a per-task channel shows.
+/// The worker's source, commented; [`worker_script`] is what is sent.
+pub const WORKER_PL: &str = include_str!("worker.pl");
+
+/// The worker as one line for `perl -e`: comment lines dropped, the rest joined (every
+/// statement in [`WORKER_PL`] ends with `;` or a brace, so joining keeps its meaning, and
+/// one line survives any login shell's quoting).
 pub fn worker_script() -> String {
-    format!(
-        "set -m; exec 3<&0 </dev/null; __dts_f=$(mktemp) || exit 1; \
-         {JOB_PRELUDE}() {{ trap - CHLD EXIT; __dts_w=$BASHPID; \
-         ( {{ trap '' TERM INT HUP QUIT; IFS= read -r l <&3; kill -TERM 0; i=0; \
-         while [ $i -lt $1 ] && kill -0 $__dts_w 2>/dev/null; do \
-         if sleep 0.1 2>/dev/null; then i=$((i+1)); else sleep 1; i=$((i+10)); fi; done; \
-         kill -KILL $__dts_w 2>/dev/null; while kill -0 $$ 2>/dev/null; do sleep 1; done; \
-         }} >/dev/null 2>&1 </dev/null & echo $! >\"$__dts_f.w\" ); unset __dts_w; }}; \
-         trap 'jobs -l >\"$__dts_f\"' CHLD; trap 'rm -f \"$__dts_f\" \"$__dts_f.w\"' EXIT; echo {READY}; \
-         while IFS= read -r __dts_t <&3; do case $__dts_t in {TOKEN_PREFIX}*) ;; *) continue;; esac; \
-         __dts_p=; \
-         while :; do IFS= read -r __dts_l <&3 || exit 0; [ \"$__dts_l\" = \"$__dts_t\" ] && break; \
-         __dts_p=\"$__dts_p$__dts_l\n\"; done; \
-         eval \"$__dts_p\" & __dts_k=$!; __dts_p=; \
-         while wait $__dts_k; __dts_s=$?; kill -0 $__dts_k 2>/dev/null; do :; done; \
-         kill -0 -$__dts_k 2>/dev/null && kill -KILL -$__dts_k 2>/dev/null; \
-         __dts_x=; {{ read -r __dts_x <\"$__dts_f.w\"; }} 2>/dev/null; : >\"$__dts_f.w\"; __dts_n=0; \
-         while [ -n \"$__dts_x\" ] && {{ read -r __dts_y <\"/proc/$__dts_x/stat\"; }} 2>/dev/null; do \
-         __dts_y=${{__dts_y##*) }}; case $__dts_y in Z*) break;; esac; __dts_y=${{__dts_y#* * }}; \
-         [ \"${{__dts_y%% *}}\" = $__dts_k ] || break; __dts_n=$((__dts_n+1)); \
-         [ $__dts_n -lt 50 ] || sleep 0.001; done; \
-         printf '%s' \"$__dts_t\" >&2; printf '%s %s %s\\n' \"$__dts_t\" $__dts_k $__dts_s; \
-         {{ [ $__dts_s -gt 128 ] && kill -l $__dts_s 2>/dev/null; }} || echo -; \
-         while IFS= read -r __dts_l; do printf '%s\\n' \"$__dts_l\"; done <\"$__dts_f\"; \
-         printf '%s\\n' \"$__dts_t\"; done"
-    )
+    WORKER_PL
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The exec request that starts a worker, whatever the login shell.
 pub fn worker_command() -> String {
-    format!("exec bash -c {}", quote(worker_script().as_bytes()))
+    format!("exec perl -e {}", quote(worker_script().as_bytes()))
 }
 
-/// One task's frame: `code` between two lines of `token`.
+/// One task's frame: `TOKEN LEN`, then the `LEN` bytes of `code` (from
+/// [`TaskScript::warm_code`](crate::transport::wrapper::TaskScript::warm_code)).
 pub fn frame(token: &str, code: &str) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(2 * token.len() + code.len() + 3);
-    for part in [token, "\n", code, "\n", token, "\n"] {
-        frame.extend_from_slice(part.as_bytes());
-    }
+    let mut frame = format!("{token} {}\n", code.len()).into_bytes();
+    frame.extend_from_slice(code.as_bytes());
     frame
 }
 
@@ -397,8 +361,8 @@ mod tests {
     fn through_worker(commands: &[&str]) -> Option<Vec<Ran>> {
         use std::io::{Read, Write};
         use std::os::unix::process::CommandExt;
-        let mut child = std::process::Command::new("bash")
-            .args(["-c", &worker_script()])
+        let mut child = std::process::Command::new("perl")
+            .args(["-e", &worker_script()])
             .process_group(0)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -471,7 +435,7 @@ mod tests {
     fn a_killed_watcher_never_eats_the_next_frame() {
         let commands = vec!["echo hi"; 1500];
         let Some(results) = through_worker(&commands) else {
-            return; // no bash on this machine
+            return; // no perl on this machine
         };
         assert!(
             results
@@ -495,7 +459,7 @@ mod tests {
             "echo next",
         ];
         let Some(results) = through_worker(&commands) else {
-            return; // no bash on this machine
+            return; // no perl on this machine
         };
         let statuses: Vec<_> = results.iter().map(|r| r.2.clone()).collect();
         assert_eq!(

@@ -140,30 +140,20 @@ impl TaskScript<'_> {
         }
     }
 
-    /// The job a warm worker runs for this task (see [`crate::transport::worker`]): in the
-    /// job's own subshell (its own process group), the worker's job prelude (the watcher,
-    /// given the grace in tenths of a second); then the environment and the secrets as
-    /// exports (never on a command line); then `exec sh -c`, with the working directory
-    /// entered by that `sh` as a per-task channel's prelude does.
+    /// What a warm worker runs for this task (see [`crate::transport::worker`]): a line with
+    /// the kill grace in milliseconds and the length of the secrets, the secrets as
+    /// `NAME=VALUE` pairs ended by NUL (the worker puts them in the task's environment, so
+    /// they are never on a command line), then the code for `sh -c`: the environment and
+    /// working directory a per-task channel's prelude sets, and the command line.
     pub fn warm_code(&self, secrets: &[(String, String)]) -> String {
-        let tenths = (self.kill_grace.as_millis() / 100).max(1);
-        let mut code = String::with_capacity(300 + self.command.len());
-        code.push_str(&format!(
-            "{} {tenths}; ",
-            crate::transport::worker::JOB_PRELUDE
-        ));
-        self.push_env(&mut code);
-        if !secrets.is_empty() {
-            code.push_str("export");
-            for (name, value) in secrets {
-                code.push_str(&format!(" {name}={}", quote(value.as_bytes())));
-            }
-            code.push_str("; ");
+        let mut pairs = String::new();
+        for (name, value) in secrets {
+            pairs.push_str(&format!("{name}={value}\0"));
         }
-        let mut inner = String::new();
-        self.push_workdir(&mut inner);
-        inner.push_str(self.command);
-        code.push_str(&format!("exec sh -c {} 3<&-", quote(inner.as_bytes())));
+        let mut code = format!("{} {}\n{pairs}", self.kill_grace.as_millis(), pairs.len());
+        self.push_env(&mut code);
+        self.push_workdir(&mut code);
+        code.push_str(self.command);
         code
     }
 

@@ -212,7 +212,7 @@ impl NodeInfo {
             mem_available_kib: self.free_mem_mib.map(|m| m * 1024),
             latency,
             gpus: None,
-            bash: None,
+            perl: None,
         }
     }
 }

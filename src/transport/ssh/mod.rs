@@ -144,7 +144,7 @@ fn run(
             return;
         }
     };
-    let has_bash = probe.bash;
+    let has_perl = probe.perl;
     let up = Event::Up {
         conn,
         capacity: CHANNELS_PER_CONNECTION,
@@ -170,9 +170,9 @@ fn run(
         }),
     };
     let mut warm = host.execution_mode() == crate::inventory::Execution::Warm;
-    if warm && has_bash == Some(false) {
+    if warm && has_perl == Some(false) {
         tracing::info!(
-            "{}: no bash for warm workers: tasks run on per-task channels",
+            "{}: no perl for warm workers: tasks run on per-task channels",
             host.name
         );
         warm = false;
