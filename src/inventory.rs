@@ -118,13 +118,14 @@ pub struct Host {
     pub execution: Execution,
 }
 
-/// `execution = "per-task" | "warm"`: one SSH channel (and sshd session) per task, or tasks
-/// sent to long-lived worker shells, one per slot (see [`crate::transport::worker`]).
+/// `execution = "warm" | "per-task"`: tasks sent to long-lived workers, one per slot (see
+/// [`crate::transport::worker`]; the default), or one SSH channel (and sshd session) per
+/// task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Execution {
-    #[default]
     PerTask,
+    #[default]
     Warm,
 }
 
@@ -1552,7 +1553,7 @@ mod tests {
                 server_alive_count: None,
                 gpus: 0,
                 mem: None,
-                execution: Execution::PerTask,
+                execution: Execution::Warm,
             }]
         );
     }
@@ -1788,10 +1789,7 @@ transport = "local"
             "[defaults]\nexecution = \"warm\"\n[[host]]\nname = \"b\"\nexecution = \"per-task\"\n",
         );
         assert_eq!(b.execution, Execution::PerTask);
-        assert_eq!(
-            host("[[host]]\nname = \"c\"\n").execution,
-            Execution::PerTask
-        );
+        assert_eq!(host("[[host]]\nname = \"c\"\n").execution, Execution::Warm);
         assert_eq!(
             error("[[host]]\nname = \"d\"\nexecution = \"hot\"\n"),
             "hosts.toml:3:13: execution must be \"warm\" or \"per-task\", got \"hot\""

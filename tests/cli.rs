@@ -629,7 +629,10 @@ fn progress_counts_a_task_running_once_started_not_when_dispatched() {
     std::fs::create_dir(&dir).unwrap();
     let d = dir.display();
     let command = format!("touch {d}/s.{{}}; while [ ! -e {d}/go.{{}} ]; do sleep 0.05; done");
+    // Per-task channels: a frozen host never opens one. A warm task counts as running once
+    // its frame is written to its worker, which a frozen host's connection still takes.
     let mut child = dts_process(lab.dir.path())
+        .env("DTS_EXECUTION", "per-task")
         .args(["submit", "-H"])
         .arg(lab.inventory())
         .args([

@@ -211,14 +211,25 @@ fn login_noise_on_stderr_leaves_the_host_usable() {
     )
     .unwrap();
     std::fs::write(lab.path("home/.profile"), "echo 'noisy profile' >&2\n").unwrap();
+    // Per-task channels: as with `ssh`, the noise is part of each task's stderr.
     lab.submit()
+        .env("DTS_EXECUTION", "per-task")
         .args(["--array", "1-2", "--", ": {}; echo ok"])
         .timeout(Duration::from_secs(20))
         .assert()
         .success()
         .stdout(contains("[h1 1] ok"))
-        // As with `ssh`, the noise is part of each task's stderr.
         .stderr(contains("[h1 1] warning: noisy login"));
+    // Warm workers: the login shell runs once per worker, before its ready line; what it
+    // prints is no task's.
+    lab.submit()
+        .env("DTS_EXECUTION", "warm")
+        .args(["--array", "1-2", "--", ": {}; echo ok"])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .success()
+        .stdout(contains("[h1 1] ok").and(contains("[h1 2] ok")))
+        .stderr(contains("noisy").not());
 }
 
 /// Regression (issue 12, item 14): after SIGKILL of dts with 32 tasks on 4 hosts, task
