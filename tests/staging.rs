@@ -516,3 +516,48 @@ fn a_host_lost_while_its_inputs_are_sent_requeues_the_task_elsewhere() {
     let sum = std::fs::read_to_string(lab.path("sum")).unwrap();
     assert_eq!(sum.split_whitespace().next(), Some(expected.as_str()));
 }
+
+/// The "done when": the pipeline in `jobs/` prepares its inputs, sweeps a matrix
+/// over them and collects the results on hosts that share no filesystem (each has its own
+/// home; the tasks see only what staging put in their directories). Files pass between
+/// stages only through the submitter's directory: prepare's shards come back here, work
+/// sends each where it runs and returns its sum, reduce gets all six sums on one host.
+#[test]
+fn the_staged_pipeline_in_jobs_sweeps_and_collects_across_hosts_without_a_shared_filesystem() {
+    let lab = lab_with_own_homes(2);
+    let job = Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/staged-pipeline.toml");
+    let out = lab
+        .submit()
+        .arg(&job)
+        .args(["--joblog", "joblog"])
+        .output()
+        .unwrap();
+    assert_succeeded(&out);
+    let totals = "sum of x^1 for x in 1..3000: 4501500\nsum of x^2 for x in 1..3000: 9004500500\n";
+    let collected = std::fs::read_to_string(lab.path("sweep-out/totals.txt")).unwrap();
+    assert_eq!(collected, totals);
+    let printed: Vec<String> = tagged_lines(&out.stdout)
+        .into_iter()
+        .map(|(_, _, line)| line + "\n")
+        .collect();
+    assert_eq!(printed.concat(), totals, "what reduce printed");
+    // Each sum came back from the host that made it: shard 2 holds 1001..2000.
+    let sum = |name: &str| std::fs::read_to_string(lab.path(&format!("sweep-out/sums/{name}")));
+    assert_eq!(sum("2-1.txt").unwrap(), "1500500\n");
+    assert_eq!(sum("3-2.txt").unwrap(), "6335833500\n");
+    // The work ran on both hosts, so the one reduce task got sums made on another host.
+    let text = std::fs::read_to_string(lab.path("joblog")).unwrap();
+    let work_hosts: std::collections::BTreeSet<&str> = text
+        .lines()
+        .skip(1)
+        .map(|line| line.split('\t').collect::<Vec<_>>())
+        .filter(|f| (4..=9).contains(&f[0].parse::<u32>().unwrap()))
+        .map(|f| f[1])
+        .collect();
+    assert_eq!(work_hosts.len(), 2, "{text}");
+    // `cleanup = true` for every stage: nothing is left on the hosts.
+    for host in ["h1", "h2"] {
+        let left = files_under(&home_of(&lab, host));
+        assert!(left.is_empty(), "{host} still holds {left:?}");
+    }
+}

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::matrix::Matrix;
 use super::stages::{Graph, GraphError, StageSpec};
 use super::template::{Template, TemplateSpec};
+use crate::staging::Staging;
 
 /// One stage, resolved.
 #[derive(Debug, Clone)]
@@ -31,6 +32,10 @@ pub struct Stage {
     /// `retries` and `timeout` of its own (else the job's).
     pub retries: Option<u32>,
     pub timeout: Option<Duration>,
+    /// What its tasks stage: the job's keys with the stage's own over them, its templates
+    /// bound to the stage's matrix axes. `None` (runs saved before stages had their own)
+    /// means the job's.
+    pub staging: Option<Staging>,
 }
 
 /// A stage as a run's spec saves it, to build the pipeline again in `dts retry`.
@@ -51,6 +56,8 @@ pub struct SavedStage {
     pub retries: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staging: Option<Staging>,
 }
 
 /// The stages and their graph.
@@ -87,6 +94,7 @@ impl Pipeline {
                     env: s.env.clone(),
                     retries: s.retries,
                     timeout: s.timeout,
+                    staging: s.staging.clone(),
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -108,6 +116,7 @@ impl Pipeline {
                 env: s.env.clone(),
                 retries: s.retries,
                 timeout: s.timeout,
+                staging: s.staging.clone(),
             })
             .collect()
     }
@@ -172,6 +181,7 @@ mod tests {
             env: vec![],
             retries: None,
             timeout: None,
+            staging: None,
         }
     }
 

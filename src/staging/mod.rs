@@ -72,6 +72,8 @@ pub struct Prepared {
     basefiles: Vec<String>,
     pub cleanup: bool,
     pub local_dir: PathBuf,
+    /// How errors name the transfer and return templates: the flags, or the job file's keys.
+    names: [&'static str; 2],
 }
 
 /// What one attempt of one task stages: paths relative to its task directory.
@@ -113,19 +115,26 @@ impl Prepared {
                 .local_dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(".")),
+            names: ["--transfer-file", "--return"],
         })
+    }
+
+    /// The same, its errors naming the job file's keys (`transfer`, `return`).
+    pub fn named_as_keys(mut self) -> Prepared {
+        self.names = ["transfer", "return"];
+        self
     }
 
     /// The plan of one attempt; an error names the template and the path it gave.
     pub fn plan(&self, ctx: &Context<'_>, attempt: u32) -> Result<TaskPlan, String> {
         let mut inputs = self.basefiles.clone();
-        for path in render_all("--transfer-file", &self.transfer, ctx)? {
+        for path in render_all(self.names[0], &self.transfer, ctx)? {
             if !inputs.contains(&path) {
                 inputs.push(path);
             }
         }
         let mut returns = Vec::new();
-        for path in render_all("--return", &self.returns, ctx)? {
+        for path in render_all(self.names[1], &self.returns, ctx)? {
             if !returns.contains(&path) {
                 returns.push(path);
             }

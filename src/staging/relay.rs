@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 
 use super::local::{Hashes, Input, was_asked, write_returned};
 use super::{Prepared, STAGING_FAILED, Staging, TaskPlan, frame, script};
-use crate::job::Context;
+use crate::job::{Context, JobSpec};
 use crate::transport::{
     Command, ConnHandle, ConnId, Event, EventSender, ExitStatus, HelperOutput, LaunchId, Stream,
 };
@@ -111,10 +111,22 @@ impl Drop for Busy<'_> {
     }
 }
 
+/// The tasks `seqs` (1-based, end excluded) and what they stage (`None`: nothing; they
+/// run where unstaged tasks do).
+struct Part {
+    seqs: std::ops::Range<u32>,
+    prepared: Option<Prepared>,
+}
+
 /// What the connections of a staged run share.
 pub struct Stager {
     run_id: String,
-    prepared: Prepared,
+    /// A plain job's one part, or a pipeline's stages in order.
+    parts: Vec<Part>,
+    /// Where relative paths start on this machine (the submitter's working directory).
+    local_dir: std::path::PathBuf,
+    /// Every part that stages cleans up: the run's directory goes at the end.
+    cleanup_run: bool,
     hashes: Hashes,
     plans: Mutex<HashMap<LaunchId, Result<TaskPlan, String>>>,
     hosts: Vec<HostStage>,
@@ -129,15 +141,19 @@ enum StageError {
 }
 
 impl Stager {
-    pub fn new(
-        run_id: &str,
-        staging: &Staging,
-        params: &[String],
-        hosts: &[String],
-    ) -> Result<Stager, String> {
+    /// The stager of `job`'s run (which must stage files) over `hosts`.
+    pub fn new(run_id: &str, job: &JobSpec, hosts: &[String]) -> Result<Stager, String> {
+        let parts = parts(job)?;
+        let staged = || parts.iter().filter_map(|p| p.prepared.as_ref());
+        let local_dir = staged()
+            .next()
+            .map_or_else(|| std::path::PathBuf::from("."), |p| p.local_dir.clone());
+        let cleanup_run = staged().all(|p| p.cleanup);
         Ok(Stager {
             run_id: run_id.to_string(),
-            prepared: Prepared::new(staging, params)?,
+            parts,
+            local_dir,
+            cleanup_run,
             hashes: Hashes::default(),
             plans: Mutex::default(),
             hosts: hosts
@@ -158,15 +174,26 @@ impl Stager {
         })
     }
 
-    /// Where attempt `attempt` of task `index` runs on its host.
-    pub fn workdir(&self, index: u64, attempt: u32) -> String {
-        super::task_workdir(&self.run_id, index, attempt)
+    /// What task `seq` stages, if anything.
+    fn prepared_for(&self, seq: u32) -> Option<&Prepared> {
+        let part = self.parts.iter().find(|p| p.seqs.contains(&seq));
+        part.and_then(|p| p.prepared.as_ref())
     }
 
-    /// Records what launch `id` stages; its `Launch` command follows on a relayed
-    /// connection.
+    /// Where attempt `attempt` of task `seq` (numbered `index`) runs on its host, if it
+    /// stages files.
+    pub fn workdir(&self, seq: u32, index: u64, attempt: u32) -> Option<String> {
+        self.prepared_for(seq)?;
+        Some(super::task_workdir(&self.run_id, index, attempt))
+    }
+
+    /// Records what launch `id` stages, if it stages anything; its `Launch` command
+    /// follows on a relayed connection.
     pub fn expect(&self, id: LaunchId, ctx: &Context<'_>, attempt: u32) {
-        let plan = self.prepared.plan(ctx, attempt);
+        let Some(prepared) = self.prepared_for(ctx.seq) else {
+            return;
+        };
+        let plan = prepared.plan(ctx, attempt);
         self.plans.lock().expect("not poisoned").insert(id, plan);
     }
 
@@ -213,6 +240,35 @@ impl Stager {
     fn stats_of(&self, host: usize, change: impl FnOnce(&mut HostStats)) {
         change(&mut self.hosts[host].stats.lock().expect("not poisoned"));
     }
+}
+
+/// A plain job stages alike for every task; a pipeline's stages each their own way, with
+/// their own matrix axes as placeholders.
+fn parts(job: &JobSpec) -> Result<Vec<Part>, String> {
+    let prepare = |staging: &Staging, params: &[String]| match staging.is_off() {
+        true => Ok(None),
+        false => Prepared::new(staging, params).map(Some),
+    };
+    let Some(pipeline) = &job.pipeline else {
+        let end = job.tasks.len() as u32 + 1;
+        return Ok(vec![Part {
+            seqs: 1..end,
+            prepared: prepare(&job.staging, &job.matrix.names())?,
+        }]);
+    };
+    let mut first = 1;
+    let mut parts = Vec::with_capacity(pipeline.stages.len());
+    for stage in &pipeline.stages {
+        let staging = stage.staging.as_ref().unwrap_or(&job.staging);
+        let end = first + stage.tasks as u32;
+        parts.push(Part {
+            seqs: first..end,
+            prepared: prepare(staging, &stage.matrix.names())
+                .map_err(|e| format!("stage `{}`: {e}", stage.name))?,
+        });
+        first = end;
+    }
+    Ok(parts)
 }
 
 async fn futures_join(handles: Vec<JoinHandle<()>>) {
@@ -495,9 +551,7 @@ async fn stage_in(ctx: &Ctx, plan: &TaskPlan) -> Result<(), StageError> {
     let inputs = blocking(move || {
         let mut inputs = Vec::new();
         for path in &paths {
-            stager
-                .hashes
-                .inputs(&stager.prepared.local_dir, path, &mut inputs)?;
+            stager.hashes.inputs(&stager.local_dir, path, &mut inputs)?;
         }
         Ok(inputs)
     })
@@ -525,7 +579,7 @@ async fn stage_in(ctx: &Ctx, plan: &TaskPlan) -> Result<(), StageError> {
     // Held until the host has it all; a closed semaphore never happens (never closed).
     let _turn = ctx.stage().in_flight.acquire_many(weight).await;
     let stager = ctx.stager.clone();
-    let built = blocking(move || stream(&stager.prepared.local_dir, inputs, &hashes)).await;
+    let built = blocking(move || stream(&stager.local_dir, inputs, &hashes)).await;
     let stream = match built {
         Ok(stream) => stream,
         Err(e) => {
@@ -667,7 +721,7 @@ async fn bring_back(ctx: &Ctx, plan: &TaskPlan) -> Result<(), StageError> {
                 "refusing the returned files: '{stray}' was not asked for"
             ));
         }
-        write_returned(&stager.prepared.local_dir, &entries).map(|_| ())
+        write_returned(&stager.local_dir, &entries).map(|_| ())
     })
     .await
 }
@@ -699,7 +753,7 @@ fn helper_failure(what: &str, output: &HelperOutput) -> String {
 /// At the end of the run: the run's directory goes (`--cleanup`), then the connection.
 async fn close(ctx: Ctx) {
     let stage = ctx.stage();
-    let remove = ctx.stager.prepared.cleanup
+    let remove = ctx.stager.cleanup_run
         && stage.used.load(Ordering::SeqCst)
         && !stage.cleaned.swap(true, Ordering::SeqCst);
     if remove {
@@ -751,7 +805,12 @@ mod tests {
 
     #[test]
     fn helpers_running_at_once_count_once_in_a_host_s_busy_time() {
-        let stager = Stager::new("r", &Staging::default(), &[], &["h".into()]).unwrap();
+        let overrides = crate::job::Overrides {
+            command: vec!["true".into()],
+            ..Default::default()
+        };
+        let job = crate::job::build(&overrides, &mut std::io::empty()).unwrap();
+        let stager = Stager::new("r", &job, &["h".into()]).unwrap();
         let stage = &stager.hosts[0];
         let first = Busy::start(stage);
         let second = Busy::start(stage);
