@@ -7,7 +7,9 @@
 //! - [`path`]: which paths may be staged (relative, inside the task directory);
 //! - [`frame`]: the framing that carries files, parsed strictly in both directions;
 //! - [`script`]: the POSIX `sh` helpers that unpack and pack on the host;
-//! - [`local`]: reading inputs and writing returned files on this machine, strictly;
+//! - [`local`]: finding inputs and writing returned files on this machine, strictly;
+//! - [`stream`]: the stream of new contents and the manifest a stage-in helper reads, each
+//!   input read once;
 //! - [`relay`]: the connection decorator that runs the helpers around each staged launch
 //!   (the dispatcher only sees launches that start and exit, as for any task).
 //!
@@ -23,6 +25,7 @@ pub mod local;
 pub mod path;
 pub mod relay;
 pub mod script;
+pub mod stream;
 
 use std::path::PathBuf;
 

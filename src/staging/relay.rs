@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::local::{Hashes, Input, was_asked, write_returned};
-use super::{Prepared, STAGING_FAILED, Staging, TaskPlan, frame, script};
+use super::local::{Found, Hashes, Input, was_asked, write_returned};
+use super::{Prepared, STAGING_FAILED, Staging, TaskPlan, frame, script, stream};
 use crate::job::{Context, JobSpec};
 use crate::transport::{
     Command, ConnHandle, ConnId, Event, EventSender, ExitStatus, HelperOutput, LaunchId, Stream,
@@ -548,12 +548,22 @@ async fn stage_in(ctx: &Ctx, plan: &TaskPlan) -> Result<(), StageError> {
     ctx.stage().used.store(true, Ordering::SeqCst);
     let stager = ctx.stager.clone();
     let paths = plan.inputs.clone();
-    let inputs = blocking(move || {
-        let mut inputs = Vec::new();
+    let mut found = blocking(move || {
+        let mut found = Found::default();
         for path in &paths {
-            stager.hashes.inputs(&stager.local_dir, path, &mut inputs)?;
+            (stager.hashes).find(&stager.local_dir, path, &mut found)?;
         }
-        Ok(inputs)
+        Ok(found)
+    })
+    .await?;
+    let may_send = unsent_bytes(ctx.stage(), &found.inputs);
+    let weight = ((may_send >> 20) as u32).min(IN_FLIGHT_MIB);
+    // Held until the host has it all; a closed semaphore never happens (never closed).
+    let _turn = ctx.stage().in_flight.acquire_many(weight).await;
+    let stager = ctx.stager.clone();
+    let (building, inputs) = blocking(move || {
+        let building = stream::read_unhashed(&mut found, &stager.hashes, may_send)?;
+        Ok((building, found.inputs))
     })
     .await?;
     let claims = claim(ctx.stage(), &inputs);
@@ -568,18 +578,9 @@ async fn stage_in(ctx: &Ctx, plan: &TaskPlan) -> Result<(), StageError> {
         }
     }
     let hashes: Vec<String> = claims.send.iter().map(|(h, _)| h.clone()).collect();
-    let sending: u64 = inputs
-        .iter()
-        .filter_map(|i| match i {
-            Input::File { hash, len, .. } if hashes.contains(hash) => Some(*len),
-            _ => None,
-        })
-        .sum();
-    let weight = ((sending >> 20) as u32).min(IN_FLIGHT_MIB);
-    // Held until the host has it all; a closed semaphore never happens (never closed).
-    let _turn = ctx.stage().in_flight.acquire_many(weight).await;
     let stager = ctx.stager.clone();
-    let built = blocking(move || stream(&stager.local_dir, inputs, &hashes)).await;
+    let built =
+        blocking(move || stream::complete(&stager.local_dir, building, &inputs, &hashes)).await;
     let stream = match built {
         Ok(stream) => stream,
         Err(e) => {
@@ -611,64 +612,21 @@ async fn stage_in(ctx: &Ctx, plan: &TaskPlan) -> Result<(), StageError> {
     }
 }
 
-/// The stream for the stage-in helper: the contents in `send` (each once), the end marker,
-/// then the manifest placing every input.
-fn stream(base: &std::path::Path, inputs: Vec<Input>, send: &[String]) -> Result<Vec<u8>, String> {
-    let mut pending: HashSet<&str> = send.iter().map(String::as_str).collect();
-    // One allocation for the whole stream: growing it by doubling would copy large inputs
-    // several times over.
-    let mut sized = pending.clone();
-    let capacity: u64 = inputs
+/// Bytes of the contents a task may send to a host: those not read yet this run (their
+/// hash is unknown), and those the host neither has nor is being sent; each once.
+fn unsent_bytes(stage: &HostStage, inputs: &[Input]) -> u64 {
+    let cache = stage.cache.lock().expect("not poisoned");
+    let mut seen = HashSet::new();
+    inputs
         .iter()
-        .map(|i| match i {
-            Input::File { hash, len, .. } if sized.remove(hash.as_str()) => len + 80,
-            _ => 0,
-        })
-        .sum();
-    let mut out = Vec::with_capacity(capacity as usize + 2);
-    let mut manifest = String::new();
-    for input in inputs {
-        match input {
-            Input::Dir { path, mode } => manifest.push_str(&format!("- {mode:o} {path}\n")),
-            Input::File {
-                path,
-                mode,
-                hash,
-                len,
-            } => {
-                manifest.push_str(&format!("{hash} {mode:o} {path}\n"));
-                if !pending.remove(hash.as_str()) {
-                    continue;
-                }
-                frame::file_header(&format!("c/{hash}"), mode, len, &mut out);
-                append_file(&base.join(&path), &path, &hash, len, &mut out)?;
+        .filter_map(|input| match input {
+            Input::File { hash, len, .. } if hash.is_empty() => Some(*len),
+            Input::File { hash, len, .. } if !cache.contains_key(hash) && seen.insert(hash) => {
+                Some(*len)
             }
-        }
-    }
-    frame::finish(&mut out);
-    out.extend_from_slice(manifest.as_bytes());
-    Ok(out)
-}
-
-/// Reads an input (hashed before it was claimed) straight into the stream, checking it is
-/// unchanged.
-fn append_file(
-    full: &std::path::Path,
-    path: &str,
-    hash: &str,
-    len: u64,
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
-    use std::io::Read;
-    let start = out.len();
-    std::fs::File::open(full)
-        .and_then(|mut file| file.read_to_end(out))
-        .map_err(|e| format!("cannot read input file '{path}': {e}"))?;
-    let read = &out[start..];
-    if read.len() as u64 != len || super::local::hash(read) != hash {
-        return Err(format!("input file '{path}' changed while it was staged"));
-    }
-    Ok(())
+            _ => None,
+        })
+        .sum()
 }
 
 async fn finish_launch(ctx: Ctx, id: LaunchId, status: ExitStatus, at: Instant, plan: TaskPlan) {
