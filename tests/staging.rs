@@ -561,3 +561,51 @@ fn the_staged_pipeline_in_jobs_sweeps_and_collects_across_hosts_without_a_shared
         assert!(left.is_empty(), "{host} still holds {left:?}");
     }
 }
+
+/// `dts retry` of a staged pipeline stages each stage as the first session did (its own
+/// keys, its matrix in its templates): a work task fails until `flags/ok` exists among the
+/// files it is sent, and the retry sends it again, runs it and the reduce it skipped, which
+/// gets every result through the submitter's directory.
+#[test]
+fn dts_retry_of_a_staged_pipeline_stages_each_stage_as_the_first_session_did() {
+    let lab = lab_with_own_homes(2);
+    std::fs::create_dir(lab.path("flags")).unwrap();
+    let job = "cleanup = true\n\n\
+               [[stage]]\nname = \"prep\"\narray = \"1-2\"\n\
+               command = \"mkdir -p in && echo {} > in/{}\"\nreturn = [\"in/{}\"]\n\n\
+               [[stage]]\nname = \"work\"\narray = \"1-2\"\neach_after = \"prep\"\n\
+               transfer = [\"in/{}\", \"flags\"]\nreturn = [\"out/{}-{k}\"]\n\
+               command = \"test {} != 2 || test -e flags/ok || exit 1; mkdir -p out && echo $(( $(cat in/{}) * {k} )) > out/{}-{k}\"\n\
+               [stage.matrix]\nk = [10]\n\n\
+               [[stage]]\nname = \"reduce\"\nafter = [\"work\"]\ntransfer = [\"out\"]\n\
+               command = \"awk '{ s += $1 } END { print s }' out/* > total\"\nreturn = [\"total\"]\n";
+    std::fs::write(lab.path("staged.toml"), job).unwrap();
+    let out = lab.submit().arg("staged.toml").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(lab.path("out/1-10")).unwrap(),
+        "10\n"
+    );
+    assert!(!lab.path("total").exists(), "reduce was skipped");
+
+    std::fs::write(lab.path("flags/ok"), "").unwrap();
+    let out = common::dts(lab.dir.path())
+        .args(["retry", "last"])
+        .output()
+        .unwrap();
+    assert_succeeded(&out);
+    assert_eq!(
+        std::fs::read_to_string(lab.path("out/2-10")).unwrap(),
+        "20\n"
+    );
+    assert_eq!(std::fs::read_to_string(lab.path("total")).unwrap(), "30\n");
+    for host in ["h1", "h2"] {
+        let left = files_under(&home_of(&lab, host));
+        assert!(left.is_empty(), "{host} still holds {left:?}");
+    }
+}
