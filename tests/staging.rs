@@ -609,3 +609,39 @@ fn dts_retry_of_a_staged_pipeline_stages_each_stage_as_the_first_session_did() {
         assert!(left.is_empty(), "{host} still holds {left:?}");
     }
 }
+
+/// `dts retry` runs only the tasks that did not succeed, so its job holds fewer tasks than
+/// the run has: each must still be staged by its own number (task 3 of 3 was once run
+/// unstaged, as if it were past the job's end).
+#[test]
+fn dts_retry_of_a_staged_job_stages_the_tasks_it_runs_again() {
+    let lab = lab_with_own_homes(2);
+    std::fs::create_dir(lab.path("flags")).unwrap();
+    for i in 1..=3 {
+        std::fs::write(lab.path(&format!("in{i}")), format!("{i}\n")).unwrap();
+    }
+    let staged = [
+        "--array", "1-3", "--tf", "in{}", "--tf", "flags", "--return", "out{}",
+    ];
+    let command = "test {} != 3 || test -e flags/ok || exit 1; cat in{} > out{}";
+    let out = lab
+        .submit()
+        .args(staged)
+        .args(["--", command])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!lab.path("out3").exists());
+    std::fs::write(lab.path("flags/ok"), "").unwrap();
+    let out = common::dts(lab.dir.path())
+        .args(["retry", "last"])
+        .output()
+        .unwrap();
+    assert_succeeded(&out);
+    assert_eq!(std::fs::read_to_string(lab.path("out3")).unwrap(), "3\n");
+}

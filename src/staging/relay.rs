@@ -111,10 +111,10 @@ impl Drop for Busy<'_> {
     }
 }
 
-/// The tasks `seqs` (1-based, end excluded) and what they stage (`None`: nothing; they
-/// run where unstaged tasks do).
+/// The tasks `seqs` (1-based) and what they stage (`None`: nothing; they run where
+/// unstaged tasks do).
 struct Part {
-    seqs: std::ops::Range<u32>,
+    seqs: std::ops::RangeInclusive<u32>,
     prepared: Option<Prepared>,
 }
 
@@ -250,9 +250,9 @@ fn parts(job: &JobSpec) -> Result<Vec<Part>, String> {
         false => Prepared::new(staging, params).map(Some),
     };
     let Some(pipeline) = &job.pipeline else {
-        let end = job.tasks.len() as u32 + 1;
+        // Every task, whatever its number: a retry's job holds only the tasks it runs again.
         return Ok(vec![Part {
-            seqs: 1..end,
+            seqs: 1..=u32::MAX,
             prepared: prepare(&job.staging, &job.matrix.names())?,
         }]);
     };
@@ -262,7 +262,7 @@ fn parts(job: &JobSpec) -> Result<Vec<Part>, String> {
         let staging = stage.staging.as_ref().unwrap_or(&job.staging);
         let end = first + stage.tasks as u32;
         parts.push(Part {
-            seqs: first..end,
+            seqs: first..=end - 1,
             prepared: prepare(staging, &stage.matrix.names())
                 .map_err(|e| format!("stage `{}`: {e}", stage.name))?,
         });
