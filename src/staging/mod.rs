@@ -19,6 +19,10 @@
 //! task runs in `t/INDEX.ATTEMPT/`, where its inputs are hard links into `c/` at their
 //! relative paths. `--cleanup` removes a task's directory after it and the run directory
 //! at the end of the run.
+//!
+//! In a pipeline each stage stages its own way (its keys over the job's, resolved in
+//! `job::staged`); tasks never share a directory, so files pass from stage to stage through
+//! the submitter's working directory: returned by one stage, transferred by a later one.
 
 pub mod frame;
 pub mod local;
