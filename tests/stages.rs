@@ -448,3 +448,43 @@ fn an_interrupted_pipeline_records_its_waiting_tasks_as_not_run_and_retry_finish
     assert!((1..=2).all(|i| home.path().join(format!("worked.{i}")).exists()));
     assert_eq!(status_json(home.path())["tasks"]["succeeded"], 4);
 }
+
+/// `--dry-run` of a pipeline says which stage waits for which, and which task for which
+/// through `each_after`, besides where the tasks would go (text and `--json`).
+#[test]
+fn a_dry_run_of_a_pipeline_shows_which_stage_waits_for_which() {
+    let home = tempfile::tempdir().unwrap();
+    let job = home.path().join("job.toml");
+    std::fs::write(
+        &job,
+        "[[stage]]\nname = \"fetch\"\narray = \"1-3\"\ncommand = \"true\"\n\n\
+         [[stage]]\nname = \"convert\"\narray = \"1-3\"\ncommand = \"true\"\neach_after = \"fetch\"\n\n\
+         [[stage]]\nname = \"merge\"\ncommand = \"true\"\nafter = [\"convert\"]\n",
+    )
+    .unwrap();
+    let out = dts(home.path())
+        .args(["submit", "--dry-run"])
+        .arg(&job)
+        .output()
+        .unwrap();
+    assert_succeeded(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let expected = "stages, in the order they can start:\n\
+                    \x20 fetch    tasks 1-3  starts at once\n\
+                    \x20 convert  tasks 4-6  task by task after fetch (tasks 1-3): 4 after 1, 5 after 2, 6 after 3\n\
+                    \x20 merge    task 7     after every task of convert (tasks 4-6)\n";
+    assert!(text.contains(expected), "{text}");
+    let out = dts(home.path())
+        .args(["submit", "--dry-run", "--json"])
+        .arg(&job)
+        .output()
+        .unwrap();
+    assert_succeeded(&out);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["stages"][1]["each_after"], "fetch");
+    assert_eq!(
+        plan["stages"][1]["pairs"],
+        serde_json::json!([[4, 1], [5, 2], [6, 3]])
+    );
+    assert_eq!(plan["stages"][2]["after"], serde_json::json!(["convert"]));
+}

@@ -516,3 +516,132 @@ fn a_host_lost_while_its_inputs_are_sent_requeues_the_task_elsewhere() {
     let sum = std::fs::read_to_string(lab.path("sum")).unwrap();
     assert_eq!(sum.split_whitespace().next(), Some(expected.as_str()));
 }
+
+/// The issue's "done when": the pipeline in `jobs/` prepares its inputs, sweeps a matrix
+/// over them and collects the results on hosts that share no filesystem (each has its own
+/// home; the tasks see only what staging put in their directories). Files pass between
+/// stages only through the submitter's directory: prepare's shards come back here, work
+/// sends each where it runs and returns its sum, reduce gets all six sums on one host.
+#[test]
+fn the_staged_pipeline_in_jobs_sweeps_and_collects_across_hosts_without_a_shared_filesystem() {
+    let lab = lab_with_own_homes(2);
+    let job = Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/staged-pipeline.toml");
+    let out = lab
+        .submit()
+        .arg(&job)
+        .args(["--joblog", "joblog"])
+        .output()
+        .unwrap();
+    assert_succeeded(&out);
+    let totals = "sum of x^1 for x in 1..3000: 4501500\nsum of x^2 for x in 1..3000: 9004500500\n";
+    let collected = std::fs::read_to_string(lab.path("sweep-out/totals.txt")).unwrap();
+    assert_eq!(collected, totals);
+    let printed: Vec<String> = tagged_lines(&out.stdout)
+        .into_iter()
+        .map(|(_, _, line)| line + "\n")
+        .collect();
+    assert_eq!(printed.concat(), totals, "what reduce printed");
+    // Each sum came back from the host that made it: shard 2 holds 1001..2000.
+    let sum = |name: &str| std::fs::read_to_string(lab.path(&format!("sweep-out/sums/{name}")));
+    assert_eq!(sum("2-1.txt").unwrap(), "1500500\n");
+    assert_eq!(sum("3-2.txt").unwrap(), "6335833500\n");
+    // The work ran on both hosts, so the one reduce task got sums made on another host.
+    let text = std::fs::read_to_string(lab.path("joblog")).unwrap();
+    let work_hosts: std::collections::BTreeSet<&str> = text
+        .lines()
+        .skip(1)
+        .map(|line| line.split('\t').collect::<Vec<_>>())
+        .filter(|f| (4..=9).contains(&f[0].parse::<u32>().unwrap()))
+        .map(|f| f[1])
+        .collect();
+    assert_eq!(work_hosts.len(), 2, "{text}");
+    // `cleanup = true` for every stage: nothing is left on the hosts.
+    for host in ["h1", "h2"] {
+        let left = files_under(&home_of(&lab, host));
+        assert!(left.is_empty(), "{host} still holds {left:?}");
+    }
+}
+
+/// `dts retry` of a staged pipeline stages each stage as the first session did (its own
+/// keys, its matrix in its templates): a work task fails until `flags/ok` exists among the
+/// files it is sent, and the retry sends it again, runs it and the reduce it skipped, which
+/// gets every result through the submitter's directory.
+#[test]
+fn dts_retry_of_a_staged_pipeline_stages_each_stage_as_the_first_session_did() {
+    let lab = lab_with_own_homes(2);
+    std::fs::create_dir(lab.path("flags")).unwrap();
+    let job = "cleanup = true\n\n\
+               [[stage]]\nname = \"prep\"\narray = \"1-2\"\n\
+               command = \"mkdir -p in && echo {} > in/{}\"\nreturn = [\"in/{}\"]\n\n\
+               [[stage]]\nname = \"work\"\narray = \"1-2\"\neach_after = \"prep\"\n\
+               transfer = [\"in/{}\", \"flags\"]\nreturn = [\"out/{}-{k}\"]\n\
+               command = \"test {} != 2 || test -e flags/ok || exit 1; mkdir -p out && echo $(( $(cat in/{}) * {k} )) > out/{}-{k}\"\n\
+               [stage.matrix]\nk = [10]\n\n\
+               [[stage]]\nname = \"reduce\"\nafter = [\"work\"]\ntransfer = [\"out\"]\n\
+               command = \"awk '{ s += $1 } END { print s }' out/* > total\"\nreturn = [\"total\"]\n";
+    std::fs::write(lab.path("staged.toml"), job).unwrap();
+    let out = lab.submit().arg("staged.toml").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(lab.path("out/1-10")).unwrap(),
+        "10\n"
+    );
+    assert!(!lab.path("total").exists(), "reduce was skipped");
+
+    std::fs::write(lab.path("flags/ok"), "").unwrap();
+    let out = common::dts(lab.dir.path())
+        .args(["retry", "last"])
+        .output()
+        .unwrap();
+    assert_succeeded(&out);
+    assert_eq!(
+        std::fs::read_to_string(lab.path("out/2-10")).unwrap(),
+        "20\n"
+    );
+    assert_eq!(std::fs::read_to_string(lab.path("total")).unwrap(), "30\n");
+    for host in ["h1", "h2"] {
+        let left = files_under(&home_of(&lab, host));
+        assert!(left.is_empty(), "{host} still holds {left:?}");
+    }
+}
+
+/// `dts retry` runs only the tasks that did not succeed, so its job holds fewer tasks than
+/// the run has: each must still be staged by its own number (task 3 of 3 was once run
+/// unstaged, as if it were past the job's end).
+#[test]
+fn dts_retry_of_a_staged_job_stages_the_tasks_it_runs_again() {
+    let lab = lab_with_own_homes(2);
+    std::fs::create_dir(lab.path("flags")).unwrap();
+    for i in 1..=3 {
+        std::fs::write(lab.path(&format!("in{i}")), format!("{i}\n")).unwrap();
+    }
+    let staged = [
+        "--array", "1-3", "--tf", "in{}", "--tf", "flags", "--return", "out{}",
+    ];
+    let command = "test {} != 3 || test -e flags/ok || exit 1; cat in{} > out{}";
+    let out = lab
+        .submit()
+        .args(staged)
+        .args(["--", command])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!lab.path("out3").exists());
+    std::fs::write(lab.path("flags/ok"), "").unwrap();
+    let out = common::dts(lab.dir.path())
+        .args(["retry", "last"])
+        .output()
+        .unwrap();
+    assert_succeeded(&out);
+    assert_eq!(std::fs::read_to_string(lab.path("out3")).unwrap(), "3\n");
+}

@@ -266,11 +266,18 @@ fn dry_run(args: &SubmitArgs, job: &JobSpec, hosts: &[Host], seed: u64) -> Resul
         .map(|(host, probe)| PlanHost { host, probe })
         .collect();
     let plan = plan::build(job, &plan_hosts, seed, args.epsilon);
+    // A pipeline's stages and who waits for whom, after the placement.
+    let stages = (job.pipeline.as_ref()).map_or_else(Vec::new, |p| p.planned());
     if args.display.json {
-        let json = serde_json::to_string_pretty(&plan).expect("plan serialises");
+        let mut value = serde_json::to_value(&plan).expect("plan serialises");
+        if !stages.is_empty() {
+            value["stages"] = serde_json::to_value(&stages).expect("stages serialise");
+        }
+        let json = serde_json::to_string_pretty(&value).expect("plan serialises");
         super::print_result(&format!("{json}\n"));
     } else {
-        super::print_result(&report::plan::render(&plan));
+        let text = report::plan::render(&plan) + &job::pipeline::render_planned(&stages);
+        super::print_result(&text);
     }
     if plan.hosts.iter().all(|h| h.excluded.is_some()) {
         let errors = plan

@@ -68,6 +68,22 @@ struct RawStage {
     env: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
     retries: Option<u32>,
     timeout: Option<Spanned<String>>,
+    transfer: Option<Vec<Spanned<String>>>,
+    #[serde(rename = "return")]
+    returns: Option<Vec<Spanned<String>>>,
+    cleanup: Option<bool>,
+    basefiles: Option<Vec<Spanned<String>>>,
+}
+
+/// A stage's own staging keys: each one given replaces the file's (or the flag's) for the
+/// stage's tasks. Each list keeps where it was written, for errors found once the stage's
+/// tasks are known.
+#[derive(Debug, Clone, Default)]
+pub(super) struct StageStaging {
+    pub transfer: Option<Vec<(String, Located)>>,
+    pub returns: Option<Vec<(String, Located)>>,
+    pub cleanup: Option<bool>,
+    pub basefiles: Option<Vec<(String, Located)>>,
 }
 
 /// A `[[stage]]`, checked; its dependencies name stages that exist and form no cycle.
@@ -88,6 +104,8 @@ pub(super) struct FileStage {
     pub env: Vec<(String, String)>,
     pub retries: Option<u32>,
     pub timeout: Option<Duration>,
+    /// `transfer`, `return`, `cleanup`, `basefiles` of its own.
+    pub staging: StageStaging,
 }
 
 /// `[matrix]` as written: axis name → values.
@@ -310,7 +328,31 @@ impl At<'_> {
                 .unwrap_or_default(),
             retries: raw.retries,
             timeout: raw.timeout.map(|t| self.timeout(t)).transpose()?,
+            staging: StageStaging {
+                transfer: self.stage_staged("transfer", raw.transfer, true)?,
+                returns: self.stage_staged("return", raw.returns, true)?,
+                cleanup: raw.cleanup,
+                basefiles: self.stage_staged("basefiles", raw.basefiles, false)?,
+            },
         })
+    }
+
+    /// A stage's staged paths ([`At::staged`]), each with where it was written.
+    fn stage_staged(
+        &self,
+        key: &str,
+        values: Option<Vec<Spanned<String>>>,
+        template: bool,
+    ) -> Result<Option<Vec<(String, Located)>>, Located> {
+        let Some(values) = values else {
+            return Ok(None);
+        };
+        let places: Vec<Located> = values
+            .iter()
+            .map(|v| self.error(v.span().start, ""))
+            .collect();
+        let checked = self.staged(key, Some(values), template)?;
+        Ok(Some(checked.into_iter().zip(places).collect()))
     }
 
     fn error(&self, offset: usize, message: impl Into<String>) -> Located {

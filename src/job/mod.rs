@@ -25,6 +25,7 @@ mod file;
 pub mod matrix;
 pub mod pipeline;
 pub mod quote;
+mod staged;
 pub mod stages;
 pub mod template;
 
@@ -148,6 +149,25 @@ impl JobSpec {
         stage.and_then(|s| s.timeout).or(self.timeout)
     }
 
+    /// What task `seq` stages: its stage's, else the job's.
+    pub fn staging_of(&self, seq: u32) -> &crate::staging::Staging {
+        let stage = self.pipeline.as_ref().map(|p| p.locate(seq).0);
+        stage
+            .and_then(|s| s.staging.as_ref())
+            .unwrap_or(&self.staging)
+    }
+
+    /// Whether any task stages files.
+    pub fn stages_files(&self) -> bool {
+        match &self.pipeline {
+            None => !self.staging.is_off(),
+            Some(p) => p
+                .stages
+                .iter()
+                .any(|s| !s.staging.as_ref().unwrap_or(&self.staging).is_off()),
+        }
+    }
+
     /// The stage task `seq` belongs to, in a pipeline (`DTS_STAGE`).
     pub fn stage_of(&self, seq: u32) -> Option<&str> {
         let pipeline = self.pipeline.as_ref()?;
@@ -260,18 +280,17 @@ pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Err
         pipeline,
     } = shape;
     let names = matrix.names();
-    let staging = resolve_staging(
-        &overrides.staging,
-        std::mem::take(&mut file.staging),
-        &matrix,
-        &tasks,
-    )?;
-    if !staging.is_off() && file.workdir.is_some() {
-        return Err(Error::Usage(
-            "`workdir` and file staging both say where tasks run: a task that stages files runs in its own directory on its host; drop one".into(),
-        ));
-    }
-    Ok(JobSpec {
+    let defaults = staged::defaults(&overrides.staging, std::mem::take(&mut file.staging));
+    let mut pipeline = pipeline;
+    let staging = match &mut pipeline {
+        None => staged::plain(defaults, &matrix, &tasks)?,
+        Some(pipeline) => {
+            let own: Vec<_> = file.stages.iter().map(|s| (&s.staging, &s.at)).collect();
+            staged::stages(pipeline, &defaults, &own, &tasks)?;
+            defaults
+        }
+    };
+    let job = JobSpec {
         name: check_name(&overrides.name)?
             .or(file.name)
             .unwrap_or_else(|| default_name(overrides)),
@@ -308,62 +327,13 @@ pub fn build(overrides: &Overrides, stdin: &mut dyn Read) -> Result<JobSpec, Err
             .unwrap_or_default(),
         staging,
         pipeline,
-    })
-}
-
-/// The staging flags over the job file's keys (a list given replaces the file's; `--trc T`
-/// adds `{}` to the transfers and `T` to the returns, and cleans up), checked for every
-/// task: a path that would leave the task's directory is exit 2 before anything runs.
-fn resolve_staging(
-    flags: &StagingFlags,
-    from_file: crate::staging::Staging,
-    matrix: &Matrix,
-    tasks: &[Task],
-) -> Result<crate::staging::Staging, Error> {
-    let pick = |flag: &[String], file: Vec<String>| match flag.is_empty() {
-        true => file,
-        false => flag.to_vec(),
     };
-    let mut staging = crate::staging::Staging {
-        transfer: pick(&flags.transfer, from_file.transfer),
-        returns: pick(&flags.returns, from_file.returns),
-        cleanup: flags.cleanup || from_file.cleanup || !flags.trc.is_empty(),
-        basefiles: pick(&flags.basefiles, from_file.basefiles),
-        local_dir: None,
-    };
-    for template in &flags.trc {
-        if !staging.transfer.iter().any(|t| t == "{}") {
-            staging.transfer.push("{}".into());
-        }
-        staging.returns.push(template.clone());
+    if job.stages_files() && job.workdir.is_some() {
+        return Err(Error::Usage(
+            "`workdir` and file staging both say where tasks run: a task that stages files runs in its own directory on its host; drop one".into(),
+        ));
     }
-    if staging.is_off() {
-        return Ok(staging);
-    }
-    let prepared =
-        crate::staging::Prepared::new(&staging, &matrix.names()).map_err(Error::Usage)?;
-    for task in tasks {
-        let params = matrix.values_of(task.seq);
-        let ctx = Context {
-            item: &task.item,
-            seq: task.seq,
-            index: task.index,
-            host: "",
-            params: &params,
-        };
-        prepared
-            .plan(&ctx, 1)
-            .map_err(|e| Error::Usage(format!("task {}: {e}", task.index)))?;
-    }
-    for base in &staging.basefiles {
-        if let Err(e) = std::fs::metadata(base) {
-            return Err(Error::Usage(format!("--basefile '{base}': {e}")));
-        }
-    }
-    let here = std::env::current_dir()
-        .map_err(|e| Error::Usage(format!("cannot stage files: no working directory: {e}")))?;
-    staging.local_dir = Some(here);
-    Ok(staging)
+    Ok(job)
 }
 
 /// What the job runs: its command, tasks and matrix, or a pipeline's stages.
@@ -496,6 +466,8 @@ fn pipeline_shape(
                 Some(_) => None,
                 None => stage.timeout,
             },
+            // Resolved with the job's staging, once every stage's tasks are known.
+            staging: None,
         });
     }
     if u32::try_from(tasks.len()).is_err() {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::matrix::Matrix;
 use super::stages::{Graph, GraphError, StageSpec};
 use super::template::{Template, TemplateSpec};
+use crate::staging::Staging;
 
 /// One stage, resolved.
 #[derive(Debug, Clone)]
@@ -31,6 +32,10 @@ pub struct Stage {
     /// `retries` and `timeout` of its own (else the job's).
     pub retries: Option<u32>,
     pub timeout: Option<Duration>,
+    /// What its tasks stage: the job's keys with the stage's own over them, its templates
+    /// bound to the stage's matrix axes. `None` (runs saved before stages had their own)
+    /// means the job's.
+    pub staging: Option<Staging>,
 }
 
 /// A stage as a run's spec saves it, to build the pipeline again in `dts retry`.
@@ -51,6 +56,8 @@ pub struct SavedStage {
     pub retries: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staging: Option<Staging>,
 }
 
 /// The stages and their graph.
@@ -87,6 +94,7 @@ impl Pipeline {
                     env: s.env.clone(),
                     retries: s.retries,
                     timeout: s.timeout,
+                    staging: s.staging.clone(),
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -108,6 +116,7 @@ impl Pipeline {
                 env: s.env.clone(),
                 retries: s.retries,
                 timeout: s.timeout,
+                staging: s.staging.clone(),
             })
             .collect()
     }
@@ -121,6 +130,116 @@ impl Pipeline {
         let first = self.graph.tasks_of(stage).start;
         (&self.stages[stage], (position - first) as u32 + 1)
     }
+}
+
+/// A stage as `--dry-run` shows it: its tasks and what they wait for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedStage {
+    pub name: String,
+    /// Its first and last task number (tasks are numbered on across the stages).
+    pub first: u64,
+    pub last: u64,
+    /// Stages every task of which it waits for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+    /// The stage it waits for task by task, and each pair: (its task, the one it waits for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub each_after: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pairs: Vec<(u64, u64)>,
+}
+
+impl Pipeline {
+    /// Each stage's tasks and dependencies, in dependency order (a stage after those it
+    /// waits for).
+    pub fn planned(&self) -> Vec<PlannedStage> {
+        let graph = &self.graph;
+        let number = |task: usize| task as u64 + 1;
+        graph
+            .order()
+            .iter()
+            .map(|&stage| {
+                let tasks = graph.tasks_of(stage);
+                let pairs = tasks
+                    .clone()
+                    .filter_map(|t| Some((number(t), number(graph.each_predecessor(t)?))))
+                    .collect();
+                PlannedStage {
+                    name: self.stages[stage].name.clone(),
+                    first: number(tasks.start),
+                    last: tasks.end as u64,
+                    after: (graph.after_of(stage).iter())
+                        .map(|&s| self.stages[s].name.clone())
+                        .collect(),
+                    each_after: graph
+                        .each_after_of(stage)
+                        .map(|s| self.stages[s].name.clone()),
+                    pairs,
+                }
+            })
+            .collect()
+    }
+}
+
+/// How many `each_after` pairs a stage's line lists (`--json` has them all).
+const PAIRS_LISTED: usize = 4;
+
+/// The `--dry-run` lines of a pipeline: each stage, when it may start, and which task waits
+/// for which. Empty for a plain job.
+pub fn render_planned(stages: &[PlannedStage]) -> String {
+    if stages.is_empty() {
+        return String::new();
+    }
+    let range = |s: &PlannedStage| match s.first == s.last {
+        true => format!("task {}", s.first),
+        false => format!("tasks {}-{}", s.first, s.last),
+    };
+    let of = |name: &str| {
+        let stage = stages.iter().find(|s| s.name == name);
+        stage.map_or_else(|| name.to_string(), |s| format!("{name} ({})", range(s)))
+    };
+    let name_width = stages.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let range_width = stages.iter().map(|s| range(s).len()).max().unwrap_or(0);
+    let mut out = String::from("stages, in the order they can start:\n");
+    for stage in stages {
+        let mut waits = Vec::new();
+        if !stage.after.is_empty() {
+            let names: Vec<String> = stage.after.iter().map(|n| of(n)).collect();
+            waits.push(format!("after every task of {}", names.join(", ")));
+        }
+        if let Some(other) = &stage.each_after {
+            let listed: Vec<String> = (stage.pairs.iter().take(PAIRS_LISTED))
+                .map(|(task, before)| format!("{task} after {before}"))
+                .collect();
+            let more = stage.pairs.len().saturating_sub(PAIRS_LISTED);
+            let more = match more {
+                0 => String::new(),
+                n => format!(", ... ({n} more)"),
+            };
+            waits.push(format!(
+                "task by task after {}: {}{more}",
+                of(other),
+                listed.join(", ")
+            ));
+        }
+        if waits.is_empty() {
+            waits.push("starts at once".into());
+        }
+        out.push_str(&format!(
+            "  {:<name_width$}  {:<range_width$}  {}\n",
+            stage.name,
+            range(stage),
+            waits.join("; ")
+        ));
+    }
+    out.push_str("note: the plan above places every task as if none waited");
+    if stages.iter().any(|s| s.each_after.is_some()) {
+        out.push_str(
+            "; an each_after task goes to its predecessor's host when that host has a free slot",
+        );
+    }
+    out.push('\n');
+    out
 }
 
 /// The name of the stage task `seq` belongs to, from a run's saved stages (`None` for a
@@ -172,6 +291,7 @@ mod tests {
             env: vec![],
             retries: None,
             timeout: None,
+            staging: None,
         }
     }
 
@@ -192,6 +312,50 @@ mod tests {
         let (stage, position) = pipeline.locate(4);
         assert_eq!((stage.name.as_str(), position), ("work", 2));
         assert_eq!(stage.matrix.values_of(position), vec!["0.2"]);
+    }
+
+    /// prep (3) → work each_after prep (3), score (1) → reduce after work and score.
+    fn diamond() -> Pipeline {
+        let mut work = stage("work", "w", 3, Matrix::default());
+        work.each_after = Some("prep".into());
+        let mut reduce = stage("reduce", "r", 1, Matrix::default());
+        reduce.after = vec!["work".into(), "score".into()];
+        let stages = vec![
+            reduce,
+            stage("prep", "p", 3, Matrix::default()),
+            work,
+            stage("score", "s", 1, Matrix::default()),
+        ];
+        Pipeline::new(stages).unwrap()
+    }
+
+    #[test]
+    fn a_planned_pipeline_lists_its_stages_in_dependency_order_with_each_after_pairs() {
+        let planned = diamond().planned();
+        let names: Vec<&str> = planned.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["prep", "work", "score", "reduce"]);
+        assert_eq!(planned[1].pairs, [(5, 2), (6, 3), (7, 4)]);
+        assert_eq!((planned[3].first, planned[3].last), (1, 1));
+        insta::assert_snapshot!(render_planned(&planned));
+        let json = serde_json::to_value(&planned[1]).unwrap();
+        assert_eq!(json["pairs"], serde_json::json!([[5, 2], [6, 3], [7, 4]]));
+        assert!(json.get("after").is_none());
+    }
+
+    #[test]
+    fn a_long_each_after_stage_lists_its_first_pairs() {
+        let mut work = stage("work", "w", 6, Matrix::default());
+        work.each_after = Some("prep".into());
+        let pipeline = Pipeline::new(vec![stage("prep", "p", 6, Matrix::default()), work]);
+        let text = render_planned(&pipeline.unwrap().planned());
+        assert!(
+            text.contains("7 after 1, 8 after 2, 9 after 3, 10 after 4, ... (2 more)"),
+            "{text}"
+        );
+        assert_eq!(render_planned(&[]), "");
+        let plain = Pipeline::new(vec![stage("only", "o", 1, Matrix::default())]).unwrap();
+        let text = render_planned(&plain.planned());
+        assert!(!text.contains("each_after"), "{text}");
     }
 
     #[test]

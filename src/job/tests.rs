@@ -1037,3 +1037,88 @@ fn each_after_a_stage_of_another_size_points_at_each_after() {
         "job.toml:9:14: each_after needs the same number of tasks: stage `work` has 2, `prep` has 3"
     );
 }
+
+/// The rendered staging paths of task `seq`, as its stage's templates give them.
+fn staged_paths(job: &JobSpec, seq: u32) -> (Vec<String>, Vec<String>, bool) {
+    let staging = job.staging_of(seq);
+    let (stage, position) = job.pipeline.as_ref().unwrap().locate(seq);
+    let names = stage.matrix.names();
+    let prepared = crate::staging::Prepared::new(staging, &names).unwrap();
+    let task = &job.tasks[seq as usize - 1];
+    let params = stage.matrix.values_of(position);
+    let ctx = Context {
+        item: &task.item,
+        seq,
+        index: task.index,
+        host: "",
+        params: &params,
+    };
+    let plan = prepared.plan(&ctx, 1).unwrap();
+    (plan.inputs, plan.returns, plan.cleanup)
+}
+
+#[test]
+fn a_stage_s_staging_keys_replace_the_job_s_and_its_templates_see_its_own_matrix() {
+    let (_dir, overrides) = job_file(
+        "cleanup = true\nreturn = [\"out/{}\"]\n\n\
+         [[stage]]\nname = \"prep\"\narray = \"1-2\"\ncommand = \"true\"\n\n\
+         [[stage]]\nname = \"work\"\ncommand = \"true\"\nafter = [\"prep\"]\n\
+         transfer = [\"out/{shard}\"]\nreturn = [\"sums/{shard}-{p}\"]\ncleanup = false\n\
+         [stage.matrix]\nshard = [1, 2]\np = [\"x\"]\n",
+    );
+    let job = run(&overrides).unwrap();
+    assert!(job.stages_files());
+    // prep has no keys of its own: the job's.
+    assert_eq!(staged_paths(&job, 2), (vec![], vec!["out/2".into()], true));
+    // work's own, rendered with its axes.
+    let work = (vec!["out/2".into()], vec!["sums/2-x".into()], false);
+    assert_eq!(staged_paths(&job, 4), work);
+    // Saved and built again for `dts retry`, the stage stages alike.
+    let saved = job.pipeline.as_ref().unwrap().saved();
+    let again = Pipeline::from_saved(&saved).unwrap();
+    assert_eq!(
+        again.stages[1].staging,
+        job.pipeline.as_ref().unwrap().stages[1].staging
+    );
+}
+
+#[test]
+fn a_stage_path_that_leaves_the_task_directory_points_at_the_stage_s_key() {
+    let (_dir, overrides) = job_file(&format!(
+        "{PIPELINE_HEAD}[[stage]]\nname = \"work\"\ncommand = \"true\"\nafter = [\"prep\"]\n\
+         items = [\"ok\", \"../up\"]\ntransfer = [\"in/{{}}\", \"{{}}\"]\n"
+    ));
+    assert_eq!(
+        error(&overrides),
+        "job.toml:10:13: stage `work`: task 3: transfer 'in/{}': staged path \"in/../up\" leaves the task directory with `..`"
+    );
+}
+
+#[test]
+fn a_missing_basefile_is_refused_in_a_stage_that_waits_for_nothing_but_not_in_one_that_waits() {
+    let missing = "no-such-basefile.dat";
+    let (_dir, overrides) = job_file(&format!(
+        "[[stage]]\nname = \"prep\"\ncommand = \"true\"\nbasefiles = [\"{missing}\"]\n"
+    ));
+    let message = error(&overrides);
+    assert!(
+        message.starts_with("job.toml:4:14: stage `prep`: --basefile"),
+        "{message}"
+    );
+    // A later stage's basefile may be made by the stages it waits for.
+    let (_dir, overrides) = job_file(&format!(
+        "{PIPELINE_HEAD}[[stage]]\nname = \"work\"\ncommand = \"true\"\nafter = [\"prep\"]\n\
+         basefiles = [\"{missing}\"]\n"
+    ));
+    let job = run(&overrides).unwrap();
+    assert_eq!(staged_paths(&job, 2).0, [missing]);
+}
+
+#[test]
+fn a_stage_that_stages_files_refuses_a_workdir() {
+    let (_dir, overrides) = job_file(&format!(
+        "workdir = \"/tmp\"\n{PIPELINE_HEAD}[[stage]]\nname = \"work\"\ncommand = \"true\"\n\
+         transfer = [\"in\"]\n"
+    ));
+    assert!(error(&overrides).starts_with("`workdir` and file staging"));
+}

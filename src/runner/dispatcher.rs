@@ -252,17 +252,11 @@ impl Dispatcher {
                 ..ssh::Options::default()
             }),
         };
-        let staging = match cfg.job.staging.is_off() {
-            true => None,
-            false => {
+        let staging = match cfg.job.stages_files() {
+            false => None,
+            true => {
                 let names: Vec<String> = cfg.hosts.iter().map(|h| h.name.clone()).collect();
-                let stager = Stager::new(
-                    &cfg.run_id,
-                    &cfg.job.staging,
-                    &cfg.job.matrix.names(),
-                    &names,
-                )
-                .map_err(Error::Usage)?;
+                let stager = Stager::new(&cfg.run_id, &cfg.job, &names).map_err(Error::Usage)?;
                 Some(Arc::new(stager))
             }
         };
@@ -579,8 +573,8 @@ impl Dispatcher {
             Transport::Ssh => rt.shell,
             Transport::Local | Transport::Slurm { .. } => LoginShell::Sh,
         };
-        let staged_dir =
-            (self.staging.as_ref()).map(|s| s.workdir(t.index, self.tasks[task].attempt));
+        let staged_dir = (self.staging.as_ref())
+            .and_then(|s| s.workdir(t.seq, t.index, self.tasks[task].attempt));
         let task_script = TaskScript {
             env: &env,
             workdir: staged_dir.as_deref().or(job.workdir.as_deref()),

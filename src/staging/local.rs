@@ -32,7 +32,19 @@ pub enum Input {
 /// so a file many tasks need is read once.
 #[derive(Debug, Default)]
 pub struct Hashes {
-    known: Mutex<HashMap<PathBuf, (u64, i64, i64, String)>>,
+    known: Mutex<HashMap<PathBuf, (Stamp, String)>>,
+}
+
+/// What identifies a file's content between reads: size and modification time.
+pub type Stamp = (u64, i64, i64);
+
+/// A task's inputs as found: a file not read yet this run has an empty `hash` until it is
+/// read ([`Found::unhashed`]).
+#[derive(Debug, Default)]
+pub struct Found {
+    pub inputs: Vec<Input>,
+    /// Positions in `inputs` of the files to hash, with their full path and stamp.
+    pub unhashed: Vec<(usize, PathBuf, Stamp)>,
 }
 
 /// The content hash naming a file in a host's cache.
@@ -40,29 +52,27 @@ pub fn hash(bytes: &[u8]) -> String {
     format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
 }
 
-/// The same hash of a file, read in pieces (a large input is never held whole just to be
-/// hashed).
-fn hash_file(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut file = fs::File::open(path)?;
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match file.read(&mut buf)? {
-            0 => return Ok(format!("{:032x}", hasher.digest128())),
-            n => hasher.update(&buf[..n]),
-        }
-    }
+/// The stamp of a file, to tell whether it changed since it was found.
+pub fn stamp_of(meta: &fs::Metadata) -> Stamp {
+    (meta.len(), meta.mtime(), meta.mtime_nsec())
 }
 
 impl Hashes {
-    /// Finds `rel` (and, for a directory, everything under it) below `base`. A missing
-    /// input, a link inside a directory, or a device is an error naming the file.
-    pub fn inputs(&self, base: &Path, rel: &str, out: &mut Vec<Input>) -> Result<(), String> {
+    /// Finds `rel` (and, for a directory, everything under it) below `base`, without
+    /// reading: a file already read this run (same path, size and mtime) comes with its
+    /// hash. A missing input, a link inside a directory, or a device is an error naming
+    /// the file.
+    pub fn find(&self, base: &Path, rel: &str, found: &mut Found) -> Result<(), String> {
         let full = base.join(rel);
         // A named input may be a link to a file: its content is what is sent.
         let meta = fs::metadata(&full).map_err(|e| describe_missing(rel, &e))?;
-        self.add(&full, rel, &meta, out)
+        self.add(&full, rel, &meta, found)
+    }
+
+    /// Remembers the hash of `full` as it was at `stamp`.
+    pub fn remember(&self, full: &Path, stamp: Stamp, hash: &str) {
+        let mut known = self.known.lock().expect("not poisoned");
+        known.insert(full.to_path_buf(), (stamp, hash.to_string()));
     }
 
     fn add(
@@ -70,11 +80,11 @@ impl Hashes {
         full: &Path,
         rel: &str,
         meta: &fs::Metadata,
-        out: &mut Vec<Input>,
+        found: &mut Found,
     ) -> Result<(), String> {
         let mode = meta.permissions().mode() & 0o777;
         if meta.is_dir() {
-            out.push(Input::Dir {
+            found.inputs.push(Input::Dir {
                 path: rel.to_string(),
                 mode,
             });
@@ -98,43 +108,32 @@ impl Hashes {
                         "input '{child_rel}' is a symbolic link; only regular files and directories are staged"
                     ));
                 }
-                self.add(&child, &child_rel, &child_meta, out)?;
+                self.add(&child, &child_rel, &child_meta, found)?;
             }
             return Ok(());
         }
         if !meta.is_file() {
             return Err(format!("input '{rel}' is not a regular file or directory"));
         }
-        let stamp = (meta.len(), meta.mtime(), meta.mtime_nsec());
-        let remembered = self
-            .known
-            .lock()
-            .expect("not poisoned")
-            .get(full)
-            .filter(|k| (k.0, k.1, k.2) == stamp)
-            .map(|k| k.3.clone());
-        let hash = match remembered {
-            Some(hash) => hash,
-            None => {
-                let hash = hash_file(full).map_err(|e| describe_missing(rel, &e))?;
-                self.known.lock().expect("not poisoned").insert(
-                    full.to_path_buf(),
-                    (stamp.0, stamp.1, stamp.2, hash.clone()),
-                );
-                hash
-            }
-        };
-        out.push(Input::File {
+        let stamp = stamp_of(meta);
+        let remembered = (self.known.lock().expect("not poisoned").get(full))
+            .filter(|(known, _)| *known == stamp)
+            .map(|(_, hash)| hash.clone());
+        if remembered.is_none() {
+            let at = found.inputs.len();
+            found.unhashed.push((at, full.to_path_buf(), stamp));
+        }
+        found.inputs.push(Input::File {
             path: rel.to_string(),
             mode,
-            hash,
+            hash: remembered.unwrap_or_default(),
             len: stamp.0,
         });
         Ok(())
     }
 }
 
-fn describe_missing(rel: &str, e: &std::io::Error) -> String {
+pub(super) fn describe_missing(rel: &str, e: &std::io::Error) -> String {
     match e.kind() {
         ErrorKind::NotFound => format!("input file '{rel}' is missing"),
         _ => format!("cannot read input file '{rel}': {e}"),
@@ -306,27 +305,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let hashes = Hashes::default();
         let error = hashes
-            .inputs(dir.path(), "nope.txt", &mut Vec::new())
+            .find(dir.path(), "nope.txt", &mut Found::default())
             .unwrap_err();
         assert_eq!(error, "input file 'nope.txt' is missing");
         fs::create_dir(dir.path().join("d")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("d/l")).unwrap();
-        let error = hashes.inputs(dir.path(), "d", &mut Vec::new()).unwrap_err();
+        let error = hashes
+            .find(dir.path(), "d", &mut Found::default())
+            .unwrap_err();
         assert!(error.contains("'d/l' is a symbolic link"), "{error}");
     }
 
     #[test]
-    fn a_file_is_hashed_in_pieces_as_a_whole_and_remembered() {
+    fn a_file_read_once_comes_with_its_hash_until_it_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-        fs::write(dir.path().join("a"), &big).unwrap();
+        let path = dir.path().join("a");
+        fs::write(&path, b"one").unwrap();
         let hashes = Hashes::default();
-        let mut found = Vec::new();
-        hashes.inputs(dir.path(), "a", &mut found).unwrap();
-        let Input::File { hash: first, .. } = &found[0] else {
-            unreachable!()
-        };
-        assert_eq!(*first, hash(&big));
-        assert_eq!(hashes.known.lock().unwrap().len(), 1);
+        let mut found = Found::default();
+        hashes.find(dir.path(), "a", &mut found).unwrap();
+        let (at, full, stamp) = found.unhashed[0].clone();
+        assert_eq!((at, &full), (0, &path));
+        hashes.remember(&full, stamp, &hash(b"one"));
+        let mut again = Found::default();
+        hashes.find(dir.path(), "a", &mut again).unwrap();
+        assert!(again.unhashed.is_empty());
+        assert!(matches!(&again.inputs[0], Input::File { hash: h, .. } if *h == hash(b"one")));
+        fs::write(&path, b"two!").unwrap();
+        let mut changed = Found::default();
+        hashes.find(dir.path(), "a", &mut changed).unwrap();
+        assert_eq!(changed.unhashed.len(), 1, "a new size is a new content");
     }
 }

@@ -7,7 +7,9 @@
 //! - [`path`]: which paths may be staged (relative, inside the task directory);
 //! - [`frame`]: the framing that carries files, parsed strictly in both directions;
 //! - [`script`]: the POSIX `sh` helpers that unpack and pack on the host;
-//! - [`local`]: reading inputs and writing returned files on this machine, strictly;
+//! - [`local`]: finding inputs and writing returned files on this machine, strictly;
+//! - [`stream`]: the stream of new contents and the manifest a stage-in helper reads, each
+//!   input read once;
 //! - [`relay`]: the connection decorator that runs the helpers around each staged launch
 //!   (the dispatcher only sees launches that start and exit, as for any task).
 //!
@@ -17,12 +19,17 @@
 //! task runs in `t/INDEX.ATTEMPT/`, where its inputs are hard links into `c/` at their
 //! relative paths. `--cleanup` removes a task's directory after it and the run directory
 //! at the end of the run.
+//!
+//! In a pipeline each stage stages its own way (its keys over the job's, resolved in
+//! `job::staged`); tasks never share a directory, so files pass from stage to stage through
+//! the submitter's working directory: returned by one stage, transferred by a later one.
 
 pub mod frame;
 pub mod local;
 pub mod path;
 pub mod relay;
 pub mod script;
+pub mod stream;
 
 use std::path::PathBuf;
 
@@ -72,6 +79,8 @@ pub struct Prepared {
     basefiles: Vec<String>,
     pub cleanup: bool,
     pub local_dir: PathBuf,
+    /// How errors name the transfer and return templates: the flags, or the job file's keys.
+    names: [&'static str; 2],
 }
 
 /// What one attempt of one task stages: paths relative to its task directory.
@@ -113,19 +122,26 @@ impl Prepared {
                 .local_dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(".")),
+            names: ["--transfer-file", "--return"],
         })
+    }
+
+    /// The same, its errors naming the job file's keys (`transfer`, `return`).
+    pub fn named_as_keys(mut self) -> Prepared {
+        self.names = ["transfer", "return"];
+        self
     }
 
     /// The plan of one attempt; an error names the template and the path it gave.
     pub fn plan(&self, ctx: &Context<'_>, attempt: u32) -> Result<TaskPlan, String> {
         let mut inputs = self.basefiles.clone();
-        for path in render_all("--transfer-file", &self.transfer, ctx)? {
+        for path in render_all(self.names[0], &self.transfer, ctx)? {
             if !inputs.contains(&path) {
                 inputs.push(path);
             }
         }
         let mut returns = Vec::new();
-        for path in render_all("--return", &self.returns, ctx)? {
+        for path in render_all(self.names[1], &self.returns, ctx)? {
             if !returns.contains(&path) {
                 returns.push(path);
             }

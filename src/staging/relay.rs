@@ -23,9 +23,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::local::{Hashes, Input, was_asked, write_returned};
-use super::{Prepared, STAGING_FAILED, Staging, TaskPlan, frame, script};
-use crate::job::Context;
+use super::local::{Found, Hashes, Input, was_asked, write_returned};
+use super::{Prepared, STAGING_FAILED, Staging, TaskPlan, frame, script, stream};
+use crate::job::{Context, JobSpec};
 use crate::transport::{
     Command, ConnHandle, ConnId, Event, EventSender, ExitStatus, HelperOutput, LaunchId, Stream,
 };
@@ -111,10 +111,22 @@ impl Drop for Busy<'_> {
     }
 }
 
+/// The tasks `seqs` (1-based) and what they stage (`None`: nothing; they run where
+/// unstaged tasks do).
+struct Part {
+    seqs: std::ops::RangeInclusive<u32>,
+    prepared: Option<Prepared>,
+}
+
 /// What the connections of a staged run share.
 pub struct Stager {
     run_id: String,
-    prepared: Prepared,
+    /// A plain job's one part, or a pipeline's stages in order.
+    parts: Vec<Part>,
+    /// Where relative paths start on this machine (the submitter's working directory).
+    local_dir: std::path::PathBuf,
+    /// Every part that stages cleans up: the run's directory goes at the end.
+    cleanup_run: bool,
     hashes: Hashes,
     plans: Mutex<HashMap<LaunchId, Result<TaskPlan, String>>>,
     hosts: Vec<HostStage>,
@@ -129,15 +141,19 @@ enum StageError {
 }
 
 impl Stager {
-    pub fn new(
-        run_id: &str,
-        staging: &Staging,
-        params: &[String],
-        hosts: &[String],
-    ) -> Result<Stager, String> {
+    /// The stager of `job`'s run (which must stage files) over `hosts`.
+    pub fn new(run_id: &str, job: &JobSpec, hosts: &[String]) -> Result<Stager, String> {
+        let parts = parts(job)?;
+        let staged = || parts.iter().filter_map(|p| p.prepared.as_ref());
+        let local_dir = staged()
+            .next()
+            .map_or_else(|| std::path::PathBuf::from("."), |p| p.local_dir.clone());
+        let cleanup_run = staged().all(|p| p.cleanup);
         Ok(Stager {
             run_id: run_id.to_string(),
-            prepared: Prepared::new(staging, params)?,
+            parts,
+            local_dir,
+            cleanup_run,
             hashes: Hashes::default(),
             plans: Mutex::default(),
             hosts: hosts
@@ -158,15 +174,26 @@ impl Stager {
         })
     }
 
-    /// Where attempt `attempt` of task `index` runs on its host.
-    pub fn workdir(&self, index: u64, attempt: u32) -> String {
-        super::task_workdir(&self.run_id, index, attempt)
+    /// What task `seq` stages, if anything.
+    fn prepared_for(&self, seq: u32) -> Option<&Prepared> {
+        let part = self.parts.iter().find(|p| p.seqs.contains(&seq));
+        part.and_then(|p| p.prepared.as_ref())
     }
 
-    /// Records what launch `id` stages; its `Launch` command follows on a relayed
-    /// connection.
+    /// Where attempt `attempt` of task `seq` (numbered `index`) runs on its host, if it
+    /// stages files.
+    pub fn workdir(&self, seq: u32, index: u64, attempt: u32) -> Option<String> {
+        self.prepared_for(seq)?;
+        Some(super::task_workdir(&self.run_id, index, attempt))
+    }
+
+    /// Records what launch `id` stages, if it stages anything; its `Launch` command
+    /// follows on a relayed connection.
     pub fn expect(&self, id: LaunchId, ctx: &Context<'_>, attempt: u32) {
-        let plan = self.prepared.plan(ctx, attempt);
+        let Some(prepared) = self.prepared_for(ctx.seq) else {
+            return;
+        };
+        let plan = prepared.plan(ctx, attempt);
         self.plans.lock().expect("not poisoned").insert(id, plan);
     }
 
@@ -213,6 +240,35 @@ impl Stager {
     fn stats_of(&self, host: usize, change: impl FnOnce(&mut HostStats)) {
         change(&mut self.hosts[host].stats.lock().expect("not poisoned"));
     }
+}
+
+/// A plain job stages alike for every task; a pipeline's stages each their own way, with
+/// their own matrix axes as placeholders.
+fn parts(job: &JobSpec) -> Result<Vec<Part>, String> {
+    let prepare = |staging: &Staging, params: &[String]| match staging.is_off() {
+        true => Ok(None),
+        false => Prepared::new(staging, params).map(Some),
+    };
+    let Some(pipeline) = &job.pipeline else {
+        // Every task, whatever its number: a retry's job holds only the tasks it runs again.
+        return Ok(vec![Part {
+            seqs: 1..=u32::MAX,
+            prepared: prepare(&job.staging, &job.matrix.names())?,
+        }]);
+    };
+    let mut first = 1;
+    let mut parts = Vec::with_capacity(pipeline.stages.len());
+    for stage in &pipeline.stages {
+        let staging = stage.staging.as_ref().unwrap_or(&job.staging);
+        let end = first + stage.tasks as u32;
+        parts.push(Part {
+            seqs: first..=end - 1,
+            prepared: prepare(staging, &stage.matrix.names())
+                .map_err(|e| format!("stage `{}`: {e}", stage.name))?,
+        });
+        first = end;
+    }
+    Ok(parts)
 }
 
 async fn futures_join(handles: Vec<JoinHandle<()>>) {
@@ -492,14 +548,22 @@ async fn stage_in(ctx: &Ctx, plan: &TaskPlan) -> Result<(), StageError> {
     ctx.stage().used.store(true, Ordering::SeqCst);
     let stager = ctx.stager.clone();
     let paths = plan.inputs.clone();
-    let inputs = blocking(move || {
-        let mut inputs = Vec::new();
+    let mut found = blocking(move || {
+        let mut found = Found::default();
         for path in &paths {
-            stager
-                .hashes
-                .inputs(&stager.prepared.local_dir, path, &mut inputs)?;
+            (stager.hashes).find(&stager.local_dir, path, &mut found)?;
         }
-        Ok(inputs)
+        Ok(found)
+    })
+    .await?;
+    let may_send = unsent_bytes(ctx.stage(), &found.inputs);
+    let weight = ((may_send >> 20) as u32).min(IN_FLIGHT_MIB);
+    // Held until the host has it all; a closed semaphore never happens (never closed).
+    let _turn = ctx.stage().in_flight.acquire_many(weight).await;
+    let stager = ctx.stager.clone();
+    let (building, inputs) = blocking(move || {
+        let building = stream::read_unhashed(&mut found, &stager.hashes, may_send)?;
+        Ok((building, found.inputs))
     })
     .await?;
     let claims = claim(ctx.stage(), &inputs);
@@ -514,18 +578,9 @@ async fn stage_in(ctx: &Ctx, plan: &TaskPlan) -> Result<(), StageError> {
         }
     }
     let hashes: Vec<String> = claims.send.iter().map(|(h, _)| h.clone()).collect();
-    let sending: u64 = inputs
-        .iter()
-        .filter_map(|i| match i {
-            Input::File { hash, len, .. } if hashes.contains(hash) => Some(*len),
-            _ => None,
-        })
-        .sum();
-    let weight = ((sending >> 20) as u32).min(IN_FLIGHT_MIB);
-    // Held until the host has it all; a closed semaphore never happens (never closed).
-    let _turn = ctx.stage().in_flight.acquire_many(weight).await;
     let stager = ctx.stager.clone();
-    let built = blocking(move || stream(&stager.prepared.local_dir, inputs, &hashes)).await;
+    let built =
+        blocking(move || stream::complete(&stager.local_dir, building, &inputs, &hashes)).await;
     let stream = match built {
         Ok(stream) => stream,
         Err(e) => {
@@ -557,64 +612,21 @@ async fn stage_in(ctx: &Ctx, plan: &TaskPlan) -> Result<(), StageError> {
     }
 }
 
-/// The stream for the stage-in helper: the contents in `send` (each once), the end marker,
-/// then the manifest placing every input.
-fn stream(base: &std::path::Path, inputs: Vec<Input>, send: &[String]) -> Result<Vec<u8>, String> {
-    let mut pending: HashSet<&str> = send.iter().map(String::as_str).collect();
-    // One allocation for the whole stream: growing it by doubling would copy large inputs
-    // several times over.
-    let mut sized = pending.clone();
-    let capacity: u64 = inputs
+/// Bytes of the contents a task may send to a host: those not read yet this run (their
+/// hash is unknown), and those the host neither has nor is being sent; each once.
+fn unsent_bytes(stage: &HostStage, inputs: &[Input]) -> u64 {
+    let cache = stage.cache.lock().expect("not poisoned");
+    let mut seen = HashSet::new();
+    inputs
         .iter()
-        .map(|i| match i {
-            Input::File { hash, len, .. } if sized.remove(hash.as_str()) => len + 80,
-            _ => 0,
-        })
-        .sum();
-    let mut out = Vec::with_capacity(capacity as usize + 2);
-    let mut manifest = String::new();
-    for input in inputs {
-        match input {
-            Input::Dir { path, mode } => manifest.push_str(&format!("- {mode:o} {path}\n")),
-            Input::File {
-                path,
-                mode,
-                hash,
-                len,
-            } => {
-                manifest.push_str(&format!("{hash} {mode:o} {path}\n"));
-                if !pending.remove(hash.as_str()) {
-                    continue;
-                }
-                frame::file_header(&format!("c/{hash}"), mode, len, &mut out);
-                append_file(&base.join(&path), &path, &hash, len, &mut out)?;
+        .filter_map(|input| match input {
+            Input::File { hash, len, .. } if hash.is_empty() => Some(*len),
+            Input::File { hash, len, .. } if !cache.contains_key(hash) && seen.insert(hash) => {
+                Some(*len)
             }
-        }
-    }
-    frame::finish(&mut out);
-    out.extend_from_slice(manifest.as_bytes());
-    Ok(out)
-}
-
-/// Reads an input (hashed before it was claimed) straight into the stream, checking it is
-/// unchanged.
-fn append_file(
-    full: &std::path::Path,
-    path: &str,
-    hash: &str,
-    len: u64,
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
-    use std::io::Read;
-    let start = out.len();
-    std::fs::File::open(full)
-        .and_then(|mut file| file.read_to_end(out))
-        .map_err(|e| format!("cannot read input file '{path}': {e}"))?;
-    let read = &out[start..];
-    if read.len() as u64 != len || super::local::hash(read) != hash {
-        return Err(format!("input file '{path}' changed while it was staged"));
-    }
-    Ok(())
+            _ => None,
+        })
+        .sum()
 }
 
 async fn finish_launch(ctx: Ctx, id: LaunchId, status: ExitStatus, at: Instant, plan: TaskPlan) {
@@ -667,7 +679,7 @@ async fn bring_back(ctx: &Ctx, plan: &TaskPlan) -> Result<(), StageError> {
                 "refusing the returned files: '{stray}' was not asked for"
             ));
         }
-        write_returned(&stager.prepared.local_dir, &entries).map(|_| ())
+        write_returned(&stager.local_dir, &entries).map(|_| ())
     })
     .await
 }
@@ -699,7 +711,7 @@ fn helper_failure(what: &str, output: &HelperOutput) -> String {
 /// At the end of the run: the run's directory goes (`--cleanup`), then the connection.
 async fn close(ctx: Ctx) {
     let stage = ctx.stage();
-    let remove = ctx.stager.prepared.cleanup
+    let remove = ctx.stager.cleanup_run
         && stage.used.load(Ordering::SeqCst)
         && !stage.cleaned.swap(true, Ordering::SeqCst);
     if remove {
@@ -751,7 +763,12 @@ mod tests {
 
     #[test]
     fn helpers_running_at_once_count_once_in_a_host_s_busy_time() {
-        let stager = Stager::new("r", &Staging::default(), &[], &["h".into()]).unwrap();
+        let overrides = crate::job::Overrides {
+            command: vec!["true".into()],
+            ..Default::default()
+        };
+        let job = crate::job::build(&overrides, &mut std::io::empty()).unwrap();
+        let stager = Stager::new("r", &job, &["h".into()]).unwrap();
         let stage = &stager.hosts[0];
         let first = Busy::start(stage);
         let second = Busy::start(stage);
