@@ -12,6 +12,8 @@ need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v pgrep >/dev/null || need+=(procps)
+# Warm workers are Perl (perl-base is essential on Debian, so this is for other bases).
+command -v perl >/dev/null || need+=(perl-base)
 command -v ip >/dev/null || need+=(iproute2)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 # tests/slurm.rs starts a real Slurm (munged, slurmctld, slurmd) on localhost.
@@ -29,3 +31,6 @@ cargo clippy --version >/dev/null 2>&1 || rustup component add clippy rustfmt
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked
+# SSH hosts run warm workers by default; the semantics, SSH and fault suites run again on
+# per-task channels, which every host without perl falls back to.
+DTS_EXECUTION=per-task cargo test --locked --test semantics --test ssh --test faults

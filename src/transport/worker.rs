@@ -426,11 +426,11 @@ mod tests {
         Some(results)
     }
 
-    /// Regression (issue 15): the worker wrote a task's end record while the task's watcher,
-    /// KILLed in the sweep but not yet scheduled, was still inside `read` on the worker's
-    /// stdin; the next frame's first byte then completed that read and was lost, and the slot
-    /// hung waiting for the rest of a frame. It took 20 to 1,200 back-to-back tasks on pipes.
-    /// Now the worker waits until the watcher is a zombie or gone before writing the record.
+    /// Regression (issue 15): the first (bash) worker wrote a task's end record while the
+    /// task's watcher, KILLed in the sweep but not yet scheduled, was still inside `read` on
+    /// the worker's stdin; the next frame's first byte then completed that read and was
+    /// lost, and the slot hung waiting for the rest of a frame. It took 20 to 1,200
+    /// back-to-back tasks on pipes. The Perl worker is its stdin's only reader.
     #[test]
     fn a_killed_watcher_never_eats_the_next_frame() {
         let commands = vec!["echo hi"; 1500];

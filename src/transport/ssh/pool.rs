@@ -75,9 +75,15 @@ enum Work {
 }
 
 /// A warm worker channel: whether it said [`worker::READY`], and its task.
+/// How long a worker may take to print its ready line (Perl starts in milliseconds).
+const WORKER_START_LIMIT: Duration = Duration::from_secs(20);
+
 #[derive(Default)]
 struct WorkerSlot {
     ready: bool,
+    /// When its channel was added; a worker that is not ready [`WORKER_START_LIMIT`] later
+    /// never will be (a host whose `perl` hangs).
+    opened: Option<Instant>,
     /// Its stdout until the ready line.
     head: Vec<u8>,
     task: Option<WarmTask>,
@@ -318,6 +324,7 @@ impl Pool {
             self.keepalive()?;
             self.heartbeat();
             self.check_liveness()?;
+            self.check_worker_start();
             if !progress {
                 self.wait(wake);
             }
@@ -528,6 +535,20 @@ impl Pool {
         }
     }
 
+    /// A worker still not ready long after its channel opened: the host runs per-task.
+    fn check_worker_start(&mut self) {
+        let late = self.chans.iter().any(|c| {
+            matches!(&c.work, Work::Worker(w) if !w.ready
+                && w.opened.is_some_and(|at| at.elapsed() > WORKER_START_LIMIT))
+        });
+        if late {
+            self.fall_back(&format!(
+                "no worker ready after {}s",
+                WORKER_START_LIMIT.as_secs()
+            ));
+        }
+    }
+
     /// A worker could not start on this host: its tasks get per-task channels from now on.
     fn fall_back(&mut self, why: &str) {
         if !self.warm {
@@ -600,7 +621,10 @@ impl Pool {
                 id, script, input, ..
             } => (Work::Task(id), Some(script), input),
             Job::Worker => (
-                Work::Worker(Box::default()),
+                Work::Worker(Box::new(WorkerSlot {
+                    opened: Some(Instant::now()),
+                    ..WorkerSlot::default()
+                })),
                 Some(worker::worker_command()),
                 Vec::new(),
             ),
