@@ -30,7 +30,7 @@ lab 16
   echo '[defaults]'; echo 'user = "dtsbench"'; echo "identity = \"$LAB/userkey\""
   echo "known_hosts = \"$LAB/known_hosts\""; echo 'slots = 2'
   for i in $(seq 1 16); do for n in 1 2 3 4; do
-    printf '\n[[host]]\nname = "s%02d-%d"\naddress = "127.0.0.%s"\nport = %s\n' "$i" "$n" $((i+1)) $((2200+i))
+    printf '\n[[host]]\nname = "s%02d-%d"\naddress = "%s.%s"\nport = %s\n' "$i" "$n" "${LAB_NET:-127.0.0}" $((i+1)) $((${LAB_PORT:-2200}+i))
   done; done
 } > "$LAB/hosts64.toml"
 measure "64 names x 2 slots" 20000 "$LAB/hosts64.toml"
