@@ -875,6 +875,9 @@ impl Dispatcher {
         );
         let recorded = self.store.host(&name, slots, "up", None);
         self.record(recorded);
+        let gpus = self.hosts[conn.host].gpus();
+        let recorded = self.store.host_gpus(&name, gpus);
+        self.record(recorded);
         self.connector.want_more(conn.host);
         if !self.dispatching && !self.window_armed {
             self.window_armed = true;
