@@ -1042,7 +1042,7 @@ impl Dispatcher {
             Event::Exited { id, status, at } => self.exited(id, status, at),
             Event::Refused { id, reason } => self.launch_undone(id, &reason),
             Event::Probed { conn, probe } => {
-                self.hosts[conn.host].probed(probe);
+                self.hosts[conn.host].reprobed(probe);
                 self.views[conn.host] = self.hosts[conn.host].view();
                 self.say_if_all_gated();
             }
@@ -1575,9 +1575,10 @@ impl Dispatcher {
                     }
                 }
                 Timer::Probe => {
-                    for rt in &self.hosts {
+                    for rt in &mut self.hosts {
                         if let Some(conn) = rt.up_conn() {
                             conn.handle.send(Command::Probe);
+                            rt.probe_asked();
                         }
                     }
                     self.arm(Timer::Probe);
