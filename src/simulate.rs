@@ -252,7 +252,12 @@ impl<'a> Sim<'a> {
         }
         self.stop(launch);
         let task = self.tasks[run.task];
-        self.placement.observe(task.work);
+        self.placement.finished(
+            run.task as u32,
+            run.host,
+            run.finished - run.started,
+            &self.views,
+        );
         self.recent.push_back(run.finished - run.started);
         if self.recent.len() > RECENT_RUNS {
             self.recent.pop_front();

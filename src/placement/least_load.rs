@@ -24,6 +24,7 @@
 use super::HostView;
 use super::durations::Durations;
 use super::fifo::{Backlog, ChooseHost};
+use super::speed::Recheck;
 
 /// How much expected overrun of the run's end a slow host may risk per task, in units of
 /// the time the faster hosts save by not running it. Chosen on seeds 13–48 of the
@@ -34,6 +35,8 @@ pub const RISK: f64 = 4.0;
 pub struct LeastLoad {
     /// Work of the tasks that finished so far (see [`super::Placement::observe`]).
     durations: Durations,
+    /// Host speeds re-checked by this run's finished tasks of known work.
+    recheck: Recheck,
 }
 
 /// How loaded a host would be relative to its capacity; lower is better.
@@ -140,10 +143,14 @@ impl LeastLoad {
 
 impl ChooseHost for LeastLoad {
     fn choose(&mut self, hosts: &[HostView], backlog: &Backlog) -> Option<usize> {
+        let rechecked = self.recheck.apply(hosts);
+        let hosts = rechecked.as_deref().unwrap_or(hosts);
         Self::least_pressed(hosts, |h| self.worth_starting(hosts, h, backlog))
     }
 
     fn choose_known(&mut self, hosts: &[HostView], backlog: &Backlog, work: f64) -> Option<usize> {
+        let rechecked = self.recheck.apply(hosts);
+        let hosts = rechecked.as_deref().unwrap_or(hosts);
         Self::least_pressed(hosts, |h| {
             self.worth_starting_known(hosts, h, backlog, work)
         })
@@ -151,6 +158,17 @@ impl ChooseHost for LeastLoad {
 
     fn observe(&mut self, work: f64) {
         self.durations.observe(work);
+    }
+
+    /// Re-checks the host's speed when the task's work is known, then learns the task's
+    /// work at the host's speed as re-checked.
+    fn finished(&mut self, hosts: &[HostView], host: usize, seconds: f64, work: Option<f64>) {
+        let Some(view) = hosts.get(host) else { return };
+        if let Some(work) = work {
+            self.recheck.observe(hosts, host, work, seconds);
+        }
+        let speed = effective_speed(view) * self.recheck.correction(host);
+        self.durations.observe(seconds * speed);
     }
 }
 
@@ -243,6 +261,35 @@ mod tests {
             Some((0, 0)),
             "the long one to the fast host once it frees"
         );
+    }
+
+    #[test]
+    fn a_host_the_run_finds_slow_is_treated_as_slow_though_its_weight_said_otherwise() {
+        // Both hosts weigh 1, but h1's tasks of known work take four times as long: once
+        // enough of them finished, a known long task waits for h0 rather than start on h1.
+        let mut hosts = vec![up(4), up(4)];
+        let mut p = Fifo::new(LeastLoad::default());
+        let mut work = vec![Some(1.0); 40];
+        work.push(Some(40.0));
+        work.extend(std::iter::repeat_n(Some(1.0), 10));
+        p.know_work(&work);
+        for id in 0..40 {
+            p.finished(id, (id % 2) as usize, if id % 2 == 0 { 1.0 } else { 4.0 }, &hosts);
+        }
+        for id in 40..51 {
+            p.push(crate::placement::TaskRef { id, key: 0 });
+        }
+        hosts[0].running = 4;
+        assert_eq!(
+            p.next(&hosts),
+            Some((41, 1)),
+            "a short task goes to the host found slow, the long one waits"
+        );
+        // Without the run's evidence the long task would start there at once.
+        let mut fresh = Fifo::new(LeastLoad::default());
+        fresh.know_work(&work);
+        fresh.push(crate::placement::TaskRef { id: 40, key: 0 });
+        assert_eq!(fresh.next(&hosts), Some((40, 1)));
     }
 
     #[test]

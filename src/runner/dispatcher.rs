@@ -1194,9 +1194,9 @@ impl Dispatcher {
         self.tasks[launch.task].last_run = Some((launch.host, started, at));
         if outcome == Outcome::Succeeded {
             let run_s = at.saturating_duration_since(started).as_secs_f64();
-            // Work in speed-1 seconds, as `dts simulate` reports it to placement.
-            let speed = placement::effective_speed(&self.views[launch.host]);
-            self.placement.observe(run_s * speed);
+            let task = launch.task as u32;
+            self.placement
+                .finished(task, launch.host, run_s, &self.views);
             self.recent_runs.push_back(run_s);
             if self.recent_runs.len() > RECENT_RUNS {
                 self.recent_runs.pop_front();
