@@ -274,7 +274,12 @@ mod tests {
         work.extend(std::iter::repeat_n(Some(1.0), 10));
         p.know_work(&work);
         for id in 0..40 {
-            p.finished(id, (id % 2) as usize, if id % 2 == 0 { 1.0 } else { 4.0 }, &hosts);
+            p.finished(
+                id,
+                (id % 2) as usize,
+                if id % 2 == 0 { 1.0 } else { 4.0 },
+                &hosts,
+            );
         }
         for id in 40..51 {
             p.push(crate::placement::TaskRef { id, key: 0 });
