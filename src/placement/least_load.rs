@@ -66,15 +66,25 @@ struct Faster {
 }
 
 impl LeastLoad {
+    /// Host `h`'s effective speed with the run's re-check applied to its weight.
+    fn speed(&self, hosts: &[HostView], h: usize) -> f64 {
+        effective_speed(&hosts[h]) * self.recheck.correction(h)
+    }
+
+    /// Host `h`'s [`pressure`] with the run's re-check applied to its weight.
+    fn pressure(&self, hosts: &[HostView], h: usize) -> f64 {
+        pressure(&hosts[h]) / self.recheck.correction(h)
+    }
+
     /// The open hosts faster than `h`; `None` when there are none.
-    fn faster_than(hosts: &[HostView], h: usize) -> Option<Faster> {
-        let speed = effective_speed(&hosts[h]);
+    fn faster_than(&self, hosts: &[HostView], h: usize) -> Option<Faster> {
+        let speed = self.speed(hosts, h);
         let mut faster = Faster {
             capacity: 0.0,
             fastest: 0.0,
         };
         for (g, host) in hosts.iter().enumerate() {
-            let e = effective_speed(host);
+            let e = self.speed(hosts, g);
             if g != h && open(host) && e > speed {
                 faster.capacity += f64::from(host.slots) * e;
                 faster.fastest = faster.fastest.max(e);
@@ -84,11 +94,10 @@ impl LeastLoad {
     }
 
     /// The time all open hosts need for `work` (speed-1 seconds): what is left of the run.
-    fn time_left(hosts: &[HostView], work: f64) -> f64 {
-        let capacity: f64 = hosts
-            .iter()
-            .filter(|v| open(v))
-            .map(|v| f64::from(v.slots) * effective_speed(v))
+    fn time_left(&self, hosts: &[HostView], work: f64) -> f64 {
+        let capacity: f64 = (0..hosts.len())
+            .filter(|&g| open(&hosts[g]))
+            .map(|g| f64::from(hosts[g].slots) * self.speed(hosts, g))
             .sum();
         work / capacity.max(f64::MIN_POSITIVE)
     }
@@ -96,12 +105,12 @@ impl LeastLoad {
     /// Whether a task of unknown length is better started on `h` now than left for faster
     /// hosts.
     fn worth_starting(&self, hosts: &[HostView], h: usize, backlog: &Backlog) -> bool {
-        let Some(faster) = Self::faster_than(hosts, h) else {
+        let Some(faster) = self.faster_than(hosts, h) else {
             return true;
         };
-        let speed = effective_speed(&hosts[h]);
+        let speed = self.speed(hosts, h);
         let mean = self.durations.mean().unwrap_or(1.0);
-        let left = Self::time_left(hosts, backlog.work(mean));
+        let left = self.time_left(hosts, backlog.work(mean));
         match self.durations.excess_over(speed * left) {
             Some(excess) => excess / speed <= RISK * mean / faster.capacity,
             None => 1.0 / speed <= left + 1.0 / faster.fastest,
@@ -117,22 +126,26 @@ impl LeastLoad {
         backlog: &Backlog,
         work: f64,
     ) -> bool {
-        let Some(faster) = Self::faster_than(hosts, h) else {
+        let Some(faster) = self.faster_than(hosts, h) else {
             return true;
         };
         let mean = self.durations.mean().unwrap_or(1.0);
-        let left = Self::time_left(hosts, backlog.work(mean));
-        work / effective_speed(&hosts[h]) <= left + work / faster.fastest
+        let left = self.time_left(hosts, backlog.work(mean));
+        work / self.speed(hosts, h) <= left + work / faster.fastest
     }
 
     /// The least-pressed free host that passes `worth`.
-    fn least_pressed(hosts: &[HostView], mut worth: impl FnMut(usize) -> bool) -> Option<usize> {
+    fn least_pressed(
+        &self,
+        hosts: &[HostView],
+        mut worth: impl FnMut(usize) -> bool,
+    ) -> Option<usize> {
         let mut best: Option<(usize, f64)> = None;
         for (i, host) in hosts.iter().enumerate() {
             if host.free() == 0 {
                 continue;
             }
-            let p = pressure(host);
+            let p = self.pressure(hosts, i);
             if best.is_none_or(|(_, b)| p < b) && worth(i) {
                 best = Some((i, p));
             }
@@ -143,15 +156,11 @@ impl LeastLoad {
 
 impl ChooseHost for LeastLoad {
     fn choose(&mut self, hosts: &[HostView], backlog: &Backlog) -> Option<usize> {
-        let rechecked = self.recheck.apply(hosts);
-        let hosts = rechecked.as_deref().unwrap_or(hosts);
-        Self::least_pressed(hosts, |h| self.worth_starting(hosts, h, backlog))
+        self.least_pressed(hosts, |h| self.worth_starting(hosts, h, backlog))
     }
 
     fn choose_known(&mut self, hosts: &[HostView], backlog: &Backlog, work: f64) -> Option<usize> {
-        let rechecked = self.recheck.apply(hosts);
-        let hosts = rechecked.as_deref().unwrap_or(hosts);
-        Self::least_pressed(hosts, |h| {
+        self.least_pressed(hosts, |h| {
             self.worth_starting_known(hosts, h, backlog, work)
         })
     }
@@ -163,12 +172,13 @@ impl ChooseHost for LeastLoad {
     /// Re-checks the host's speed when the task's work is known, then learns the task's
     /// work at the host's speed as re-checked.
     fn finished(&mut self, hosts: &[HostView], host: usize, seconds: f64, work: Option<f64>) {
-        let Some(view) = hosts.get(host) else { return };
+        if host >= hosts.len() {
+            return;
+        }
         if let Some(work) = work {
             self.recheck.observe(hosts, host, work, seconds);
         }
-        let speed = effective_speed(view) * self.recheck.correction(host);
-        self.durations.observe(seconds * speed);
+        self.durations.observe(seconds * self.speed(hosts, host));
     }
 }
 

@@ -95,6 +95,8 @@ pub const PRIOR_TASKS: f64 = 4.0;
 pub struct Recheck {
     /// Per host: Σ ln(measured / expected) and the tasks that gave it.
     evidence: Vec<(f64, f64)>,
+    /// Per host: the correction those give, kept so that a decision reads it cheaply.
+    factors: Vec<f64>,
 }
 
 impl Recheck {
@@ -109,18 +111,17 @@ impl Recheck {
         }
         if self.evidence.len() < hosts.len() {
             self.evidence.resize(hosts.len(), (0.0, 0.0));
+            self.factors.resize(hosts.len(), 1.0);
         }
         let e = &mut self.evidence[host];
         e.0 += (measured / expected).ln();
         e.1 += 1.0;
+        self.factors[host] = (e.0 / (e.1 + PRIOR_TASKS)).exp();
     }
 
     /// What the run measured so far: the factor to apply to `host`'s weight.
     pub fn correction(&self, host: usize) -> f64 {
-        match self.evidence.get(host) {
-            Some(&(sum, n)) if n > 0.0 => (sum / (n + PRIOR_TASKS)).exp(),
-            _ => 1.0,
-        }
+        self.factors.get(host).copied().unwrap_or(1.0)
     }
 
     /// The views with every weight corrected; `None` while nothing was measured (use the
