@@ -85,5 +85,54 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// Least-load where its rules cost most: half the hosts at speed 0.4, so every decision
+/// looks for faster hosts; lengths known (the queue may look 16 tasks ahead); and host
+/// speeds re-checked by finished tasks (views corrected on every decision).
+fn least_load(c: &mut Criterion) {
+    let mut group = c.benchmark_group("least-load-64-hosts-mixed");
+    group.throughput(Throughput::Elements(u64::from(BATCH)));
+    let mixed = |known: bool, rechecked: bool| {
+        let (mut p, mut views) = setup(Algorithm::LeastLoad, 0);
+        for v in views.iter_mut().skip(HOSTS / 2) {
+            v.weight = 0.4;
+        }
+        // Lengths from 0.1 to ~50 s, long ones spread through the queue.
+        let work: Vec<Option<f64>> = (0..BATCH * 2)
+            .map(|i| Some(0.1 + f64::from(i.wrapping_mul(2_654_435_761) % 1000).powi(2) / 20_000.0))
+            .collect();
+        if known {
+            p.know_work(&work);
+        }
+        for id in 0..BATCH {
+            p.observe(work[id as usize].unwrap_or(1.0));
+            if rechecked {
+                p.finished(id, id as usize % HOSTS, 1.0, &views);
+            }
+        }
+        for id in BATCH..BATCH * 2 {
+            p.push(task(id));
+        }
+        (p, views)
+    };
+    for (name, known, rechecked) in [
+        ("unknown lengths", false, false),
+        ("known lengths", true, false),
+        ("known lengths, speeds re-checked", true, true),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || mixed(known, rechecked),
+                |(mut p, mut views)| {
+                    for _ in 0..BATCH {
+                        decide(p.as_mut(), &mut views);
+                    }
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, least_load);
 criterion_main!(benches);

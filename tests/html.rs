@@ -139,6 +139,73 @@ fn the_html_report_of_a_real_run_shows_every_attempt_in_a_browser() {
     screenshot(&lab, &page, &lab.path("run.png"));
 }
 
+/// Each host's GPUs reach every report of the run: the end report, `dts report`, `dts
+/// status --json` and the HTML page a browser shows.
+#[test]
+fn every_report_of_a_gpu_run_shows_each_hosts_gpus() {
+    let lab = Lab::start(2);
+    let mut inventory = lab.defaults(4);
+    for (h, gpus) in lab.hosts.iter().zip([2, 0]) {
+        inventory.push_str(&host_entry(&h.name, &h.address.to_string(), h.port));
+        inventory.push_str(&format!("gpus = {gpus}\n"));
+    }
+    std::fs::write(lab.inventory(), inventory).unwrap();
+    let page = lab.path("gpus.html");
+    let out = lab
+        .submit()
+        .args(["--output", "none", "--array", "1-4", "--html"])
+        .arg(&page)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert_succeeded(&out);
+    let end_report = String::from_utf8_lossy(&out.stderr);
+    assert!(end_report.contains("GPUs"), "{end_report}");
+
+    let report = dts(lab.dir.path())
+        .args(["report", "last"])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&report.get_output().stdout).into_owned();
+    let h1_row = text
+        .lines()
+        .find(|l| l.contains(&format!(" {} ", lab.hosts[0].name)))
+        .unwrap_or_else(|| panic!("a row for h1:\n{text}"));
+    let cells: Vec<&str> = h1_row.split(['│', '┆']).map(str::trim).collect();
+    assert_eq!(cells[2], "2", "h1's GPUs after its name:\n{text}");
+
+    let status = dts(lab.dir.path())
+        .args(["status", "last", "--json"])
+        .assert()
+        .success();
+    let doc: serde_json::Value = serde_json::from_slice(&status.get_output().stdout).unwrap();
+    let gpus: Vec<u64> = doc["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["gpus"].as_u64().unwrap())
+        .collect();
+    assert_eq!(gpus, [2, 0]);
+
+    let run = chromium(&lab.path("profile-gpus"))
+        .arg("--dump-dom")
+        .arg(url(&page))
+        .assert()
+        .success();
+    let dom = String::from_utf8_lossy(&run.get_output().stdout);
+    assert!(dom.contains("<th>GPUs</th>"), "{dom}");
+    for (host, gpus) in lab.hosts.iter().zip([2, 0]) {
+        assert!(
+            dom.contains(&format!(
+                "<th scope=\"row\">{}</th><td>4</td><td class=\"gpus\">{gpus}</td>",
+                host.name
+            )),
+            "{} shows {gpus} GPUs:\n{dom}",
+            host.name
+        );
+    }
+}
+
 #[test]
 fn submit_html_to_stdout_is_refused_before_anything_runs() {
     let lab = Lab::start(1);

@@ -525,3 +525,77 @@ fn a_state_filesystem_too_full_to_create_the_run_runs_nothing_and_leaves_no_half
     assert!(!ran.exists(), "nothing ran");
     assert!(state_at(&root).run_ids().is_empty(), "no half-made run");
 }
+
+/// A run recorded by the previous dts (run store schema 1, before hosts had GPUs): status
+/// and report read it as it is, and `dts retry` upgrades it and finishes it.
+#[test]
+fn a_run_recorded_by_the_previous_schema_is_read_and_retry_upgrades_and_finishes_it() {
+    let home = tempfile::tempdir().unwrap();
+    let root = home.path().join("runs");
+    let fixed = home.path().join("fixed");
+    let command = format!("test {{}} -ne 2 || test -e {}", fixed.display());
+    dts_at(home.path(), &root)
+        .args(["submit", "--slots", "2", "--array", "1-3", "--", &command])
+        .assert()
+        .code(1);
+    let state = state_at(&root);
+    let id = state.run_ids().pop().unwrap();
+    let db = state.run_dir(&id).join("run.db");
+    let version = |db: &Path| -> i64 {
+        rusqlite::Connection::open(db)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(version(&db), 2);
+    // The host table as schema 1 made it, the same rows, and version 1.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "BEGIN;
+             CREATE TABLE host_now AS SELECT name, pos, slots, weight, state, error FROM host;
+             DROP TABLE host;
+             CREATE TABLE host (
+                 name TEXT PRIMARY KEY,
+                 pos INTEGER NOT NULL,
+                 slots INTEGER NOT NULL DEFAULT 0,
+                 weight REAL NOT NULL,
+                 state TEXT NOT NULL,
+                 error TEXT
+             );
+             INSERT INTO host SELECT * FROM host_now;
+             DROP TABLE host_now;
+             PRAGMA user_version = 1;
+             COMMIT;",
+        )
+        .unwrap();
+    let status = dts_at(home.path(), &root)
+        .args(["status", &id, "--json"])
+        .assert()
+        .success();
+    let doc: serde_json::Value = serde_json::from_slice(&status.get_output().stdout).unwrap();
+    assert_eq!(doc["tasks"]["failed"], 1);
+    assert_eq!(
+        doc["hosts"][0]["gpus"], 0,
+        "no GPUs recorded before schema 2"
+    );
+    dts_at(home.path(), &root)
+        .args(["report", &id])
+        .assert()
+        .success()
+        .stdout(contains(format!(
+            "run {id}: failed — 3 tasks: 2 succeeded, 1 failed"
+        )));
+    assert_eq!(version(&db), 1, "readers leave it as it is");
+
+    std::fs::write(&fixed, "").unwrap();
+    dts_at(home.path(), &root)
+        .args(["retry", &id])
+        .assert()
+        .code(0)
+        .stderr(contains(format!(
+            "run {id}: succeeded — 3 tasks: 3 succeeded"
+        )));
+    assert_eq!(version(&db), 2, "retry upgraded it");
+    assert_eq!(reader::detail(&state, &id).unwrap().hosts[0].slots, 2);
+}

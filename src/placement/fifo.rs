@@ -54,6 +54,13 @@ pub trait ChooseHost {
     fn observe(&mut self, work: f64) {
         let _ = work;
     }
+    /// See [`Placement::finished`]; `work` is the task's known work, if any.
+    fn finished(&mut self, hosts: &[HostView], host: usize, seconds: f64, work: Option<f64>) {
+        let _ = work;
+        if let Some(view) = hosts.get(host) {
+            self.observe(seconds * super::effective_speed(view));
+        }
+    }
 }
 
 /// How far past the head the queue is searched for a task that can start now: one that can
@@ -160,6 +167,11 @@ impl<C: ChooseHost> Placement for Fifo<C> {
 
     fn observe(&mut self, work: f64) {
         self.chooser.observe(work);
+    }
+
+    fn finished(&mut self, task: u32, host: usize, seconds: f64, hosts: &[HostView]) {
+        let work = self.known.get(task as usize).copied().flatten();
+        self.chooser.finished(hosts, host, seconds, work);
     }
 
     fn know_work(&mut self, work: &[Option<f64>]) {

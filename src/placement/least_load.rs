@@ -24,6 +24,7 @@
 use super::HostView;
 use super::durations::Durations;
 use super::fifo::{Backlog, ChooseHost};
+use super::speed::Recheck;
 
 /// How much expected overrun of the run's end a slow host may risk per task, in units of
 /// the time the faster hosts save by not running it. Chosen on seeds 13–48 of the
@@ -34,6 +35,8 @@ pub const RISK: f64 = 4.0;
 pub struct LeastLoad {
     /// Work of the tasks that finished so far (see [`super::Placement::observe`]).
     durations: Durations,
+    /// Host speeds re-checked by this run's finished tasks of known work.
+    recheck: Recheck,
 }
 
 /// How loaded a host would be relative to its capacity; lower is better.
@@ -63,15 +66,25 @@ struct Faster {
 }
 
 impl LeastLoad {
+    /// Host `h`'s effective speed with the run's re-check applied to its weight.
+    fn speed(&self, hosts: &[HostView], h: usize) -> f64 {
+        effective_speed(&hosts[h]) * self.recheck.correction(h)
+    }
+
+    /// Host `h`'s [`pressure`] with the run's re-check applied to its weight.
+    fn pressure(&self, hosts: &[HostView], h: usize) -> f64 {
+        pressure(&hosts[h]) / self.recheck.correction(h)
+    }
+
     /// The open hosts faster than `h`; `None` when there are none.
-    fn faster_than(hosts: &[HostView], h: usize) -> Option<Faster> {
-        let speed = effective_speed(&hosts[h]);
+    fn faster_than(&self, hosts: &[HostView], h: usize) -> Option<Faster> {
+        let speed = self.speed(hosts, h);
         let mut faster = Faster {
             capacity: 0.0,
             fastest: 0.0,
         };
         for (g, host) in hosts.iter().enumerate() {
-            let e = effective_speed(host);
+            let e = self.speed(hosts, g);
             if g != h && open(host) && e > speed {
                 faster.capacity += f64::from(host.slots) * e;
                 faster.fastest = faster.fastest.max(e);
@@ -81,11 +94,10 @@ impl LeastLoad {
     }
 
     /// The time all open hosts need for `work` (speed-1 seconds): what is left of the run.
-    fn time_left(hosts: &[HostView], work: f64) -> f64 {
-        let capacity: f64 = hosts
-            .iter()
-            .filter(|v| open(v))
-            .map(|v| f64::from(v.slots) * effective_speed(v))
+    fn time_left(&self, hosts: &[HostView], work: f64) -> f64 {
+        let capacity: f64 = (0..hosts.len())
+            .filter(|&g| open(&hosts[g]))
+            .map(|g| f64::from(hosts[g].slots) * self.speed(hosts, g))
             .sum();
         work / capacity.max(f64::MIN_POSITIVE)
     }
@@ -93,12 +105,12 @@ impl LeastLoad {
     /// Whether a task of unknown length is better started on `h` now than left for faster
     /// hosts.
     fn worth_starting(&self, hosts: &[HostView], h: usize, backlog: &Backlog) -> bool {
-        let Some(faster) = Self::faster_than(hosts, h) else {
+        let Some(faster) = self.faster_than(hosts, h) else {
             return true;
         };
-        let speed = effective_speed(&hosts[h]);
+        let speed = self.speed(hosts, h);
         let mean = self.durations.mean().unwrap_or(1.0);
-        let left = Self::time_left(hosts, backlog.work(mean));
+        let left = self.time_left(hosts, backlog.work(mean));
         match self.durations.excess_over(speed * left) {
             Some(excess) => excess / speed <= RISK * mean / faster.capacity,
             None => 1.0 / speed <= left + 1.0 / faster.fastest,
@@ -114,22 +126,26 @@ impl LeastLoad {
         backlog: &Backlog,
         work: f64,
     ) -> bool {
-        let Some(faster) = Self::faster_than(hosts, h) else {
+        let Some(faster) = self.faster_than(hosts, h) else {
             return true;
         };
         let mean = self.durations.mean().unwrap_or(1.0);
-        let left = Self::time_left(hosts, backlog.work(mean));
-        work / effective_speed(&hosts[h]) <= left + work / faster.fastest
+        let left = self.time_left(hosts, backlog.work(mean));
+        work / self.speed(hosts, h) <= left + work / faster.fastest
     }
 
     /// The least-pressed free host that passes `worth`.
-    fn least_pressed(hosts: &[HostView], mut worth: impl FnMut(usize) -> bool) -> Option<usize> {
+    fn least_pressed(
+        &self,
+        hosts: &[HostView],
+        mut worth: impl FnMut(usize) -> bool,
+    ) -> Option<usize> {
         let mut best: Option<(usize, f64)> = None;
         for (i, host) in hosts.iter().enumerate() {
             if host.free() == 0 {
                 continue;
             }
-            let p = pressure(host);
+            let p = self.pressure(hosts, i);
             if best.is_none_or(|(_, b)| p < b) && worth(i) {
                 best = Some((i, p));
             }
@@ -140,17 +156,29 @@ impl LeastLoad {
 
 impl ChooseHost for LeastLoad {
     fn choose(&mut self, hosts: &[HostView], backlog: &Backlog) -> Option<usize> {
-        Self::least_pressed(hosts, |h| self.worth_starting(hosts, h, backlog))
+        self.least_pressed(hosts, |h| self.worth_starting(hosts, h, backlog))
     }
 
     fn choose_known(&mut self, hosts: &[HostView], backlog: &Backlog, work: f64) -> Option<usize> {
-        Self::least_pressed(hosts, |h| {
+        self.least_pressed(hosts, |h| {
             self.worth_starting_known(hosts, h, backlog, work)
         })
     }
 
     fn observe(&mut self, work: f64) {
         self.durations.observe(work);
+    }
+
+    /// Re-checks the host's speed when the task's work is known, then learns the task's
+    /// work at the host's speed as re-checked.
+    fn finished(&mut self, hosts: &[HostView], host: usize, seconds: f64, work: Option<f64>) {
+        if host >= hosts.len() {
+            return;
+        }
+        if let Some(work) = work {
+            self.recheck.observe(hosts, host, work, seconds);
+        }
+        self.durations.observe(seconds * self.speed(hosts, host));
     }
 }
 
@@ -243,6 +271,40 @@ mod tests {
             Some((0, 0)),
             "the long one to the fast host once it frees"
         );
+    }
+
+    #[test]
+    fn a_host_the_run_finds_slow_is_treated_as_slow_though_its_weight_said_otherwise() {
+        // Both hosts weigh 1, but h1's tasks of known work take four times as long: once
+        // enough of them finished, a known long task waits for h0 rather than start on h1.
+        let mut hosts = vec![up(4), up(4)];
+        let mut p = Fifo::new(LeastLoad::default());
+        let mut work = vec![Some(1.0); 40];
+        work.push(Some(40.0));
+        work.extend(std::iter::repeat_n(Some(1.0), 10));
+        p.know_work(&work);
+        for id in 0..40 {
+            p.finished(
+                id,
+                (id % 2) as usize,
+                if id % 2 == 0 { 1.0 } else { 4.0 },
+                &hosts,
+            );
+        }
+        for id in 40..51 {
+            p.push(crate::placement::TaskRef { id, key: 0 });
+        }
+        hosts[0].running = 4;
+        assert_eq!(
+            p.next(&hosts),
+            Some((41, 1)),
+            "a short task goes to the host found slow, the long one waits"
+        );
+        // Without the run's evidence the long task would start there at once.
+        let mut fresh = Fifo::new(LeastLoad::default());
+        fresh.know_work(&work);
+        fresh.push(crate::placement::TaskRef { id: 40, key: 0 });
+        assert_eq!(fresh.next(&hosts), Some((40, 1)));
     }
 
     #[test]

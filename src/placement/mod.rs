@@ -138,6 +138,16 @@ pub trait Placement {
     fn observe(&mut self, work: f64) {
         let _ = work;
     }
+    /// Task `task` finished on `host` after `seconds`; `hosts` are the views as it ended.
+    /// What the dispatcher and the simulator call: by default it is [`Placement::observe`]
+    /// of the work at the host's effective speed. Least-load also re-checks the host's
+    /// speed with it when the task's work is known ([`speed::Recheck`]).
+    fn finished(&mut self, task: u32, host: usize, seconds: f64, hosts: &[HostView]) {
+        let _ = task;
+        if let Some(view) = hosts.get(host) {
+            self.observe(seconds * effective_speed(view));
+        }
+    }
     /// The expected work of each task by id (seconds on a speed-1 host), where an earlier
     /// run recorded it (`None`: unknown). Least-load keeps a known long task off a slow
     /// host that would end it after the faster ones; the others ignore it.

@@ -5,8 +5,33 @@
 //!
 //! The runner keeps one [`Ledger`] per host when a job sets `--cpus`, `--mem` or `--gpus`
 //! (`runner::hosts`); placement sees only how many more tasks fit ([`Ledger::room`]).
+//!
+//! # Memory a new task may ask for
+//!
+//! A `mem` the inventory declares is a budget: free = declared − what running tasks asked.
+//!
+//! A probed figure is the host's available memory at that probe, and the dts tasks running
+//! then already take what they had allocated out of it: subtracting their requests again
+//! counts them twice. So a probed host has, for a new task, the smaller of
+//!
+//! 1. **the reading:** the latest probe's available memory − what the tasks that started
+//!    after that probe was asked requested (the reading cannot see them). Tasks running
+//!    when it was asked are in the reading already, by what they use. This alone would
+//!    trust a task that has used little of its request so far: it may still grow.
+//! 2. **the budget:** the available memory of the latest probe that ran while no dts task
+//!    held memory here (the *baseline*, the host without us) − what every running task
+//!    requested. This keeps room for each task's whole request, and never counts a task
+//!    twice, because the baseline was measured without any.
+//!
+//! The reading catches what the budget cannot see: other users' processes, and tasks that
+//! use more than they asked. The budget catches a task that will grow into its request. A
+//! task that ends gives its request back to the budget at once, and to the reading only at
+//! the next probe (the reading still holds what it used). A probe whose asking time is not
+//! known (a connection's own probe) sees no running task: it counts them all again, as the
+//! safe side. Until a baseline exists the budget is the reading minus every request.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// What one task needs while it runs.
@@ -160,9 +185,30 @@ pub struct Grant {
     pub mem: u64,
     /// The GPU indices it may use, ascending.
     pub gpus: Vec<u32>,
+    /// Its place in the order the ledger gave grants out: which probes saw it.
+    serial: u64,
+}
+
+/// The moment a probe was asked for: the grants given out before it are in its reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    /// Grants with a serial below this were running (or had ended) when it was asked.
+    serial: u64,
+    /// No grant held memory when it was asked: the reading is the host without dts.
+    idle: bool,
 }
 
 impl Grant {
+    /// One slot and nothing else, for a task that asks for no more.
+    pub fn plain() -> Grant {
+        Grant {
+            cpus: 1,
+            mem: 0,
+            gpus: Vec::new(),
+            serial: 0,
+        }
+    }
+
     /// `CUDA_VISIBLE_DEVICES` and `DTS_GPUS` for the task (empty when it has no GPU).
     pub fn gpu_env(&self) -> Vec<(&'static str, String)> {
         if self.gpus.is_empty() {
@@ -181,11 +227,21 @@ impl Grant {
 /// What one host has given to its running tasks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ledger {
+    /// `mem` is the declared budget, or the latest probe's available memory.
     capacity: Capacity,
     cpus_used: u32,
+    /// What every running task requested.
     mem_used: u64,
     /// Per GPU index: held by a running task.
     gpu_busy: Vec<bool>,
+    /// Running tasks holding memory: serial → bytes requested.
+    mem_held: BTreeMap<u64, u64>,
+    /// The serial the next grant gets.
+    next_serial: u64,
+    /// Grants below this serial are in the latest probe's reading (0 when `mem` is declared).
+    seen_below: u64,
+    /// Available memory of the latest probe taken with no dts task holding memory here.
+    baseline: Option<u64>,
 }
 
 impl Ledger {
@@ -195,6 +251,10 @@ impl Ledger {
             cpus_used: 0,
             mem_used: 0,
             gpu_busy: vec![false; capacity.gpus as usize],
+            mem_held: BTreeMap::new(),
+            next_serial: 0,
+            seen_below: 0,
+            baseline: None,
         }
     }
 
@@ -202,11 +262,38 @@ impl Ledger {
         self.capacity
     }
 
-    /// New slot and memory figures (the probe learns cores and available memory later);
-    /// what running tasks hold stays held. GPUs are fixed by the inventory.
+    /// New slot and memory figures with the memory a declared budget, which every running
+    /// task's request comes out of; what running tasks hold stays held.
     pub fn resize(&mut self, slots: u32, mem: Option<u64>) {
         self.capacity.slots = slots;
         self.capacity.mem = mem;
+        self.seen_below = 0;
+        self.baseline = None;
+    }
+
+    /// The moment to ask a probe at: pass it back with its reading to [`Ledger::probed`].
+    pub fn cut(&self) -> Cut {
+        Cut {
+            serial: self.next_serial,
+            idle: self.mem_held.is_empty(),
+        }
+    }
+
+    /// A probe's reading of the host's available memory (see the module doc). `asked` is
+    /// the [`Ledger::cut`] taken when it was asked for, `None` when that is unknown (a
+    /// connection's own probe: it sees no running task, and is the baseline only while
+    /// nothing was ever given out).
+    pub fn probed(&mut self, slots: u32, available: Option<u64>, asked: Option<Cut>) {
+        self.capacity.slots = slots;
+        self.capacity.mem = available;
+        let asked = asked.unwrap_or(Cut {
+            serial: 0,
+            idle: self.next_serial == 0,
+        });
+        self.seen_below = asked.serial;
+        if asked.idle {
+            self.baseline = available;
+        }
     }
 
     /// GPUs counted later by the probe (`nvidia-smi -L`) where the inventory says none:
@@ -241,9 +328,16 @@ impl Ledger {
         self.gpu_busy.iter().filter(|b| !**b).count() as u32
     }
 
-    /// Memory not given out; `None` when the host's memory is unknown.
+    /// Memory a new task may ask for (see the module doc); `None` when the host's memory
+    /// is unknown.
     pub fn free_mem(&self) -> Option<u64> {
-        self.capacity.mem.map(|m| m.saturating_sub(self.mem_used))
+        let reading = self.capacity.mem?;
+        let unseen: u64 = self.mem_held.range(self.seen_below..).map(|(_, m)| m).sum();
+        let budget = self
+            .baseline
+            .unwrap_or(reading)
+            .saturating_sub(self.mem_used);
+        Some(reading.saturating_sub(unseen).min(budget))
     }
 
     /// Whether the task can start here now.
@@ -268,17 +362,25 @@ impl Ledger {
         }
         self.cpus_used += request.cpus;
         self.mem_used += request.mem;
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        if request.mem > 0 {
+            self.mem_held.insert(serial, request.mem);
+        }
         Some(Grant {
             cpus: request.cpus,
             mem: request.mem,
             gpus,
+            serial,
         })
     }
 
     /// Takes back what a finished task held.
     pub fn release(&mut self, grant: &Grant) {
         self.cpus_used = self.cpus_used.saturating_sub(grant.cpus);
-        self.mem_used = self.mem_used.saturating_sub(grant.mem);
+        if self.mem_held.remove(&grant.serial).is_some() {
+            self.mem_used = self.mem_used.saturating_sub(grant.mem);
+        }
         for &i in &grant.gpus {
             if let Some(busy) = self.gpu_busy.get_mut(i as usize) {
                 *busy = false;
@@ -449,9 +551,145 @@ mod tests {
                 for grant in &held {
                     ledger.release(grant);
                 }
-                prop_assert_eq!(ledger, empty);
+                prop_assert_eq!(ledger.free_cpus(), empty.free_cpus());
+                prop_assert_eq!(ledger.free_mem(), empty.free_mem());
+                prop_assert_eq!(ledger.free_gpus(), empty.free_gpus());
+            }
+
+            /// A probed host (`total` bytes, others using `others`), tasks each using a
+            /// fraction of what they asked, probes now and then. After every start:
+            /// every request still fits the host as the baseline probe found it, and what
+            /// the tasks the latest probe could not see asked fits its reading. When every task uses all it asked and nothing else
+            /// changes, the host fills to exactly its memory: nothing is counted twice.
+            #[test]
+            fn probed_memory_is_never_overcommitted_nor_counted_twice(
+                total in 8u64..64,
+                others in 0u64..8,
+                full in any::<bool>(),
+                steps in proptest::collection::vec((0u8..3, 1u64..9, 0u64..=100, any::<usize>()), 0..60),
+            ) {
+                let mut ledger = Ledger::new(host(64, None, 0));
+                let reading = |running: &[(Grant, u64)]| {
+                    total - others - running.iter().map(|(_, used)| used).sum::<u64>()
+                };
+                ledger.probed(64, Some(total - others), Some(ledger.cut()));
+                let baseline = total - others;
+                let mut running: Vec<(Grant, u64)> = Vec::new();
+                let mut seen = 0usize; // running[..seen] started before the latest probe
+                let mut last_reading = baseline;
+                for (what, mem, percent, pick) in steps {
+                    match what {
+                        0 if !running.is_empty() => {
+                            let i = pick % running.len();
+                            ledger.release(&running.remove(i).0);
+                            seen -= usize::from(i < seen);
+                        }
+                        1 => {
+                            last_reading = reading(&running);
+                            ledger.probed(64, Some(last_reading), Some(ledger.cut()));
+                            seen = running.len();
+                        }
+                        _ => {
+                            let request = Request { mem, ..Request::default() };
+                            let asked: u64 = running.iter().map(|(g, _)| g.mem).sum();
+                            let fits_exactly = asked + mem <= baseline;
+                            match ledger.take(&request) {
+                                Some(grant) => {
+                                    let used = if full { mem } else { mem * percent / 100 };
+                                    running.push((grant, used));
+                                }
+                                None if full && seen == running.len() && last_reading == reading(&running) => {
+                                    prop_assert!(!fits_exactly, "refused {} with {} of {} asked", mem, asked, baseline);
+                                }
+                                None => {}
+                            }
+                        }
+                    }
+                    let asked: u64 = running.iter().map(|(g, _)| g.mem).sum();
+                    prop_assert!(asked <= baseline, "{} asked of {}", asked, baseline);
+                    // The reading has what the tasks it saw use already taken out.
+                    let asked_unseen: u64 = running[seen..].iter().map(|(g, _)| g.mem).sum();
+                    prop_assert!(asked_unseen <= last_reading);
+                }
             }
         }
+    }
+
+    fn mem(bytes: u64) -> Request {
+        Request {
+            mem: bytes,
+            ..Request::default()
+        }
+    }
+
+    /// The defect: a task's memory was taken out of a probe's reading that already had it
+    /// in use, so a host filled to half its memory could take nothing more.
+    #[test]
+    fn mem_of_tasks_a_probe_already_saw_is_not_counted_twice() {
+        let mut ledger = Ledger::new(host(8, None, 0));
+        ledger.probed(8, Some(100), None);
+        let a = ledger.take(&mem(30)).unwrap();
+        let _b = ledger.take(&mem(30)).unwrap();
+        // Both use all they asked: the next probe reads 40 available.
+        ledger.probed(8, Some(40), Some(ledger.cut()));
+        assert_eq!(ledger.free_mem(), Some(40), "not 40 − 60");
+        assert!(ledger.take(&mem(40)).is_some());
+        assert_eq!(ledger.free_mem(), Some(0));
+        ledger.release(&a);
+        assert_eq!(
+            ledger.free_mem(),
+            Some(0),
+            "the reading gets a's memory back at the next probe"
+        );
+        ledger.probed(8, Some(30), Some(ledger.cut()));
+        assert_eq!(ledger.free_mem(), Some(30));
+    }
+
+    #[test]
+    fn a_task_the_probe_saw_using_little_keeps_room_to_grow_into_its_request() {
+        let mut ledger = Ledger::new(host(8, None, 0));
+        ledger.probed(8, Some(100), None);
+        ledger.take(&mem(60)).unwrap();
+        // It has used 10 so far: the reading says 90, the budget 40.
+        ledger.probed(8, Some(90), Some(ledger.cut()));
+        assert_eq!(ledger.free_mem(), Some(40));
+    }
+
+    #[test]
+    fn memory_others_take_shrinks_what_a_task_may_ask() {
+        let mut ledger = Ledger::new(host(8, None, 0));
+        ledger.probed(8, Some(100), None);
+        ledger.take(&mem(20)).unwrap();
+        // Another user took 50 and the task uses its 20.
+        ledger.probed(8, Some(30), Some(ledger.cut()));
+        assert_eq!(ledger.free_mem(), Some(30));
+        // A task started after the probe is not in its reading: its request counts.
+        ledger.take(&mem(10)).unwrap();
+        assert_eq!(ledger.free_mem(), Some(20));
+    }
+
+    #[test]
+    fn a_probe_asked_while_tasks_ran_is_no_baseline_and_one_of_unknown_time_sees_no_task() {
+        let mut ledger = Ledger::new(host(8, None, 0));
+        ledger.probed(8, Some(100), None);
+        ledger.take(&mem(50)).unwrap();
+        let asked = ledger.cut();
+        ledger.take(&mem(10)).unwrap();
+        // Asked before the second task started: only the first is in the reading.
+        ledger.probed(8, Some(50), Some(asked));
+        assert_eq!(ledger.free_mem(), Some(40));
+        // A connection's own probe: every running request counts against it.
+        ledger.probed(8, Some(50), None);
+        assert_eq!(ledger.free_mem(), Some(0));
+    }
+
+    #[test]
+    fn a_declared_budget_counts_every_running_request() {
+        let mut ledger = Ledger::new(host(8, Some(100), 0));
+        ledger.take(&mem(30)).unwrap();
+        assert_eq!(ledger.free_mem(), Some(70));
+        ledger.resize(8, Some(100));
+        assert_eq!(ledger.free_mem(), Some(70));
     }
 
     #[test]

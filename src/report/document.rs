@@ -96,6 +96,8 @@ pub struct StatsDoc {
 pub struct HostDoc {
     pub name: String,
     pub slots: u32,
+    /// The GPUs it had when it connected (the inventory's `gpus`, else `nvidia-smi -L`).
+    pub gpus: u32,
     /// Tasks whose final attempt ran here, and those among them that failed.
     pub tasks: usize,
     pub failed: usize,
@@ -200,6 +202,7 @@ pub fn build(
             .map(|(h, s)| HostDoc {
                 name: h.name.clone(),
                 slots: h.slots,
+                gpus: h.gpus,
                 tasks: s.tasks,
                 failed: s.failed,
                 attempts: s.attempts,
@@ -287,6 +290,11 @@ pub fn stage_lines(stages: &[StageDoc]) -> String {
         ));
     }
     text
+}
+
+/// Whether the hosts tables get a GPU column: only when some host has GPUs.
+pub fn any_gpus(hosts: &[HostDoc]) -> bool {
+    hosts.iter().any(|h| h.gpus > 0)
 }
 
 /// Whether a coordinator runs the run now (the reader turns a dead one's `running` into

@@ -103,10 +103,14 @@ fn figures(s: &StatsDoc) -> String {
 }
 
 fn hosts_table(hosts: &[HostDoc]) -> String {
+    let gpus = super::document::any_gpus(hosts);
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header([
-        "host",
+    let mut header = vec!["host"];
+    if gpus {
+        header.push("GPUs");
+    }
+    header.extend([
         "tasks",
         "failed",
         "attempts",
@@ -116,10 +120,14 @@ fn hosts_table(hosts: &[HostDoc]) -> String {
         "mean run",
         "p95 run",
     ]);
+    table.set_header(header);
     // Hosts that never connected are listed below the table instead: not as idle hosts.
     for h in hosts.iter().filter(|h| h.connected || h.attempts > 0) {
-        table.add_row([
-            h.name.clone(),
+        let mut row = vec![h.name.clone()];
+        if gpus {
+            row.push(h.gpus.to_string());
+        }
+        row.extend([
             h.tasks.to_string(),
             h.failed.to_string(),
             h.attempts.to_string(),
@@ -129,6 +137,7 @@ fn hosts_table(hosts: &[HostDoc]) -> String {
             run_time(h, h.mean_run_s),
             run_time(h, h.p95_run_s),
         ]);
+        table.add_row(row);
     }
     for column in table.column_iter_mut().skip(1) {
         column.set_cell_alignment(CellAlignment::Right);
@@ -191,6 +200,7 @@ mod tests {
         let host = |name: &str, tasks, failed, busy, ru| HostDoc {
             name: name.into(),
             slots: 8,
+            gpus: 0,
             tasks,
             failed,
             attempts: tasks + failed,
@@ -268,6 +278,15 @@ mod tests {
     #[test]
     fn end_report() {
         insta::assert_snapshot!(render(&doc()));
+    }
+
+    #[test]
+    fn end_report_of_a_gpu_sweep_shows_each_hosts_gpus() {
+        let mut d = doc();
+        (d.hosts[0].gpus, d.hosts[1].gpus) = (4, 2);
+        let text = render(&d);
+        assert!(text.contains("GPUs"), "{text}");
+        insta::assert_snapshot!(text);
     }
 
     #[test]

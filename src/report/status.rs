@@ -123,31 +123,34 @@ pub fn run(r: &RunRow, hosts: &[HostRow], doc: &RunDocument, now: f64) -> String
 }
 
 fn hosts_table(r: &RunRow, hosts: &[HostRow], doc: &RunDocument) -> String {
+    let gpus = super::document::any_gpus(&doc.hosts);
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header([
-        "host",
-        "state",
-        "slots",
-        "running",
-        "tasks",
-        "failed",
-        "attempts",
-        "failed attempts",
-    ]);
+    let mut header = vec!["host", "state", "slots"];
+    if gpus {
+        header.push("GPUs");
+    }
+    header.extend(["running", "tasks", "failed", "attempts", "failed attempts"]);
+    table.set_header(header);
     let live = is_live(&r.state);
     for (h, d) in hosts.iter().zip(&doc.hosts) {
         let running = doc.running.iter().filter(|r| r.host == h.name).count();
-        table.add_row([
+        let mut row = vec![
             h.name.clone(),
             host_state(&h.state, d.connected, live),
             h.slots.to_string(),
+        ];
+        if gpus {
+            row.push(d.gpus.to_string());
+        }
+        row.extend([
             running.to_string(),
             d.tasks.to_string(),
             d.failed.to_string(),
             d.attempts.to_string(),
             d.failed_attempts.to_string(),
         ]);
+        table.add_row(row);
     }
     for column in table.column_iter_mut().skip(2) {
         column.set_cell_alignment(CellAlignment::Right);
@@ -222,6 +225,7 @@ mod tests {
             weight: 1.0,
             state: state.into(),
             error: None,
+            gpus: 0,
         }
     }
 
@@ -229,6 +233,7 @@ mod tests {
         HostDoc {
             name: name.into(),
             slots,
+            gpus: 0,
             tasks,
             failed: 0,
             attempts,
@@ -275,7 +280,43 @@ mod tests {
             host("h2", 8, "up"),
             host("h3", 0, "waiting"),
         ];
-        let doc = RunDocument {
+        let doc = lost_doc(&r);
+        let text = run(&r, &hosts, &doc, NOW);
+        assert!(
+            text.contains("0 running") && text.contains("32 lost"),
+            "{text}"
+        );
+        assert!(text.contains("never connected"), "{text}");
+        assert!(
+            !text.contains("GPUs"),
+            "no GPU column without GPUs:\n{text}"
+        );
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn status_shows_each_hosts_gpus_once_a_host_has_some() {
+        let r = row(
+            "interrupted",
+            Counts {
+                running: 32,
+                queued: 8,
+                ..Counts::default()
+            },
+        );
+        let hosts = [
+            host("h1", 8, "up"),
+            host("h2", 8, "up"),
+            host("h3", 0, "waiting"),
+        ];
+        let mut doc = lost_doc(&r);
+        doc.hosts[1].gpus = 2;
+        insta::assert_snapshot!(run(&r, &hosts, &doc, NOW));
+    }
+
+    /// The document of a 40-task run whose coordinator died with 32 running.
+    fn lost_doc(r: &RunRow) -> RunDocument {
+        RunDocument {
             run_id: r.id.clone(),
             name: r.name.clone(),
             state: r.state.clone(),
@@ -319,14 +360,7 @@ mod tests {
             failures: vec![],
             running: vec![],
             stages: vec![],
-        };
-        let text = run(&r, &hosts, &doc, NOW);
-        assert!(
-            text.contains("0 running") && text.contains("32 lost"),
-            "{text}"
-        );
-        assert!(text.contains("never connected"), "{text}");
-        insta::assert_snapshot!(text);
+        }
     }
 
     #[test]

@@ -869,6 +869,9 @@ impl Dispatcher {
         );
         let recorded = self.store.host(&name, slots, "up", None);
         self.record(recorded);
+        let gpus = self.hosts[conn.host].gpus();
+        let recorded = self.store.host_gpus(&name, gpus);
+        self.record(recorded);
         self.connector.want_more(conn.host);
         if !self.dispatching && !self.window_armed {
             self.window_armed = true;
@@ -1033,7 +1036,7 @@ impl Dispatcher {
             Event::Exited { id, status, at } => self.exited(id, status, at),
             Event::Refused { id, reason } => self.launch_undone(id, &reason),
             Event::Probed { conn, probe } => {
-                self.hosts[conn.host].probed(probe);
+                self.hosts[conn.host].reprobed(probe);
                 self.views[conn.host] = self.hosts[conn.host].view();
                 self.say_if_all_gated();
             }
@@ -1185,9 +1188,9 @@ impl Dispatcher {
         self.tasks[launch.task].last_run = Some((launch.host, started, at));
         if outcome == Outcome::Succeeded {
             let run_s = at.saturating_duration_since(started).as_secs_f64();
-            // Work in speed-1 seconds, as `dts simulate` reports it to placement.
-            let speed = placement::effective_speed(&self.views[launch.host]);
-            self.placement.observe(run_s * speed);
+            let task = launch.task as u32;
+            self.placement
+                .finished(task, launch.host, run_s, &self.views);
             self.recent_runs.push_back(run_s);
             if self.recent_runs.len() > RECENT_RUNS {
                 self.recent_runs.pop_front();
@@ -1566,9 +1569,10 @@ impl Dispatcher {
                     }
                 }
                 Timer::Probe => {
-                    for rt in &self.hosts {
+                    for rt in &mut self.hosts {
                         if let Some(conn) = rt.up_conn() {
                             conn.handle.send(Command::Probe);
+                            rt.probe_asked();
                         }
                     }
                     self.arm(Timer::Probe);

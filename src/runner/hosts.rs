@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::inventory::Host;
 use crate::placement::gate::{self, Gated, Gates, Probed};
-use crate::placement::resources::{Capacity, Grant, Ledger, Request};
+use crate::placement::resources::{Capacity, Cut, Grant, Ledger, Request};
 use crate::placement::{HostView, Liveness};
 use crate::probe::ProbeReport;
 use crate::transport::wrapper::LoginShell;
@@ -99,6 +99,8 @@ pub struct HostRt {
     /// `--cpus` / `--mem` / `--gpus` and what running tasks hold here; `None` when each
     /// task asks for one slot only.
     pub resources: Option<(Request, Ledger)>,
+    /// When the periodic probe now awaited was asked, for what its memory reading sees.
+    pub probe_asked: Option<Cut>,
 }
 
 impl HostRt {
@@ -120,6 +122,7 @@ impl HostRt {
             done: 0,
             failed: 0,
             resources: None,
+            probe_asked: None,
         }
     }
 
@@ -163,11 +166,7 @@ impl HostRt {
     /// Holds what one task asks for, or `None` if it does not fit now.
     pub fn take_resources(&mut self) -> Option<Grant> {
         let Some((request, ledger)) = &mut self.resources else {
-            return Some(Grant {
-                cpus: 1,
-                mem: 0,
-                gpus: Vec::new(),
-            });
+            return Some(Grant::plain());
         };
         ledger.take(request)
     }
@@ -254,16 +253,41 @@ impl HostRt {
         gate::check(&self.gates, &probed)
     }
 
-    /// Takes a probe: the background load is the 1-minute load average minus our own
-    /// tasks running there (an estimate: the average lags behind starts and ends).
+    /// A periodic probe is asked for now: its reading will include the tasks running now.
+    pub fn probe_asked(&mut self) {
+        if let (None, Some((_, ledger))) = (self.probe_asked, &self.resources) {
+            // One already awaited keeps its earlier moment: the safe side if both arrive.
+            self.probe_asked = Some(ledger.cut());
+        }
+    }
+
+    /// Takes a connection's own probe, asked at a moment not known here.
     pub fn probed(&mut self, probe: ProbeReport) {
+        self.take_probe(probe, None);
+    }
+
+    /// Takes the periodic probe asked for at [`HostRt::probe_asked`].
+    pub fn reprobed(&mut self, probe: ProbeReport) {
+        let asked = self.probe_asked.take();
+        self.take_probe(probe, asked);
+    }
+
+    /// The background load is the 1-minute load average minus our own tasks running there
+    /// (an estimate: the average lags behind starts and ends). The memory reading goes to
+    /// the ledger with the moment it was asked (`placement::resources` says why).
+    fn take_probe(&mut self, probe: ProbeReport, asked: Option<Cut>) {
         if let Some([load1, _, _]) = probe.load {
             self.background = (load1 - f64::from(self.running)).max(0.0);
         }
         self.probe = Some(probe);
         let capacity = self.resource_capacity();
+        let declared = self.spec.mem.is_some();
         if let Some((_, ledger)) = &mut self.resources {
-            ledger.resize(capacity.slots, capacity.mem);
+            if declared {
+                ledger.resize(capacity.slots, capacity.mem);
+            } else {
+                ledger.probed(capacity.slots, capacity.mem, asked);
+            }
             ledger.grow_gpus(capacity.gpus);
         }
     }
@@ -369,5 +393,36 @@ mod tests {
         assert_eq!(host(Some(16)).wanted_conns(8, 1000), 2);
         assert_eq!(host(None).wanted_conns(8, 1000), 1);
         assert_eq!(host(Some(4)).wanted_conns(8, 0), 1);
+    }
+
+    fn available_mib(mib: u64) -> ProbeReport {
+        ProbeReport {
+            cores: Some(8),
+            mem_available_kib: Some(mib * 1024),
+            ..ProbeReport::default()
+        }
+    }
+
+    /// The defect on the runner's side: a periodic probe's reading, taken while two
+    /// `--mem 30M` tasks used their memory, had the same tasks taken out of it again.
+    #[test]
+    fn a_periodic_probe_does_not_count_the_memory_of_running_tasks_twice() {
+        let mut rt = host(Some(8)).requesting(Request {
+            mem: 30 << 20,
+            ..Request::default()
+        });
+        rt.probed(available_mib(100));
+        let _a = rt.take_resources().expect("30 of 100");
+        rt.probe_asked();
+        let _b = rt.take_resources().expect("30 of 70");
+        // The probe saw a using its 30 MiB, not b, which started after it was asked.
+        rt.reprobed(available_mib(70));
+        let free = |rt: &HostRt| rt.resources.as_ref().unwrap().1.free_mem();
+        assert_eq!(free(&rt), Some(40 << 20), "70 read − 30 for b");
+        let _c = rt.take_resources().expect("30 of 40");
+        assert!(rt.take_resources().is_none(), "10 left");
+        // A connection's own probe of unknown time counts every running task again.
+        rt.probed(available_mib(70));
+        assert_eq!(free(&rt), Some(0));
     }
 }

@@ -95,6 +95,8 @@ pub struct HostRow {
     pub weight: f64,
     pub state: String,
     pub error: Option<String>,
+    /// The GPUs it had when it connected (0 in a run recorded before dts kept them).
+    pub gpus: u32,
 }
 
 /// Everything about one run.
@@ -123,6 +125,7 @@ fn open(dir: &Path) -> Result<Connection, Error> {
     .map_err(|e| db_error(dir, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(|e| db_error(dir, e))?;
+    // An older schema is read as it is: only a coordinator upgrades it.
     schema::check_version(&conn)
         .map_err(|why| Error::Store(format!("{}: {why}", dir.display())))?;
     Ok(conn)
@@ -280,20 +283,16 @@ pub fn detail_in(dir: &Path) -> Result<RunDetail, Error> {
         "SELECT seq, attempt, host, dispatched, started, finished, outcome, exit_code, signal, stdout_bytes, stderr_bytes FROM attempt ORDER BY seq, attempt",
         attempt_row,
     )?;
-    let hosts = query(
-        &conn,
-        &dir,
-        "SELECT name, slots, weight, state, error FROM host ORDER BY pos",
-        |r| {
-            Ok(HostRow {
-                name: r.get(0)?,
-                slots: r.get(1)?,
-                weight: r.get(2)?,
-                state: r.get(3)?,
-                error: r.get(4)?,
-            })
-        },
-    )?;
+    let hosts = query(&conn, &dir, &hosts_sql(&conn, &dir)?, |r| {
+        Ok(HostRow {
+            name: r.get(0)?,
+            slots: r.get(1)?,
+            weight: r.get(2)?,
+            state: r.get(3)?,
+            error: r.get(4)?,
+            gpus: r.get(5)?,
+        })
+    })?;
     Ok(RunDetail {
         run,
         spec,
@@ -302,6 +301,16 @@ pub fn detail_in(dir: &Path) -> Result<RunDetail, Error> {
         hosts,
         dir,
     })
+}
+
+/// The host query for this database's schema: version 1 has no `gpus` column, read as 0.
+fn hosts_sql(conn: &Connection, dir: &Path) -> Result<String, Error> {
+    let version = schema::check_version(conn)
+        .map_err(|why| Error::Store(format!("{}: {why}", dir.display())))?;
+    let gpus = if version >= 2 { "gpus" } else { "0" };
+    Ok(format!(
+        "SELECT name, slots, weight, state, error, {gpus} FROM host ORDER BY pos"
+    ))
 }
 
 fn query<T>(

@@ -7,8 +7,17 @@ pub const LOCK_FILE: &str = "lock";
 pub const OUT_DIR: &str = "out";
 pub const COORDINATOR_LOG: &str = "coordinator.log";
 
-/// Bumped when the schema changes; a run written by another version is refused.
-pub const VERSION: i64 = 1;
+/// Bumped when the schema changes. A run written by a newer version is refused; one
+/// written by an older version is read as it is and upgraded ([`upgrade`]) when a
+/// coordinator opens it to write again.
+pub const VERSION: i64 = 2;
+
+/// The oldest schema this dts still reads: version 1 had no `host.gpus` column.
+pub const OLDEST: i64 = 1;
+
+/// Each step brings a database from version `n` to `n + 1`, at index `n - OLDEST`.
+const MIGRATIONS: [&str; (VERSION - OLDEST) as usize] =
+    ["ALTER TABLE host ADD COLUMN gpus INTEGER NOT NULL DEFAULT 0;"];
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS run (
@@ -61,7 +70,8 @@ CREATE TABLE IF NOT EXISTS host (
     slots INTEGER NOT NULL DEFAULT 0,
     weight REAL NOT NULL,
     state TEXT NOT NULL,
-    error TEXT
+    error TEXT,
+    gpus INTEGER NOT NULL DEFAULT 0
 );
 ";
 
@@ -85,7 +95,7 @@ pub fn create(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// Checks a run database can be trusted before a coordinator writes to it again: SQLite
-/// finds no damage (`quick_check`) and this schema version wrote it.
+/// finds no damage (`quick_check`) and a schema version this dts reads wrote it.
 pub fn check(conn: &Connection) -> Result<(), String> {
     let verdict: String = conn
         .query_row("PRAGMA quick_check(1)", [], |row| row.get(0))
@@ -93,19 +103,40 @@ pub fn check(conn: &Connection) -> Result<(), String> {
     if verdict != "ok" {
         return Err(verdict);
     }
-    check_version(conn)
+    check_version(conn).map(drop)
 }
 
-/// Checks a run database was written by this schema version.
-pub fn check_version(conn: &Connection) -> Result<(), String> {
-    let version: i64 = conn
-        .pragma_query_value(None, "user_version", |row| row.get(0))
-        .map_err(|e| e.to_string())?;
-    if version == VERSION {
-        Ok(())
+/// Checks a run database was written by a schema version this dts reads, and says which.
+pub fn check_version(conn: &Connection) -> Result<i64, String> {
+    let version = version(conn)?;
+    if (OLDEST..=VERSION).contains(&version) {
+        Ok(version)
     } else {
         Err(format!(
-            "run database has schema version {version}; this dts reads version {VERSION}"
+            "run database has schema version {version}; this dts reads versions {OLDEST} to {VERSION}"
         ))
     }
+}
+
+fn version(conn: &Connection) -> Result<i64, String> {
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(|e| e.to_string())
+}
+
+/// Brings a database this dts reads up to [`VERSION`], all steps in one transaction so a
+/// crash leaves it at its old version, never half upgraded. Only a coordinator that holds
+/// the run's lock calls it: readers read an old database as it is.
+pub fn upgrade(conn: &Connection) -> Result<(), String> {
+    let from = check_version(conn)?;
+    if from == VERSION {
+        return Ok(());
+    }
+    let steps: String = MIGRATIONS[(from - OLDEST) as usize..].concat();
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE; {steps} PRAGMA user_version = {VERSION}; COMMIT;"
+    ))
+    .map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        format!("upgrading its schema from version {from} to {VERSION}: {e}")
+    })
 }

@@ -221,6 +221,7 @@ impl RunWriter {
         let conn = Connection::open(dir.join(DB_FILE)).map_err(|e| db_error(&dir, e))?;
         schema::check(&conn).map_err(|why| damaged(id, &why))?;
         schema::configure(&conn).map_err(|e| db_error(&dir, e))?;
+        schema::upgrade(&conn).map_err(|why| Error::Store(format!("run {id}: {why}")))?;
         match make_run_dir(&dir.join(OUT_DIR)) {
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
                 return Err(io_error(&dir.join(OUT_DIR), e));
@@ -643,6 +644,14 @@ impl RunWriter {
         )
     }
 
+    /// The GPUs a host had when it connected, for the report.
+    pub fn host_gpus(&mut self, name: &str, gpus: u32) -> Result<(), Error> {
+        self.exec(
+            "UPDATE host SET gpus = ?2 WHERE name = ?1",
+            params![name, gpus],
+        )
+    }
+
     pub fn run_state(&mut self, state: &str, finished: Option<f64>) -> Result<(), Error> {
         self.exec(
             "UPDATE run SET state = ?1, finished = ?2",
@@ -965,6 +974,107 @@ mod tests {
         let refused = RunWriter::open(&state, &id).err().expect("refused");
         assert!(matches!(refused, Error::Store(_)), "{refused}");
         assert!(refused.to_string().contains("is damaged"), "{refused}");
+    }
+
+    /// The host table as schema version 1 made it, before dts kept each host's GPUs.
+    const HOST_V1: &str = "
+        CREATE TABLE host (
+            name TEXT PRIMARY KEY,
+            pos INTEGER NOT NULL,
+            slots INTEGER NOT NULL DEFAULT 0,
+            weight REAL NOT NULL,
+            state TEXT NOT NULL,
+            error TEXT
+        );";
+
+    /// Turns a run's database back into one the previous dts (schema version 1) wrote:
+    /// the same host rows in version 1's host table, and version 1 in `user_version`.
+    fn make_version_1(db: &Path) {
+        let conn = Connection::open(db).unwrap();
+        conn.execute_batch(&format!(
+            "BEGIN;
+             CREATE TABLE host_now AS SELECT name, pos, slots, weight, state, error FROM host;
+             DROP TABLE host;
+             {HOST_V1}
+             INSERT INTO host SELECT * FROM host_now;
+             DROP TABLE host_now;
+             PRAGMA user_version = 1;
+             COMMIT;"
+        ))
+        .unwrap();
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('host')")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            columns,
+            ["name", "pos", "slots", "weight", "state", "error"]
+        );
+    }
+
+    fn user_version(db: &Path) -> i64 {
+        Connection::open(db)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_run_store_of_schema_version_1_is_read_as_it_is_and_upgraded_when_a_coordinator_opens_it() {
+        let (_tmp, state, mut w) = new_run(2);
+        let id = w.id().to_string();
+        let db = w.dir().join(DB_FILE);
+        w.host("localhost", 4, "up", None).unwrap();
+        succeed(&mut w, 1).unwrap();
+        w.commit().unwrap();
+        drop(w);
+        make_version_1(&db);
+
+        // status, report and logs read it without changing it.
+        let old = reader::detail(&state, &id).unwrap();
+        assert_eq!(old.hosts.len(), 1);
+        assert_eq!((old.hosts[0].slots, old.hosts[0].gpus), (4, 0));
+        assert_eq!(old.tasks[0].state, "succeeded");
+        assert_eq!(reader::summary(&state, &id).unwrap().counts.succeeded, 1);
+        assert_eq!(user_version(&db), 1, "a reader never upgrades");
+
+        // A coordinator (dts retry) upgrades it, keeps every row, and records GPUs.
+        let mut w = RunWriter::open(&state, &id).unwrap();
+        assert_eq!(user_version(&db), schema::VERSION);
+        w.host_gpus("localhost", 2).unwrap();
+        w.commit().unwrap();
+        drop(w);
+        let new = reader::detail(&state, &id).unwrap();
+        assert_eq!((new.hosts[0].slots, new.hosts[0].gpus), (4, 2));
+        assert_eq!(new.tasks[0].state, "succeeded");
+        // Opening it again finds nothing to upgrade.
+        drop(RunWriter::open(&state, &id).unwrap());
+        assert_eq!(reader::detail(&state, &id).unwrap().hosts[0].gpus, 2);
+    }
+
+    #[test]
+    fn a_run_store_of_a_newer_schema_is_refused_by_readers_and_coordinators() {
+        let (_tmp, state, w) = new_run(1);
+        let id = w.id().to_string();
+        let db = w.dir().join(DB_FILE);
+        drop(w);
+        let newer = schema::VERSION + 1;
+        Connection::open(&db)
+            .unwrap()
+            .pragma_update(None, "user_version", newer)
+            .unwrap();
+        let read = reader::detail(&state, &id).expect_err("refused");
+        assert!(
+            read.to_string()
+                .contains(&format!("schema version {newer}")),
+            "{read}"
+        );
+        let opened = RunWriter::open(&state, &id).err().expect("refused");
+        assert!(opened.to_string().contains("is damaged"), "{opened}");
+        assert_eq!(user_version(&db), newer, "left as it was");
     }
 
     #[test]

@@ -671,15 +671,22 @@ fn histogram(runs: &[f64]) -> String {
 }
 
 fn hosts_table(hosts: &[HostDoc]) -> String {
-    let mut text = String::from(
-        "<section id=\"hosts\">\n<h2>Hosts</h2>\n<table>\n<thead><tr><th>host</th><th>slots</th><th>tasks</th><th>failed</th>\
+    let gpus = crate::report::document::any_gpus(hosts);
+    let mut text = format!(
+        "<section id=\"hosts\">\n<h2>Hosts</h2>\n<table>\n<thead><tr><th>host</th><th>slots</th>{}<th>tasks</th><th>failed</th>\
          <th>attempts</th><th>failed attempts</th><th>busy</th><th>RU</th><th>mean run</th><th>p95 run</th></tr></thead>\n<tbody>\n",
+        if gpus { "<th>GPUs</th>" } else { "" }
     );
     for h in hosts {
         let run = |s: f64| if h.completed > 0 { secs(s) } else { "-".into() };
+        let gpu_cell = if gpus {
+            format!("<td class=\"gpus\">{}</td>", h.gpus)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             text,
-            "<tr{}><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td></tr>",
+            "<tr{}><th scope=\"row\">{}</th><td>{}</td>{gpu_cell}<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td></tr>",
             if h.connected { "" } else { " class=\"gone\"" },
             escape(&h.name),
             h.slots,

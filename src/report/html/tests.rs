@@ -94,6 +94,7 @@ fn detail() -> RunDetail {
         weight: 1.0,
         state: state.into(),
         error: error.map(str::to_string),
+        gpus: 0,
     };
     RunDetail {
         run: RunRow {
@@ -176,6 +177,21 @@ fn page_of(detail: &RunDetail) -> Page {
 #[test]
 fn page_of_a_run_with_retries_requeues_and_a_speculative_copy() {
     insta::assert_snapshot!(render(&page_of(&detail())));
+}
+
+#[test]
+fn the_hosts_table_shows_each_hosts_gpus_once_a_host_has_some() {
+    let plain = render(&page_of(&detail()));
+    assert!(
+        !plain.contains("<th>GPUs</th>"),
+        "no GPU column without GPUs"
+    );
+    let mut with_gpus = detail();
+    with_gpus.hosts[0].gpus = 4;
+    let html = render(&page_of(&with_gpus));
+    let start = html.find("<section id=\"hosts\">").unwrap();
+    let end = start + html[start..].find("</section>").unwrap();
+    insta::assert_snapshot!(&html[start..end]);
 }
 
 #[test]
