@@ -9,6 +9,7 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::*;
+use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 
 /// hosts.toml for every lab host, warm, with `slots` each.
@@ -281,4 +282,54 @@ fn dts_hosts_says_which_hosts_run_warm() {
         .assert()
         .success()
         .stdout(contains("ok (warm)"));
+}
+
+/// A host whose PATH has no `perl` cannot run workers: the probe says so, `dts hosts` shows
+/// it, and its tasks run on per-task channels while the other host's run warm.
+#[test]
+fn a_host_without_perl_runs_its_tasks_on_per_task_channels() {
+    let mut lab = Lab::start(1);
+    // Every program of /usr/bin and /bin but perl, as the second host's whole PATH.
+    let bin = lab.path("no-perl-bin");
+    std::fs::create_dir(&bin).unwrap();
+    for dir in ["/usr/bin", "/bin"] {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let name = entry.file_name();
+            let link = bin.join(&name);
+            if !name.to_string_lossy().starts_with("perl") && !link.exists() {
+                std::os::unix::fs::symlink(entry.path(), link).unwrap();
+            }
+        }
+    }
+    let path = format!(" PATH={}", bin.display());
+    lab.add_host_with("h2", |config| {
+        config.replacen("SetEnv HOME=", &format!("SetEnv{path} HOME="), 1)
+    });
+    warm_inventory(&lab, 2);
+    dts(lab.dir.path())
+        .args(["hosts", "-H"])
+        .arg(lab.inventory())
+        .env_remove("DTS_EXECUTION")
+        .assert()
+        .success()
+        .stdout(contains("ok (warm)").and(contains("per-task: no perl for warm workers")));
+    let out = submit(&lab)
+        .args([
+            "-v",
+            "--array",
+            "1-8",
+            "--",
+            "command -v perl >/dev/null || echo no-perl",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("h2: no perl for warm workers"), "{stderr}");
+    assert!(
+        stdout.contains("[h2 ") && stdout.contains("no-perl"),
+        "{stdout}"
+    );
 }
