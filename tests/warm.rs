@@ -275,13 +275,17 @@ fn a_cancelled_run_kills_its_warm_tasks_and_workers() {
 #[test]
 fn dts_hosts_says_which_hosts_run_warm() {
     let lab = warm_lab(1, 2);
+    hosts(&lab).stdout(contains("ok (warm)"));
+}
+
+/// `dts hosts` on the lab's inventory, in the inventory's own execution mode.
+fn hosts(lab: &Lab) -> assert_cmd::assert::Assert {
     dts(lab.dir.path())
         .args(["hosts", "-H"])
         .arg(lab.inventory())
         .env_remove("DTS_EXECUTION")
         .assert()
         .success()
-        .stdout(contains("ok (warm)"));
 }
 
 /// A host whose PATH has no `perl` cannot run workers: the probe says so, `dts hosts` shows
@@ -306,13 +310,7 @@ fn a_host_without_perl_runs_its_tasks_on_per_task_channels() {
         config.replacen("SetEnv HOME=", &format!("SetEnv{path} HOME="), 1)
     });
     warm_inventory(&lab, 2);
-    dts(lab.dir.path())
-        .args(["hosts", "-H"])
-        .arg(lab.inventory())
-        .env_remove("DTS_EXECUTION")
-        .assert()
-        .success()
-        .stdout(contains("ok (warm)").and(contains("per-task: no perl for warm workers")));
+    hosts(&lab).stdout(contains("ok (warm)").and(contains("per-task: no perl for warm workers")));
     let out = submit(&lab)
         .args([
             "-v",
