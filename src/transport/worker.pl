@@ -20,7 +20,7 @@ sub signal_name { my ($n) = @_; unless (exists $signame{$n}) { my $name = `kill 
 sub children { open(my $fh, '<', "/proc/$$/task/$$/children") or return (); my $line = <$fh>; return defined $line ? split(' ', $line) : (); }
 # Zombie, not reaped: the leader still holds the group id, so the group can be signalled.
 sub leader_done { open(my $fh, '<', "/proc/$task->{pid}/stat") or return 1; my $line = <$fh>; return 1 unless defined $line; return substr($line, rindex($line, ')') + 2, 1) eq 'Z'; }
-sub term { return if $task->{term_at}; kill 'TERM', -$task->{pid}; $task->{term_at} = now(); $task->{kill_at} = now() + ($eof && $task->{grace} > 0.5 ? 0.5 : $task->{grace}); }
+sub term { return if $task->{term_at}; kill 'TERM', -$task->{pid}; $task->{term_at} = now(); $task->{kill_at} = $task->{term_at} + $task->{grace}; }
 sub start {
   while ($in =~ s/\A(?!__dts_e_)[^\n]*\n//) { }
   return 0 unless $in =~ /\A(__dts_e_\S+) (\d+)\n(\d+) (\d+)\n/;
@@ -49,7 +49,7 @@ sub finish {
   my $pid = $task->{pid};
   kill 'KILL', -$pid;
   waitpid($pid, 0); my $status = $?;
-  for (my @kids = children(); @kids; @kids = children()) { kill 'KILL', @kids; 1 while waitpid(-1, 1) > 0; select(undef, undef, undef, 0.001) if children(); }
+  while (my @kids = children()) { kill 'KILL', @kids; my $reaped = 0; $reaped++ while waitpid(-1, 1) > 0; select(undef, undef, undef, 0.001) unless $reaped; }
   my $signal = $status & 127;
   my ($waited, $name, $word) = $signal ? (128 + $signal, signal_name($signal), 'Killed') : ($status >> 8, '-', 'Done');
   my $token = $task->{token}; $task = undef;
@@ -60,8 +60,9 @@ syswrite STDOUT, "__dts_warm_ready\n";
 while (1) {
   finish() if $task && leader_done();
   if (!$task) { next if start(); exit 0 if $eof; }
-  if ($task) { term() while !$task->{term_at} && ($in =~ s/\Ak\n// || $eof); $in =~ s/\A(k\n)+//; }
-  if ($task && $eof && $task->{kill_at} && $task->{kill_at} > $task->{term_at} + 0.5) { $task->{kill_at} = $task->{term_at} + 0.5; }
+# A kill line, or EOF: dts or its connection is gone, so the grace is at most 0.5 s.
+  term() if $task && ($in =~ s/\A(?:k\n)+// || $eof);
+  $task->{kill_at} = $task->{term_at} + 0.5 if $task && $eof && $task->{kill_at} && $task->{kill_at} > $task->{term_at} + 0.5;
   if ($task && $task->{kill_at} && now() >= $task->{kill_at}) { kill 'KILL', -$task->{pid}; $task->{kill_at} = undef; }
 # Perl runs the CHLD handler (which wakes select through the pipe) at its next safe point,
 # so a SIGCHLD that lands just before select is only handled once select returns: while a

@@ -40,7 +40,7 @@
 //!   reaps its children until `/proc/self/task/…/children` is empty. Nothing of the task
 //!   can write after the record.
 //! * **Exact status.** `waitpid` tells exit 143 from death by TERM; signal names are the
-//!   host's (`$Config{sig_name}`).
+//!   host's (`kill -l`, asked the first time a task dies of that signal).
 //!
 //! The end record is the token on stderr and, on stdout, `TOKEN PID WAITED`, the signal
 //! name or `-`, a job line in `jobs -l` form and the token again; [`EndSplitter`] cuts each
@@ -490,41 +490,21 @@ mod tests {
     /// worker: every command's streams and status byte-compared with plain `sh -c`.
     #[test]
     fn a_task_in_a_worker_sees_exactly_what_sh_c_shows() {
-        let commands = [
-            "echo \"$0 $# [$*] [$-]\"",
-            "jobs; echo \"bang=[$!]\"",
-            "trap",
-            "set | grep -c __dts || true",
-            "env | grep -v '^DTS_X=' | sort",
-            "ls -l /proc/self/fd | tail -n +2 | wc -l",
-            "exit 137",
-            "exit 143",
-            "exit 255",
-            "kill -TERM $$; echo after",
-            "sh -c 'kill -KILL $$'",
-            "sleep 0.2 & kill -TERM $!; wait $!; echo $?",
-            "sleep 0.1 & wait; echo done",
-            "if",
-            "echo one\nfi",
-            "cat; echo read-stdin",
-            "read x; echo \"[$x]\"",
-            "printf 'no newline'",
-            "echo err >&2; exit 3",
-            "grep -E 'Sig(Ign|Blk)' /proc/self/status",
-        ];
+        use crate::transport::wrapper::tests::{OBSERVE_SH_C, reference};
+        let commands: Vec<&str> = OBSERVE_SH_C
+            .iter()
+            .copied()
+            .chain([
+                "env | grep -v '^DTS_X=' | sort",
+                "grep -E 'Sig(Ign|Blk)' /proc/self/status",
+            ])
+            .collect();
         let Some(results) = through_worker(&commands) else {
             return;
         };
         for (command, (out, err, status)) in commands.iter().zip(results) {
-            use std::os::unix::process::{CommandExt, ExitStatusExt};
-            let direct = std::process::Command::new("/bin/sh")
-                .arg0("sh")
-                .args(["-c", command])
-                .env_remove("_")
-                .process_group(0)
-                .stdin(std::process::Stdio::null())
-                .output()
-                .unwrap();
+            use std::os::unix::process::ExitStatusExt;
+            let direct = reference(command);
             let want = match direct.status.signal() {
                 Some(n) => ExitStatus::Signal(crate::transport::local::signal_name(n)),
                 None => ExitStatus::Code(direct.status.code().unwrap()),

@@ -283,4 +283,4 @@ pub fn guard(beat: Duration, beats: u32, grace: Duration) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -78,12 +78,11 @@ enum Work {
 /// How long a worker may take to print its ready line (Perl starts in milliseconds).
 const WORKER_START_LIMIT: Duration = Duration::from_secs(20);
 
-#[derive(Default)]
 struct WorkerSlot {
     ready: bool,
     /// When its channel was added; a worker that is not ready [`WORKER_START_LIMIT`] later
     /// never will be (a host whose `perl` hangs).
-    opened: Option<Instant>,
+    opened: Instant,
     /// Its stdout until the ready line.
     head: Vec<u8>,
     task: Option<WarmTask>,
@@ -402,7 +401,7 @@ impl Pool {
         } else if let Some(chan) = self.chans.iter_mut().find(
             |c| matches!(&c.work, Work::Worker(w) if w.task.as_ref().is_some_and(|t| t.id == id)),
         ) {
-            // The task's watcher reads it and kills the task's group; the worker lives on.
+            // The worker reads it and kills the task's group; the worker lives on.
             if let Work::Worker(slot) = &mut chan.work {
                 if let Some(task) = &mut slot.task {
                     if !task.killed {
@@ -539,7 +538,7 @@ impl Pool {
     fn check_worker_start(&mut self) {
         let late = self.chans.iter().any(|c| {
             matches!(&c.work, Work::Worker(w) if !w.ready
-                && w.opened.is_some_and(|at| at.elapsed() > WORKER_START_LIMIT))
+                && w.opened.elapsed() > WORKER_START_LIMIT)
         });
         if late {
             self.fall_back(&format!(
@@ -622,8 +621,10 @@ impl Pool {
             } => (Work::Task(id), Some(script), input),
             Job::Worker => (
                 Work::Worker(Box::new(WorkerSlot {
-                    opened: Some(Instant::now()),
-                    ..WorkerSlot::default()
+                    ready: false,
+                    opened: Instant::now(),
+                    head: Vec::new(),
+                    task: None,
                 })),
                 Some(worker::worker_command()),
                 Vec::new(),

@@ -43,8 +43,9 @@ fn run(command: &str) -> std::process::Output {
     run_launch(&task(command).launch(LoginShell::Sh, &[]))
 }
 
-/// Plain `sh -c CMD` in its own group with stdin from /dev/null: the reference.
-fn reference(command: &str) -> std::process::Output {
+/// Plain `sh -c CMD` in its own group with stdin from /dev/null: the reference every way
+/// of running a task (this prelude, a warm worker) is compared with.
+pub(crate) fn reference(command: &str) -> std::process::Output {
     Command::new("/bin/sh")
         .arg0("sh")
         .arg("-c")
@@ -89,30 +90,34 @@ fn login_shells_are_classified() {
 /// of its shell is what `sh -c` shows.
 #[test]
 fn a_task_sees_exactly_what_sh_c_shows() {
-    for command in [
-        "echo \"$0 $# [$*] [$-]\"",
-        "jobs; echo \"bang=[$!]\"",
-        "trap",
-        "set | grep -c __dts || true",
-        "env | sort",
-        "ls -l /proc/self/fd | tail -n +2 | wc -l",
-        "exit 137",
-        "exit 143",
-        "exit 255",
-        "kill -TERM $$; echo after",
-        "sh -c 'kill -KILL $$'",
-        "sleep 0.2 & kill -TERM $!; wait $!; echo $?",
-        "sleep 0.1 & wait; echo done",
-        "if",
-        "echo one\nfi",
-        "cat; echo read-stdin",
-        "read x; echo \"[$x]\"",
-        "printf 'no newline'",
-        "echo err >&2; exit 3",
-    ] {
+    for command in OBSERVE_SH_C.iter().copied().chain(["env | sort"]) {
         assert_same_as_sh_c(command);
     }
 }
+
+/// Command lines whose streams and status show what a command line can observe of the
+/// shell it runs in (besides its environment, which each caller checks its own way): every
+/// way of running a task must give what plain `sh -c` ([`reference`]) gives.
+pub(crate) const OBSERVE_SH_C: &[&str] = &[
+    "echo \"$0 $# [$*] [$-]\"",
+    "jobs; echo \"bang=[$!]\"",
+    "trap",
+    "set | grep -c __dts || true",
+    "ls -l /proc/self/fd | tail -n +2 | wc -l",
+    "exit 137",
+    "exit 143",
+    "exit 255",
+    "kill -TERM $$; echo after",
+    "sh -c 'kill -KILL $$'",
+    "sleep 0.2 & kill -TERM $!; wait $!; echo $?",
+    "sleep 0.1 & wait; echo done",
+    "if",
+    "echo one\nfi",
+    "cat; echo read-stdin",
+    "read x; echo \"[$x]\"",
+    "printf 'no newline'",
+    "echo err >&2; exit 3",
+];
 
 #[test]
 fn exports_env_and_runs_the_command() {
