@@ -331,3 +331,32 @@ fn a_host_without_perl_runs_its_tasks_on_per_task_channels() {
         "{stdout}"
     );
 }
+
+/// Regression: a command line longer than Linux takes for one exec argument (128 KiB, here
+/// a 200 KB item) made a warm task fail with exit 127 and no word on why; a per-task
+/// channel's `exec sh -c` says "Argument list too long" and exits 126. Now both do.
+#[test]
+fn an_overlong_command_line_fails_saying_why_with_exit_126() {
+    let lab = warm_lab(1, 1);
+    let items = lab.path("items");
+    std::fs::write(&items, format!("{}\n", "y".repeat(200_000))).unwrap();
+    let out = submit(&lab)
+        .args(["--joblog", "-", "--items"])
+        .arg(&items)
+        .args(["--", "printf %s {} | wc -c"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("[h1 1] dts worker: cannot run sh -c: Argument list too long"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("1\t"))
+        .unwrap_or_else(|| panic!("no joblog row: {stdout}"));
+    assert_eq!(row.split('\t').nth(6), Some("126"), "{row}");
+}

@@ -39,7 +39,8 @@ sub start {
     open(STDIN, '<&', $null);
     for my $pair (split /\0/, $secrets) { my ($name, $value) = split /=/, $pair, 2; $ENV{$name} = $value; }
     exec { 'sh' } 'sh', '-c', $code;
-    CORE::exit(127);
+# As a shell's exec fails: the reason on stderr, 127 when there is no sh, else 126.
+    my $why = $!; syswrite STDERR, "dts worker: cannot run sh -c: $why\n"; CORE::exit($!{ENOENT} ? 127 : 126);
   }
   setpgrp($pid, $pid);
   $task = { pid => $pid, token => $token, grace => $grace_ms / 1000 };
