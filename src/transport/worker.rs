@@ -261,11 +261,16 @@ mod tests {
 
         #[test]
         fn without_the_token_every_byte_is_the_task_s(
-            input in proptest::collection::vec(0u8..4, 0..300),
+            mut input in proptest::collection::vec(0u8..4, 0..300),
             cuts in proptest::collection::vec(any::<usize>(), 0..8),
         ) {
             let token = b"\x01\x02\x03\x01";
-            prop_assume!(find(&input, token).is_none());
+            // Break every whole token with a byte it lacks, rather than reject the input:
+            // near-tokens are what this property is about, and rejecting them ran out of
+            // tries at a few thousand cases.
+            while let Some(at) = find(&input, token) {
+                input[at + token.len() - 1] = 0;
+            }
             let (out, record) = split_all(token, &input, &cuts);
             prop_assert_eq!(out, input);
             prop_assert!(record.is_none());
