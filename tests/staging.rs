@@ -51,6 +51,14 @@ fn noise(len: usize, mut seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// `cleanup`: no file is left in the homes of the lab's two hosts.
+fn assert_no_file_left_on_the_hosts(lab: &Lab) {
+    for host in ["h1", "h2"] {
+        let left = files_under(&home_of(lab, host));
+        assert!(left.is_empty(), "{host} still holds {left:?}");
+    }
+}
+
 /// Every file under `dir`, relative, sorted.
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -556,10 +564,7 @@ fn the_staged_pipeline_in_jobs_sweeps_and_collects_across_hosts_without_a_shared
         .collect();
     assert_eq!(work_hosts.len(), 2, "{text}");
     // `cleanup = true` for every stage: nothing is left on the hosts.
-    for host in ["h1", "h2"] {
-        let left = files_under(&home_of(&lab, host));
-        assert!(left.is_empty(), "{host} still holds {left:?}");
-    }
+    assert_no_file_left_on_the_hosts(&lab);
 }
 
 /// `dts retry` of a staged pipeline stages each stage as the first session did (its own
@@ -604,10 +609,7 @@ fn dts_retry_of_a_staged_pipeline_stages_each_stage_as_the_first_session_did() {
         "20\n"
     );
     assert_eq!(std::fs::read_to_string(lab.path("total")).unwrap(), "30\n");
-    for host in ["h1", "h2"] {
-        let left = files_under(&home_of(&lab, host));
-        assert!(left.is_empty(), "{host} still holds {left:?}");
-    }
+    assert_no_file_left_on_the_hosts(&lab);
 }
 
 /// `dts retry` runs only the tasks that did not succeed, so its job holds fewer tasks than
