@@ -189,4 +189,35 @@ fn main() {
             ratios.len(),
         );
     }
+    print_blocks(&names, &runs);
+}
+
+/// Seeds per block: the goal is a mean over a dozen seeds.
+const BLOCK: usize = 12;
+
+/// How the goal's measure (ratio of mean makespans over 12 seeds) spreads over disjoint
+/// blocks of 12 seeds, for each policy against round-robin on the same seeds.
+fn print_blocks(names: &[String], runs: &[Vec<f64>]) {
+    let blocks = runs[0].len() / BLOCK;
+    if blocks < 2 {
+        return;
+    }
+    println!(
+        "  over {blocks} disjoint blocks of {BLOCK} seeds, the ratio of mean makespans to round-robin's: p10 / median / p90; blocks at or below 0.95"
+    );
+    let block_mean = |v: &[f64], b: usize| v[b * BLOCK..(b + 1) * BLOCK].iter().sum::<f64>();
+    for (name, makespans) in names.iter().zip(runs).skip(1) {
+        let mut ratios: Vec<f64> = (0..blocks)
+            .map(|b| block_mean(makespans, b) / block_mean(&runs[0], b))
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let at = |q: f64| ratios[((blocks - 1) as f64 * q).round() as usize];
+        println!(
+            "  {name:<34} {:.3} / {:.3} / {:.3}; {} of {blocks}",
+            at(0.1),
+            at(0.5),
+            at(0.9),
+            ratios.iter().filter(|&&r| r <= 0.95).count(),
+        );
+    }
 }
