@@ -6,6 +6,7 @@
 # which host the one or two longest tasks land on). Extra arguments replace the seeds and setup:
 #   bench/placement-bound.sh 13 108 8x4,8x4@0.5 exp 10000
 set -eu
+cd "$(dirname "$0")/.."
 cargo build -q --release --example placement_bound
 bound=target/release/examples/placement_bound
 if [ $# -gt 0 ]; then
