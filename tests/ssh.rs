@@ -528,3 +528,45 @@ fn dry_run_probes_and_prints_the_plan_without_running_anything() {
     let again = dry_run();
     assert_eq!(plan["plan"], again["plan"]);
 }
+
+/// Regression: a warm worker's record could wait in libssh2 for the pool's 1 s poll
+/// timeout (about once in 1 000 tasks; `bench/rerun.sh` saw a `sleep 1` task take 1.9 s).
+/// A read on one channel that would block takes in every packet on the socket, so output
+/// for a channel already read that turn sat in libssh2 while the pool polled an empty
+/// socket. The pool now asks `holds_unread` of its channels before it polls; this checks,
+/// on a real session, that it sees output another channel's read took in.
+#[test]
+fn output_that_another_channel_s_read_took_in_is_seen_before_polling() {
+    use std::io::{ErrorKind, Read, Write};
+
+    use dts::transport::ssh::holds_unread;
+
+    let lab = Lab::start(1);
+    let host = &lab.hosts[0];
+    let tcp = std::net::TcpStream::connect((host.address, host.port)).unwrap();
+    let mut session = ssh2::Session::new().unwrap();
+    session.set_tcp_stream(tcp);
+    session.handshake().unwrap();
+    session
+        .userauth_pubkey_file(&lab.user, None, &lab.path("userkey"), None)
+        .unwrap();
+    let mut speaker = session.channel_session().unwrap();
+    speaker.exec("read go; echo said; read never").unwrap();
+    let mut other = session.channel_session().unwrap();
+    other.exec("read never").unwrap();
+    assert!(!holds_unread(&speaker), "nothing was said yet");
+    speaker.write_all(b"go\n").unwrap();
+    session.set_blocking(false);
+    // Only `other` is read: what the socket brings for `speaker` stays in libssh2.
+    let mut buf = [0u8; 64];
+    wait_until(Duration::from_secs(10), "speaker's output to come in", || {
+        match other.read(&mut buf) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            read => panic!("the other channel printed or ended: {read:?}"),
+        }
+        holds_unread(&speaker)
+    });
+    let said = speaker.read(&mut buf).expect("taken in, so no wait");
+    assert_eq!(&buf[..said], b"said\n");
+    assert!(!holds_unread(&speaker), "all of it was read");
+}

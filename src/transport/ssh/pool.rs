@@ -324,7 +324,7 @@ impl Pool {
             self.heartbeat();
             self.check_liveness()?;
             self.check_worker_start();
-            if !progress {
+            if !progress && !self.holds_unread() {
                 self.wait(wake);
             }
         }
@@ -992,13 +992,29 @@ impl Pool {
         }
     }
 
+    /// Whether a running channel has input libssh2 took in after the channel was read this
+    /// turn ([`super::holds_unread`]): the next turn reads it, no poll needed.
+    fn holds_unread(&self) -> bool {
+        self.chans
+            .iter()
+            .any(|c| c.phase == Phase::Running && super::holds_unread(&c.channel))
+    }
+
+    /// Whether a channel is between requests whose replies (an open's confirmation, an
+    /// exec's answer, the remote close) libssh2 may have taken in during another
+    /// channel's read, where no poll of the socket announces them.
+    fn awaits_a_reply(&self) -> bool {
+        self.opening.is_some() || self.chans.iter().any(|c| c.phase != Phase::Running)
+    }
+
     /// Sleeps until the socket is ready in the direction libssh2 is blocked on, the
     /// dispatcher wakes us, or the keepalive is due.
     fn wait(&self, wake: &UnixStream) {
         let directions = self.session.block_directions();
         let events = poll_events(&directions);
-        // Nothing is blocked yet no progress: look again soon rather than trust the socket.
-        let timeout_ms = if matches!(directions, BlockDirections::None) {
+        // Nothing is blocked yet no progress, or a reply may already be in libssh2: look
+        // again soon rather than trust the socket.
+        let timeout_ms = if matches!(directions, BlockDirections::None) || self.awaits_a_reply() {
             10
         } else {
             1000
