@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 
-use dts::placement::{self, Algorithm, HostView, Params, Placement, TaskRef};
+use dts::placement::{self, Algorithm, HostView, Placement, TaskRef};
 use dts::simulate::{self, Dist, Options, Placed, SimHost, SimTask};
 
 /// Seconds of queued work below which the slower hosts stop starting tasks.
@@ -96,12 +96,7 @@ fn algorithm(
     seed: u64,
     known: bool,
 ) -> f64 {
-    let params = Params {
-        seed,
-        epsilon: 0.25,
-        hosts: hosts.iter().map(|h| (h.name.clone(), h.weight)).collect(),
-        total_tasks: tasks.len(),
-    };
+    let params = simulate::params(hosts, tasks, seed, 0.25);
     let options = Options {
         known,
         ..Options::default()

@@ -60,13 +60,21 @@ pub fn run(
     seed: u64,
     epsilon: f64,
 ) -> Vec<Placed> {
-    let params = Params {
+    run_placement(
+        placement::new(algorithm, &params(hosts, tasks, seed, epsilon)),
+        hosts,
+        tasks,
+    )
+}
+
+/// What an algorithm is told up front about a simulated run.
+pub fn params(hosts: &[SimHost], tasks: &[SimTask], seed: u64, epsilon: f64) -> Params {
+    Params {
         seed,
         epsilon,
         hosts: hosts.iter().map(|h| (h.name.clone(), h.weight)).collect(),
         total_tasks: tasks.len(),
-    };
-    run_placement(placement::new(algorithm, &params), hosts, tasks)
+    }
 }
 
 /// [`run`] with a placement already built, without speculation.
@@ -655,12 +663,7 @@ mod tests {
         let hosts = parse_hosts("1x1@0.25,1x4").unwrap();
         let mut work = vec![SimTask { work: 20.0, key: 0 }];
         work.extend((0..8).map(|_| SimTask { work: 1.0, key: 0 }));
-        let params = Params {
-            seed: 0,
-            epsilon: 0.25,
-            hosts: hosts.iter().map(|h| (h.name.clone(), h.weight)).collect(),
-            total_tasks: work.len(),
-        };
+        let params = params(&hosts, &work, 0, 0.25);
         let rr = || placement::new(Algorithm::RoundRobin, &params);
         let alone = run_placement(rr(), &hosts, &work);
         assert_eq!((alone[0].host, alone[0].finished), (0, 80.0));
@@ -684,12 +687,7 @@ mod tests {
             .iter()
             .map(|&work| SimTask { work, key: 0 })
             .collect();
-        let params = Params {
-            seed: 1,
-            epsilon: 0.25,
-            hosts: hosts.iter().map(|h| (h.name.clone(), h.weight)).collect(),
-            total_tasks: work.len(),
-        };
+        let params = params(&hosts, &work, 1, 0.25);
         let makespan = |placed: &[Placed]| placed.iter().map(|p| p.finished).fold(0.0, f64::max);
         let ll = || placement::new(Algorithm::LeastLoad, &params);
         let listed = run_placement(ll(), &hosts, &work);
@@ -721,12 +719,7 @@ mod tests {
                 .clone()
                 .map(|seed| {
                     let tasks = tasks(2000, dist, None, seed);
-                    let params = Params {
-                        seed,
-                        epsilon: 0.25,
-                        hosts: hosts.iter().map(|h| (h.name.clone(), h.weight)).collect(),
-                        total_tasks: tasks.len(),
-                    };
+                    let params = params(hosts, &tasks, seed, 0.25);
                     let options = Options {
                         known: true,
                         ..Options::default()

@@ -3,7 +3,7 @@
 use super::SimulateArgs;
 use crate::error::{Error, exit};
 use crate::placement::order::Order;
-use crate::placement::{self, Algorithm, Params};
+use crate::placement::{self, Algorithm};
 use crate::report::compare::{self, AlgorithmRow};
 use crate::simulate::{self, Dist};
 
@@ -63,12 +63,7 @@ pub fn run(args: SimulateArgs) -> Result<i32, Error> {
                 .iter()
                 .zip(&workloads)
                 .map(|(&seed, tasks)| {
-                    let params = Params {
-                        seed,
-                        epsilon: args.epsilon,
-                        hosts: hosts.iter().map(|h| (h.name.clone(), h.weight)).collect(),
-                        total_tasks: tasks.len(),
-                    };
+                    let params = simulate::params(&hosts, tasks, seed, args.epsilon);
                     let placement = placement::new(algorithm, &params);
                     let placed = simulate::run_with(placement, &hosts, tasks, options);
                     AlgorithmRow::new(algorithm.name(), &simulate::stats(&hosts, tasks, &placed))
