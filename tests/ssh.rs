@@ -559,13 +559,17 @@ fn output_that_another_channel_s_read_took_in_is_seen_before_polling() {
     session.set_blocking(false);
     // Only `other` is read: what the socket brings for `speaker` stays in libssh2.
     let mut buf = [0u8; 64];
-    wait_until(Duration::from_secs(10), "speaker's output to come in", || {
-        match other.read(&mut buf) {
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-            read => panic!("the other channel printed or ended: {read:?}"),
-        }
-        holds_unread(&speaker)
-    });
+    wait_until(
+        Duration::from_secs(10),
+        "speaker's output to come in",
+        || {
+            match other.read(&mut buf) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                read => panic!("the other channel printed or ended: {read:?}"),
+            }
+            holds_unread(&speaker)
+        },
+    );
     let said = speaker.read(&mut buf).expect("taken in, so no wait");
     assert_eq!(&buf[..said], b"said\n");
     assert!(!holds_unread(&speaker), "all of it was read");
