@@ -19,7 +19,8 @@ use dts::simulate::{self, Dist, Options, Placed, SimHost, SimTask};
 /// Seconds of queued work below which the slower hosts stop starting tasks.
 const THRESHOLDS: [f64; 8] = [0.0, 5.0, 10.0, 20.0, 30.0, 40.0, 80.0, f64::INFINITY];
 
-/// The threshold family: least pressure among the hosts allowed to start.
+/// The threshold family: least pressure ([`placement::pressure`], as least-load) among the
+/// hosts allowed to start.
 struct Threshold {
     queue: VecDeque<u32>,
     seconds: f64,
@@ -62,10 +63,7 @@ impl Placement for Threshold {
             .filter(|&h| hosts[h].free() > 0)
             .filter(|&h| hosts[h].weight >= fastest || slower_may_start)
             .min_by(|&a, &b| {
-                let pressure = |h: usize| {
-                    f64::from(hosts[h].running) / (f64::from(hosts[h].slots) * hosts[h].weight)
-                };
-                pressure(a).total_cmp(&pressure(b))
+                placement::pressure(&hosts[a]).total_cmp(&placement::pressure(&hosts[b]))
             })?;
         self.queue.pop_front();
         Some((task, host))
